@@ -1,0 +1,32 @@
+/* onnx.h — ONNX in and out of pdc's IR.
+ *
+ * The model file is untrusted: every length, offset, dim and count read from it
+ * is checked before use; external data must stay inside the model's folder;
+ * nothing is allocated merely because the file claims a size. Errors name the
+ * file and the node/tensor/attribute at fault. */
+#ifndef PDC_ONNX_H
+#define PDC_ONNX_H
+
+#include "ir.h"
+
+/* Hard limits on what a file may claim (on top of IR_MAX_ELEMS per tensor). */
+#define ONNX_MAX_FILE_BYTES ((size_t)4 << 30)   /* the protobuf itself (weights go external past 2 GB) */
+#define ONNX_MAX_NODES 1000000
+#define ONNX_MAX_ATTR_LIST 1000000
+
+/* Import a model. Initializers become constant tensors (IR_T_INIT, and
+ * IR_T_PARAM when floating point), Constant nodes become constant tensors,
+ * graph inputs keep their (possibly symbolic) dims. Opset-versioned forms are
+ * canonicalised to the newest input-based form (e.g. Squeeze-11's `axes`
+ * attribute becomes a constant input), so shape rules and kernels see one form. */
+int onnx_load_file(const char *path, struct ir_graph **out, struct diag *d);
+
+/* Same, from memory. `dir` is the folder external data is resolved against
+ * (NULL: a model using external data is rejected); `name` is used in messages. */
+int onnx_load_mem(const void *buf, size_t len, const char *dir, const char *name,
+                  struct ir_graph **out, struct diag *d);
+
+/* A serialized TensorProto (the ONNX test-data format input_0.pb / output_0.pb). */
+int onnx_read_tensor_file(const char *path, struct ir_value *v, struct diag *d);
+
+#endif

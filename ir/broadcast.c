@@ -1,0 +1,50 @@
+/* broadcast.c — numpy broadcasting and stride helpers shared by shape
+ * inference and the kernels. */
+#include "ir.h"
+
+int ir_broadcast_shape(int ra, const int64_t *da, int rb, const int64_t *db, int *rout,
+                       int64_t *dout)
+{
+    int r = ra > rb ? ra : rb;
+    for (int i = 0; i < r; i++) {
+        int64_t a = i < r - ra ? 1 : da[i - (r - ra)];
+        int64_t b = i < r - rb ? 1 : db[i - (r - rb)];
+        if (a != b && a != 1 && b != 1)
+            return -1;
+        dout[i] = a == 1 ? b : a;
+    }
+    *rout = r;
+    return 0;
+}
+
+void ir_broadcast_strides(int r, const int64_t *dims, int ro, const int64_t *dout, int64_t *strides)
+{
+    int64_t s = 1;
+    for (int i = ro - 1; i >= 0; i--) {
+        int k = i - (ro - r);
+        if (k < 0) {
+            strides[i] = 0;
+            continue;
+        }
+        strides[i] = (dims[k] == 1 && dout[i] != 1) ? 0 : s;
+        s *= dims[k];
+    }
+}
+
+void ir_contig_strides(int r, const int64_t *dims, int64_t *strides)
+{
+    int64_t s = 1;
+    for (int i = r - 1; i >= 0; i--) {
+        strides[i] = s;
+        s *= dims[i];
+    }
+}
+
+int ir_norm_axis(int64_t axis, int rank)
+{
+    if (axis < 0)
+        axis += rank;
+    if (axis < 0 || axis >= rank)
+        return -1;
+    return (int)axis;
+}

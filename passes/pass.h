@@ -1,0 +1,46 @@
+/* pass.h — passes over the IR and the pipelines that run them.
+ * A pass is a plain function; its file opens with what it needs and guarantees.
+ * pipeline.c holds the pipelines as arrays read top to bottom. */
+#ifndef PDC_PASS_H
+#define PDC_PASS_H
+
+#include "ir.h"
+
+/* Evaluates one node on concrete buffers (the reference target's kernels);
+ * passes never link a target themselves, the caller hands this in. */
+typedef int (*pass_eval_fn)(const struct ir_graph *g, const struct ir_node *n, void *const *in,
+                            void *const *out);
+
+struct pass_ctx {
+    pass_eval_fn eval;   /* for constant folding; NULL disables folding */
+    const char *dump;    /* "-d NAME": print the graph after that pass ("all": every pass) */
+    int verify;          /* run ir_verify after every pass */
+    void *dump_file;     /* FILE*, stderr if NULL */
+};
+
+struct pass {
+    const char *name;
+    int (*run)(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
+};
+
+/* infer.c: shape inference in topological order, folding constant subgraphs
+ * (Shape/Gather/Concat/Unsqueeze chains) as soon as their inputs are known */
+int pass_infer_fold(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
+/* dce.c: drop nodes no graph output depends on */
+int pass_dce(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
+int pass_verify(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
+
+/* bind_inputs.c: match run-time values to graph inputs by name, binding symbolic
+ * dims from their shapes and checking dtypes and static dims. Inputs that some
+ * node reads as a shape operand become constants (their values fix shapes). */
+int pass_bind_inputs(struct ir_graph *g, const struct ir_value *vals, int n, struct diag *d);
+
+/* pipeline.c */
+int pass_run_pipeline(struct ir_graph *g, const struct pass *p, int np, struct pass_ctx *cx,
+                      struct diag *d);
+/* the inference pipeline: verify, infer+fold, dce, verify */
+int pass_compile_inference(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
+/* names of all passes (for -d help) */
+void pass_list(void *file);
+
+#endif

@@ -1,0 +1,2 @@
+/* exec.c — PENDING */
+#include "exec.h"
