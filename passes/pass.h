@@ -35,6 +35,20 @@ int pass_verify(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
  * node reads as a shape operand become constants (their values fix shapes). */
 int pass_bind_inputs(struct ir_graph *g, const struct ir_value *vals, int n, struct diag *d);
 
+/* sites.c: decomposable weights (see the file for what counts as a site) */
+enum pass_site_kind { PASS_SITE_MATMUL, PASS_SITE_MATMUL_LEFT, PASS_SITE_GEMM, PASS_SITE_GATHER,
+                      PASS_SITE_CONV };
+#define PASS_SITE_MAX_USES 8
+struct pass_site {
+    uint32_t weight;               /* the initializer tensor */
+    enum pass_site_kind kind;      /* of its first use */
+    int64_t d_in, d_out;           /* [d_in, d_out] right-multiply convention */
+    int n_uses;                    /* nodes reading it (tied weights: more than one) */
+    uint32_t uses[PASS_SITE_MAX_USES];
+};
+int pass_find_sites(const struct ir_graph *g, struct pass_site **sites, int *n_sites);
+const char *pass_site_kind_name(enum pass_site_kind k);
+
 /* pipeline.c */
 int pass_run_pipeline(struct ir_graph *g, const struct pass *p, int np, struct pass_ctx *cx,
                       struct diag *d);

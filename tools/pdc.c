@@ -1,3 +1,285 @@
-/* pdc.c — PENDING: the command line driver. */
+/* pdc.c — the command line driver.
+ *   pdc inspect MODEL.onnx                 graph summary and decomposable sites
+ *   pdc run MODEL.onnx --input NAME=X.npy  run the model on the reference target
+ * Every error prints one line "pdc: <file>: <what is wrong>" and exits non-zero. */
 #include <stdio.h>
-int main(void) { puts("pdc"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec.h"
+#include "io.h"
+#include "onnx.h"
+#include "pass.h"
+#include "target.h"
+
+#ifdef PDC_HAVE_LLVM
+#include <llvm-c/Core.h>
+#endif
+
+#define MAX_INPUTS 64
+
+static int fail(const struct diag *d)
+{
+    fprintf(stderr, "pdc: %s\n", d->msg[0] ? d->msg : status_name(d->status));
+    return 1;
+}
+
+static int usage(FILE *f)
+{
+    fprintf(f,
+            "usage:\n"
+            "  pdc inspect MODEL.onnx [--bind NAME=N,...]\n"
+            "      inputs, outputs, op histogram, parameter count, decomposable sites\n"
+            "  pdc run MODEL.onnx --input NAME=FILE.npy [--input ...] [--input FILE.npz]\n"
+            "          [--bind NAME=N,...] [-o OUT.npz] [-d PASS|all]\n"
+            "      run the model; outputs go to OUT.npz (a summary is printed without -o)\n"
+            "  pdc --version\n");
+    return f == stderr ? 2 : 0;
+}
+
+/* ---- inspect ------------------------------------------------------------ */
+
+static void print_values(const struct ir_graph *g, const uint32_t *ids, uint32_t n,
+                         const char *title)
+{
+    char ty[256];
+    printf("%s:\n", title);
+    for (uint32_t i = 0; i < n; i++) {
+        ir_tensor_type_str(&g->t[ids[i]], g, ty, sizeof ty);
+        printf("  %-24s %s\n", g->t[ids[i]].name, ty);
+    }
+}
+
+static void print_histogram(const struct ir_graph *g)
+{
+    uint32_t count[IR_OP_COUNT] = {0};
+    for (uint32_t i = 0; i < g->nn; i++)
+        if (!(g->n[i].flags & IR_N_DEAD))
+            count[g->n[i].op]++;
+    printf("ops (%u nodes):\n", g->nn);
+    for (int op = 0; op < IR_OP_COUNT; op++)
+        if (count[op])
+            printf("  %-24s %u\n", ir_ops[op].name, count[op]);
+}
+
+static void print_params(const struct ir_graph *g)
+{
+    int64_t nparam = 0, nconst = 0;
+    size_t bytes = 0;
+    int ninit = 0;
+    for (uint32_t t = 0; t < g->nt; t++) {
+        const struct ir_tensor *x = &g->t[t];
+        if (!(x->flags & IR_T_INIT))
+            continue;
+        ninit++;
+        bytes += x->nbytes;
+        if (x->flags & IR_T_PARAM)
+            nparam += ir_numel(x);
+        else
+            nconst += ir_numel(x);
+    }
+    printf("parameters: %lld floating-point (%d initializers, %.3f MB; %lld other constant "
+           "elements)\n", (long long)nparam, ninit, (double)bytes / 1e6, (long long)nconst);
+}
+
+static int print_sites(const struct ir_graph *g)
+{
+    struct pass_site *s;
+    int n;
+    if (pass_find_sites(g, &s, &n))
+        return -1;
+    printf("decomposable sites (%d), shapes as [d_in, d_out]:\n", n);
+    for (int i = 0; i < n; i++) {
+        printf("  %-24s %-13s [%lld, %lld]", g->t[s[i].weight].name, pass_site_kind_name(s[i].kind),
+               (long long)s[i].d_in, (long long)s[i].d_out);
+        if (s[i].n_uses > 1)
+            printf("  (%d uses: tied)", s[i].n_uses);
+        printf("  node %s\n", g->n[s[i].uses[0]].name);
+    }
+    free(s);
+    return 0;
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+    const char *model = NULL, *bind = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc)
+            bind = argv[++i];
+        else if (argv[i][0] != '-' && !model)
+            model = argv[i];
+        else
+            return usage(stderr);
+    }
+    if (!model)
+        return usage(stderr);
+    struct diag d = {0};
+    struct ir_graph *g;
+    if (onnx_load_file(model, &g, &d))
+        return fail(&d);
+    if (bind && ir_bind(g, bind, &d)) {
+        ir_graph_free(g);
+        return fail(&d);
+    }
+    printf("model: %s (ir_version %lld, opset %d, producer '%s')\n", model,
+           (long long)g->ir_version, g->opset, g->producer);
+    print_values(g, g->inputs, g->n_inputs, "inputs");
+    print_values(g, g->outputs, g->n_outputs, "outputs");
+    print_histogram(g);
+    print_params(g);
+    int rc = print_sites(g) ? 1 : 0;
+    ir_graph_free(g);
+    return rc;
+}
+
+/* ---- run ----------------------------------------------------------------- */
+
+struct inputs {
+    struct ir_value v[MAX_INPUTS];
+    int n;
+};
+
+static int add_input_arg(struct inputs *in, const char *arg, struct diag *d)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq) { /* a bare .npz: every member is an input */
+        struct ir_value *vals;
+        int n;
+        int st = npz_read_file(arg, &vals, &n, d);
+        if (st)
+            return st;
+        for (int i = 0; i < n; i++) {
+            if (in->n == MAX_INPUTS) {
+                ir_value_free(&vals[i]);
+                continue;
+            }
+            in->v[in->n++] = vals[i];
+        }
+        free(vals);
+        return in->n == MAX_INPUTS ? diag_set(d, ST_ERR_INVALID, "too many inputs") : ST_OK;
+    }
+    if (in->n == MAX_INPUTS)
+        return diag_set(d, ST_ERR_INVALID, "too many inputs (max %d)", MAX_INPUTS);
+    struct ir_value *v = &in->v[in->n];
+    const char *file = eq + 1;
+    size_t fl = strlen(file);
+    int st = fl > 3 && strcmp(file + fl - 3, ".pb") == 0 ? onnx_read_tensor_file(file, v, d)
+                                                         : npy_read_file(file, v, d);
+    if (st)
+        return st;
+    free(v->name);
+    v->name = strndup(arg, (size_t)(eq - arg));
+    if (!v->name)
+        return diag_set(d, ST_ERR_NOMEM, "out of memory");
+    in->n++;
+    return ST_OK;
+}
+
+static void print_outputs(const struct ir_value *vals, int n)
+{
+    for (int i = 0; i < n; i++) {
+        const struct ir_value *v = &vals[i];
+        printf("%s: %s[", v->name, ir_dtype_name(v->dtype));
+        for (int k = 0; k < v->rank; k++)
+            printf("%s%lld", k ? "," : "", (long long)v->dims[k]);
+        printf("]");
+        int64_t ne = ir_value_numel(v);
+        for (int64_t k = 0; k < ne && k < 8; k++)
+            printf(" %.6g", ir_load_f64(v->dtype, v->data, k));
+        printf(ne > 8 ? " ...\n" : "\n");
+    }
+}
+
+static int run_model(const char *model, struct inputs *in, const char *bind, const char *outp,
+                     const char *dump, struct diag *d)
+{
+    struct ir_graph *g;
+    int st = onnx_load_file(model, &g, d);
+    if (st)
+        return st;
+    struct pass_ctx cx = {.eval = cg_eval_node, .dump = dump};
+    struct ir_value *outs = NULL;
+    int nout = 0;
+    if ((bind && (st = ir_bind(g, bind, d))) || (st = pass_bind_inputs(g, in->v, in->n, d)) ||
+        (st = pass_compile_inference(g, &cx, d)) ||
+        (st = rt_run(g, &cg_ref, in->v, in->n, &outs, &nout, d))) {
+        if (!strstr(d->msg, model)) { /* make sure the message names the model */
+            char tmp[sizeof d->msg];
+            snprintf(tmp, sizeof tmp, "%s: %s", model, d->msg);
+            memcpy(d->msg, tmp, sizeof tmp);
+        }
+        ir_graph_free(g);
+        return st;
+    }
+    if (outp)
+        st = npz_write_file(outp, outs, nout, d);
+    else
+        print_outputs(outs, nout);
+    for (int i = 0; i < nout; i++)
+        ir_value_free(&outs[i]);
+    free(outs);
+    ir_graph_free(g);
+    return st;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    const char *model = NULL, *bind = NULL, *outp = NULL, *dump = NULL;
+    struct inputs in = {.n = 0};
+    struct diag d = {0};
+    int st = ST_OK;
+    for (int i = 0; i < argc && !st; i++) {
+        if (strcmp(argv[i], "--input") == 0 && i + 1 < argc)
+            st = add_input_arg(&in, argv[++i], &d);
+        else if (strcmp(argv[i], "--bind") == 0 && i + 1 < argc)
+            bind = argv[++i];
+        else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+            outp = argv[++i];
+        else if (strcmp(argv[i], "-d") == 0 && i + 1 < argc)
+            dump = argv[++i];
+        else if (argv[i][0] != '-' && !model)
+            model = argv[i];
+        else {
+            for (int k = 0; k < in.n; k++)
+                ir_value_free(&in.v[k]);
+            return usage(stderr);
+        }
+    }
+    if (!st && !model)
+        st = diag_set(&d, ST_ERR_INVALID, "run: no model given (pdc run MODEL.onnx ...)");
+    if (!st)
+        st = run_model(model, &in, bind, outp, dump, &d);
+    for (int k = 0; k < in.n; k++)
+        ir_value_free(&in.v[k]);
+    return st ? fail(&d) : 0;
+}
+
+static void print_version(void)
+{
+    printf("pdc 0.1 (ops: %d", IR_OP_COUNT);
+#ifdef PDC_HAVE_LLVM
+    unsigned maj, min, pat;
+    LLVMGetVersion(&maj, &min, &pat);
+    printf(", LLVM %u.%u.%u", maj, min, pat);
+#endif
+    printf(")\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr);
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "inspect") == 0)
+        return cmd_inspect(argc - 2, argv + 2);
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "--version") == 0) {
+        print_version();
+        return 0;
+    }
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0)
+        return usage(stdout);
+    fprintf(stderr, "pdc: unknown command '%s'\n", cmd);
+    return usage(stderr);
+}

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# build.sh [release|asan] — configure and build into build/ or build-asan/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kind=${1:-release}
+case "$kind" in
+  release) dir=build; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+  asan)    dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=Debug -DPDC_SANITIZE=ON) ;;
+  *) echo "build.sh: unknown build kind '$kind' (release|asan)" >&2; exit 2 ;;
+esac
+cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
+ninja -C "$dir" >/dev/null || ninja -C "$dir"   # rerun to show errors in full
+echo "$dir"
