@@ -34,9 +34,16 @@ static int set_opset(struct importer *im, const Onnx__ModelProto *m)
         im->g->opset = (int)o->version;
         found = 1;
     }
-    if (!found)
+    if (!found) {
+        const char *other = m->n_opset_import && m->opset_import[0]->domain
+                                ? m->opset_import[0]->domain : "";
+        if (*other) /* e.g. only ai.onnx.preview.training: ops pdc does not have */
+            return diag_set(im->d, ST_ERR_UNSUPPORTED,
+                            "%s: model imports only domain '%s' (and no default ONNX opset); "
+                            "pdc supports the default domain", im->file, other);
         return diag_set(im->d, ST_ERR_INVALID, "%s: model imports no default-domain opset",
                         im->file);
+    }
     return ST_OK;
 }
 

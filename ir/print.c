@@ -5,6 +5,7 @@
  *   output y
  * Nodes print in topological order (import order where dependencies allow). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ir.h"
@@ -80,13 +81,22 @@ void ir_print(const struct ir_graph *g, void *file)
         ir_tensor_type_str(t, g, ty, sizeof ty);
         fprintf(f, "input  %s : %s\n", t->name, ty);
     }
+    /* constants no live node reads (folded intermediates) are not part of the program */
+    unsigned char *used = calloc((size_t)g->nt + 1, 1);
+    for (uint32_t i = 0; used && i < g->nn; i++)
+        for (uint32_t k = 0; !(g->n[i].flags & IR_N_DEAD) && k < g->n[i].n_in; k++)
+            if (g->n[i].in[k] != IR_NONE)
+                used[g->n[i].in[k]] = 1;
+    for (uint32_t i = 0; used && i < g->n_outputs; i++)
+        used[g->outputs[i]] = 1;
     for (uint32_t i = 0; i < g->nt; i++) {
         const struct ir_tensor *t = &g->t[i];
-        if (!t->data || t->producer != IR_NONE)
+        if (!t->data || t->producer != IR_NONE || (t->flags & IR_T_INPUT) || (used && !used[i]))
             continue;
         ir_tensor_type_str(t, g, ty, sizeof ty);
         fprintf(f, "%s %s : %s\n", (t->flags & IR_T_PARAM) ? "param " : "const ", t->name, ty);
     }
+    free(used);
     const uint32_t *order = g->topo;
     uint32_t cnt = g->ntopo;
     int use_topo = (g->valid & IR_VALID_TOPO) != 0;

@@ -23,8 +23,30 @@
 
 enum verdict { V_PASS, V_FAIL, V_NA };
 
+/* Cases whose data contradicts the ONNX spec or the model itself (libonnx-testdata
+ * 1.12). They are reported on every run, never silently dropped. */
+static const struct {
+    const char *name, *why;
+} bad_data[] = {
+    {"test_cast_FLOAT_to_BFLOAT16",
+     "expected output truncates to bfloat16 (onnx < 1.13); the spec and onnxruntime round to "
+     "nearest even, as pdc does"},
+    {"test_castlike_FLOAT_to_BFLOAT16_expanded",
+     "input 'like' is stored with shape [1] but the model declares [3,4]"},
+    {"test_castlike_BFLOAT16_to_FLOAT_expanded",
+     "input 'like' is stored with shape [1] but the model declares [3,4]"},
+};
+
+static const char *bad_data_reason(const char *name)
+{
+    for (size_t i = 0; i < sizeof bad_data / sizeof *bad_data; i++)
+        if (strcmp(bad_data[i].name, name) == 0)
+            return bad_data[i].why;
+    return NULL;
+}
+
 struct tally {
-    int pass, fail, na;
+    int pass, fail, na, excluded;
     char unsupported[4096]; /* distinct unsupported op names met */
 };
 
@@ -164,6 +186,9 @@ static enum verdict run_set(const char *model, const char *setdir, char *why, si
     for (int i = 0; !st && i < nin; i++) { /* test data binds by position */
         free(in[i].name);
         in[i].name = strdup(g->t[g->inputs[i]].name);
+        /* numpy has no bfloat16: the ONNX test data stores such tensors as uint16 bits */
+        if (in[i].dtype == IR_U16 && g->t[g->inputs[i]].dtype == IR_BF16)
+            in[i].dtype = IR_BF16;
     }
     struct pass_ctx cx = {.eval = cg_eval_node};
     if (!st)
@@ -180,6 +205,8 @@ static enum verdict run_set(const char *model, const char *setdir, char *why, si
     } else {
         v = V_PASS;
         for (int i = 0; i < ngot && v == V_PASS; i++) {
+            if (want[i].dtype == IR_U16 && got[i].dtype == IR_BF16) /* see the inputs above */
+                want[i].dtype = IR_BF16;
             char w[512];
             if (!compare(&got[i], &want[i], w, sizeof w)) {
                 snprintf(why, whyn, "output %d ('%s'): %s", i, got[i].name, w);
@@ -197,6 +224,12 @@ static enum verdict run_set(const char *model, const char *setdir, char *why, si
 
 static void run_case(const char *root, const char *name, struct tally *t)
 {
+    const char *bad = bad_data_reason(name);
+    if (bad) {
+        t->excluded++;
+        printf("  excluded %s: %s\n", name, bad);
+        return;
+    }
     char model[4096], why[1200] = "";
     snprintf(model, sizeof model, "%s/%s/model.onnx", root, name);
     char cdir[4096];
@@ -267,8 +300,9 @@ int main(int argc, char **argv)
             free(cases[i]);
         }
         free(cases);
-        printf("conformance %-18s %d passed / %d applicable (%d failed); %d not applicable of %d\n",
-               s, t.pass, t.pass + t.fail, t.fail, t.na, t.pass + t.fail + t.na);
+        printf("conformance %-18s %d passed / %d applicable (%d failed); %d not applicable, "
+               "%d excluded (bad data), of %d\n", s, t.pass, t.pass + t.fail, t.fail, t.na,
+               t.excluded, t.pass + t.fail + t.na + t.excluded);
         if (t.unsupported[0])
             printf("  unsupported ops met:%s\n", t.unsupported);
         total_fail += t.fail;
