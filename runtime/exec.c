@@ -1,19 +1,105 @@
-/* exec.c — run a compiled graph node by node on one target. Every non-constant
- * tensor gets its own buffer for now; liveness-based planning comes with memplan. */
+/* exec.c — programs: buffers allocated once per live tensor, nodes run in
+ * topological order on one target. Liveness-based reuse comes with memplan. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "exec.h"
 
-static size_t tensor_bytes(const struct ir_tensor *t)
+struct rt_prog {
+    const struct ir_graph *g;
+    const struct cg_target *tgt;
+    void **buf;
+    unsigned char *owned;
+};
+
+size_t rt_tensor_bytes(const struct ir_tensor *t)
 {
     int64_t n = ir_numel(t);
     return n < 0 ? 0 : (size_t)n * ir_dtype_size(t->dtype);
 }
 
-static int feed_inputs(const struct ir_graph *g, const struct ir_value *inputs, int n_inputs,
-                       void **buf, struct diag *d)
+void rt_prog_free(struct rt_prog *p)
 {
+    if (!p)
+        return;
+    for (uint32_t t = 0; p->buf && p->owned && t < p->g->nt; t++)
+        if (p->owned[t])
+            free(p->buf[t]);
+    free(p->buf);
+    free(p->owned);
+    free(p);
+}
+
+static int own(struct rt_prog *p, uint32_t t, struct diag *d)
+{
+    if (p->buf[t])
+        return ST_OK;
+    size_t nb = rt_tensor_bytes(&p->g->t[t]);
+    p->buf[t] = calloc(1, nb ? nb : 1);
+    if (!p->buf[t])
+        return diag_set(d, ST_ERR_NOMEM, "out of memory for '%s' (%zu bytes)", p->g->t[t].name, nb);
+    p->owned[t] = 1;
+    return ST_OK;
+}
+
+int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt_prog **out,
+                struct diag *d)
+{
+    *out = NULL;
+    if (!(g->valid & IR_VALID_TOPO))
+        return diag_set(d, ST_ERR_INVALID, "program has no execution order (run the pipeline)");
+    struct rt_prog *p = calloc(1, sizeof *p);
+    if (!p)
+        return diag_set(d, ST_ERR_NOMEM, "out of memory");
+    p->g = g;
+    p->tgt = tgt;
+    p->buf = calloc((size_t)g->nt + 1, sizeof *p->buf);
+    p->owned = calloc((size_t)g->nt + 1, 1);
+    int st = (!p->buf || !p->owned) ? diag_set(d, ST_ERR_NOMEM, "out of memory") : ST_OK;
+    for (uint32_t t = 0; !st && t < g->nt; t++)
+        p->buf[t] = g->t[t].data;
+    for (uint32_t k = 0; !st && k < g->n_inputs; k++)
+        st = own(p, g->inputs[k], d);
+    for (uint32_t k = 0; !st && k < g->ntopo; k++) {
+        const struct ir_node *n = &g->n[g->topo[k]];
+        for (uint32_t o = 0; !st && o < n->n_out; o++)
+            if (n->out[o] != IR_NONE)
+                st = own(p, n->out[o], d);
+    }
+    if (st) {
+        rt_prog_free(p);
+        return st;
+    }
+    *out = p;
+    return ST_OK;
+}
+
+void *rt_prog_buf(struct rt_prog *p, uint32_t t) { return p->buf[t]; }
+
+int rt_prog_run(struct rt_prog *p, struct diag *d)
+{
+    const struct ir_graph *g = p->g;
+    void *in[256], *out[256];
+    for (uint32_t k = 0; k < g->ntopo; k++) {
+        const struct ir_node *n = &g->n[g->topo[k]];
+        if (n->n_in > 256 || n->n_out > 256)
+            return diag_set(d, ST_ERR_UNSUPPORTED, "node '%s' has too many operands", n->name);
+        for (uint32_t i = 0; i < n->n_in; i++)
+            in[i] = n->in[i] == IR_NONE ? NULL : p->buf[n->in[i]];
+        for (uint32_t o = 0; o < n->n_out; o++)
+            out[o] = n->out[o] == IR_NONE ? NULL : p->buf[n->out[o]];
+        int st = p->tgt->run(g, n, in, out);
+        if (st)
+            return diag_set(d, st, "node '%s' (%s) failed on target %s", n->name,
+                            ir_ops[n->op].name, p->tgt->name);
+    }
+    return ST_OK;
+}
+
+static int feed_inputs(struct rt_prog *p, const struct ir_value *inputs, int n_inputs,
+                       struct diag *d)
+{
+    const struct ir_graph *g = p->g;
     for (uint32_t k = 0; k < g->n_inputs; k++) {
         const struct ir_tensor *t = &g->t[g->inputs[k]];
         if (t->data)
@@ -24,33 +110,18 @@ static int feed_inputs(const struct ir_graph *g, const struct ir_value *inputs, 
                 v = &inputs[i];
         if (!v)
             return diag_set(d, ST_ERR_INVALID, "no value given for model input '%s'", t->name);
-        if (v->dtype != t->dtype || v->nbytes != tensor_bytes(t))
+        if (v->dtype != t->dtype || v->nbytes != rt_tensor_bytes(t))
             return diag_set(d, ST_ERR_SHAPE, "input '%s' does not match the compiled type/shape",
                             t->name);
-        buf[g->inputs[k]] = v->data; /* borrowed; never written by kernels */
+        memcpy(p->buf[g->inputs[k]], v->data, v->nbytes);
     }
     return ST_OK;
 }
 
-static int alloc_outputs(const struct ir_graph *g, const struct ir_node *n, void **buf,
-                         unsigned char *owned, struct diag *d)
+static int collect_outputs(struct rt_prog *p, struct ir_value **outputs, int *n_outputs,
+                           struct diag *d)
 {
-    for (uint32_t o = 0; o < n->n_out; o++) {
-        uint32_t t = n->out[o];
-        if (t == IR_NONE)
-            continue;
-        size_t nb = tensor_bytes(&g->t[t]);
-        buf[t] = calloc(1, nb ? nb : 1);
-        if (!buf[t])
-            return diag_set(d, ST_ERR_NOMEM, "out of memory for '%s' (%zu bytes)", g->t[t].name, nb);
-        owned[t] = 1;
-    }
-    return ST_OK;
-}
-
-static int collect_outputs(const struct ir_graph *g, void **buf, struct ir_value **outputs,
-                           int *n_outputs, struct diag *d)
-{
+    const struct ir_graph *g = p->g;
     struct ir_value *vals = calloc(g->n_outputs + 1, sizeof *vals);
     if (!vals)
         return diag_set(d, ST_ERR_NOMEM, "out of memory");
@@ -61,9 +132,9 @@ static int collect_outputs(const struct ir_graph *g, void **buf, struct ir_value
         v->dtype = t->dtype;
         v->rank = t->rank;
         memcpy(v->dims, t->dims, sizeof v->dims);
-        v->nbytes = tensor_bytes(t);
+        v->nbytes = rt_tensor_bytes(t);
         v->data = malloc(v->nbytes ? v->nbytes : 1);
-        const void *src = t->data ? t->data : buf[g->outputs[k]];
+        const void *src = p->buf[g->outputs[k]];
         if (!v->name || !v->data || !src) {
             for (uint32_t j = 0; j <= k; j++)
                 ir_value_free(&vals[j]);
@@ -81,36 +152,12 @@ static int collect_outputs(const struct ir_graph *g, void **buf, struct ir_value
 int rt_run(const struct ir_graph *g, const struct cg_target *tgt, const struct ir_value *inputs,
            int n_inputs, struct ir_value **outputs, int *n_outputs, struct diag *d)
 {
-    void **buf = calloc((size_t)g->nt + 1, sizeof *buf);
-    unsigned char *owned = calloc((size_t)g->nt + 1, 1);
-    int st = (!buf || !owned) ? diag_set(d, ST_ERR_NOMEM, "out of memory") : ST_OK;
-    for (uint32_t t = 0; !st && t < g->nt; t++)
-        buf[t] = g->t[t].data;
-    if (!st)
-        st = feed_inputs(g, inputs, n_inputs, buf, d);
-    void *in[256], *out[256];
-    for (uint32_t k = 0; !st && k < g->ntopo; k++) {
-        const struct ir_node *n = &g->n[g->topo[k]];
-        if (n->n_in > 256 || n->n_out > 256) {
-            st = diag_set(d, ST_ERR_UNSUPPORTED, "node '%s' has too many operands", n->name);
-            break;
-        }
-        if ((st = alloc_outputs(g, n, buf, owned, d)) != ST_OK)
-            break;
-        for (uint32_t i = 0; i < n->n_in; i++)
-            in[i] = n->in[i] == IR_NONE ? NULL : buf[n->in[i]];
-        for (uint32_t o = 0; o < n->n_out; o++)
-            out[o] = n->out[o] == IR_NONE ? NULL : buf[n->out[o]];
-        if ((st = tgt->run(g, n, in, out)) != ST_OK)
-            st = diag_set(d, st, "node '%s' (%s) failed on target %s", n->name, ir_ops[n->op].name,
-                          tgt->name);
-    }
-    if (!st)
-        st = collect_outputs(g, buf, outputs, n_outputs, d);
-    for (uint32_t t = 0; buf && owned && t < g->nt; t++)
-        if (owned[t])
-            free(buf[t]);
-    free(buf);
-    free(owned);
+    struct rt_prog *p;
+    int st = rt_prog_new(g, tgt, &p, d);
+    if (st)
+        return st;
+    if (!(st = feed_inputs(p, inputs, n_inputs, d)) && !(st = rt_prog_run(p, d)))
+        st = collect_outputs(p, outputs, n_outputs, d);
+    rt_prog_free(p);
     return st;
 }
