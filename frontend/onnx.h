@@ -29,4 +29,28 @@ int onnx_load_mem(const void *buf, size_t len, const char *dir, const char *name
 /* A serialized TensorProto (the ONNX test-data format input_0.pb / output_0.pb). */
 int onnx_read_tensor_file(const char *path, struct ir_value *v, struct diag *d);
 
+/* ---- export (onnx_export.c, onnx_export_lower.c, onnx_export_io.c) -------- */
+
+/* How onnx_save_file writes. A NULL opts pointer means all defaults. */
+struct onnx_export_opts {
+    const char *producer;      /* producer_name; NULL: "pdc" */
+    int opset;                 /* default-domain opset to write; 0: the graph's own (g->opset) */
+    size_t external_threshold; /* initializers larger than this many bytes go to external data;
+                                * 0: never (the model must then stay under protobuf's 2 GiB) */
+    const char *external_name; /* external data file, a plain name in the model's folder;
+                                * NULL: "<model file name>.data" */
+};
+
+/* Write g as an ONNX model: every live node in topological order, initializers
+ * for the constants live nodes read (raw little-endian data, or external data
+ * aligned to 4096 bytes), graph inputs with (symbolic) dims, graph outputs with
+ * their inferred types. Input forms that onnx_canon.c made of old attribute
+ * forms are moved back to attributes where the target opset wants them.
+ * Both files are written to temporary names in the model's folder and renamed
+ * into place (the model last); on failure neither is left behind. Internal ops
+ * and attribute kinds pdc only counts (graphs, sparse tensors, type protos) are
+ * rejected, naming the node and attribute. */
+int onnx_save_file(const struct ir_graph *g, const char *path, const struct onnx_export_opts *o,
+                   struct diag *d);
+
 #endif

@@ -6,7 +6,7 @@
 
 struct ir_builder bld_begin(struct ir_graph *g, const char *prefix, struct diag *d)
 {
-    struct ir_builder b = {g, prefix ? prefix : "pdc", d, ST_OK, 0};
+    struct ir_builder b = {g, prefix ? prefix : "pdc", d, ST_OK, 0, BLD_OPSET};
     return b;
 }
 
@@ -80,7 +80,7 @@ uint32_t bld_node(struct ir_builder *b, enum ir_op op, uint32_t n_in, const uint
     }
     uint32_t nid = ir_node_new(b->g, op, name, n_in, in, n_out, tmp);
     struct ir_node *n = &b->g->n[nid];
-    n->opset = BLD_OPSET;
+    n->opset = b->opset;
     if (n_attr) {
         n->n_attr = n_attr;
         n->attr = copy_attrs(b->g, n_attr, attr);

@@ -24,6 +24,7 @@ struct ir_builder {
     struct diag *d;
     int err;
     uint32_t count;
+    int opset; /* opset stamped on new nodes (BLD_OPSET; clones keep their original's) */
 };
 
 struct ir_builder bld_begin(struct ir_graph *g, const char *prefix, struct diag *d);

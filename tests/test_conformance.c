@@ -230,10 +230,13 @@ static void run_case(const char *root, const char *name, struct tally *t)
         printf("  excluded %s: %s\n", name, bad);
         return;
     }
-    char model[4096], why[1200] = "";
-    snprintf(model, sizeof model, "%s/%s/model.onnx", root, name);
-    char cdir[4096];
-    snprintf(cdir, sizeof cdir, "%s/%s", root, name);
+    char model[4096], why[1200] = "", cdir[4096];
+    if (snprintf(model, sizeof model, "%s/%s/model.onnx", root, name) >= (int)sizeof model ||
+        snprintf(cdir, sizeof cdir, "%s/%s", root, name) >= (int)sizeof cdir) {
+        t->fail++;
+        printf("  FAIL %s: path too long\n", name);
+        return;
+    }
     int nsets;
     char **sets = list_dirs(cdir, &nsets);
     enum verdict v = nsets ? V_PASS : V_NA;

@@ -204,9 +204,9 @@ static int run_model(const char *model, struct inputs *in, const char *bind, con
         (st = pass_compile_inference(g, &cx, d)) ||
         (st = rt_run(g, &cg_ref, in->v, in->n, &outs, &nout, d))) {
         if (!strstr(d->msg, model)) { /* make sure the message names the model */
-            char tmp[sizeof d->msg];
+            char tmp[sizeof d->msg + 4096];
             snprintf(tmp, sizeof tmp, "%s: %s", model, d->msg);
-            memcpy(d->msg, tmp, sizeof tmp);
+            snprintf(d->msg, sizeof d->msg, "%.1000s", tmp); /* keeps the head if too long */
         }
         ir_graph_free(g);
         return st;
