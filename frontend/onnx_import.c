@@ -408,7 +408,12 @@ static int add_outputs(struct importer *im, const Onnx__GraphProto *gp)
         if (t == IR_NONE)
             return diag_set(im->d, ST_ERR_INVALID,
                             "%s: graph output '%s' is not produced by any node", im->file, name);
-        /* declared output types are checked against inference later; keep ours */
+        /* the declared type is informative (inspect shows it); inference replaces it */
+        if (!im->g->t[t].data && !(im->g->t[t].flags & IR_T_INPUT)) {
+            int st = read_value_info(im, gp->output[i], t, "graph output");
+            if (st)
+                return st;
+        }
         ir_graph_add_output(im->g, t);
     }
     return ST_OK;

@@ -596,14 +596,22 @@ SHAPE_RULE(Pad)
      * type, so any dtype is accepted and converted by the kernel */
     if (cv && (ir_numel(cv) > 1 || ir_dtype_size(cv->dtype) == 0))
         return shp_err(d, n, ST_ERR_INVALID, "constant_value must be a single value");
+    int empty = 0;
     for (int k = 0; k < x->rank; k++) {
-        /* negative pads crop before the others pad (see ref_tensor.c) */
-        int64_t kept = x->dims[k] + (beg[k] < 0 ? beg[k] : 0) + (end[k] < 0 ? end[k] : 0);
         out[k] = x->dims[k] + beg[k] + end[k];
+        if (out[k] < 0)
+            return shp_err(d, n, ST_ERR_SHAPE, "pads remove more than axis %d holds", k);
+        empty |= out[k] == 0;
+    }
+    /* Outside constant mode negative pads crop before the others pad (see
+     * ref_tensor.c): they cannot remove more than the axis holds, and what is
+     * left must not be empty when padding reads from it. An empty output reads
+     * nothing, so anything goes. */
+    for (int k = 0; k < x->rank && !constant && !empty; k++) {
+        int64_t kept = x->dims[k] + (beg[k] < 0 ? beg[k] : 0) + (end[k] < 0 ? end[k] : 0);
         if (kept < 0)
-            return shp_err(d, n, ST_ERR_SHAPE, "negative pads remove more than axis %d holds", k);
-        /* edge/reflect/wrap read from the axis, so it must have something to read */
-        if (!constant && kept == 0 && out[k] > 0)
+            return shp_err(d, n, ST_ERR_SHAPE, "pads remove more than axis %d holds", k);
+        if (kept == 0 && out[k] > 0)
             return shp_err(d, n, ST_ERR_INVALID, "cannot pad empty axis %d in mode '%s'", k,
                            ir_attr_str(n, "mode", "constant"));
     }

@@ -49,6 +49,13 @@ struct pass_site {
 int pass_find_sites(const struct ir_graph *g, struct pass_site **sites, int *n_sites);
 const char *pass_site_kind_name(enum pass_site_kind k);
 
+/* autodiff.c: reverse-mode differentiation. `loss` is a float scalar (rank 0 or one
+ * element) with shapes inferred; for each wrt[i] (input, constant, parameter or
+ * intermediate) appends the gradient subgraph and sets grads[i] to dloss/dwrt[i]
+ * (wrt[i]'s shape and dtype; a zero constant if the loss does not depend on it). */
+int pass_autodiff(struct ir_graph *g, uint32_t loss, uint32_t n_wrt, const uint32_t *wrt,
+                  uint32_t *grads, struct diag *d);
+
 /* pipeline.c */
 int pass_run_pipeline(struct ir_graph *g, const struct pass *p, int np, struct pass_ctx *cx,
                       struct diag *d);

@@ -342,6 +342,12 @@ TEST(slice_sentinels_and_negative_steps)
     CHECK_EQ(slice1(&t, 9, -20, INT64_MIN), ST_OK);
     CHECK_F32(&t, 0, 9);
     tg_free(&t);
+    CHECK_EQ(slice1(&t, 7, INT64_MAX, -3), ST_OK); /* INT_MAX end: numpy None (onnxruntime) */
+    CHECK_F32(&t, 0, 7, 4, 1);
+    tg_free(&t);
+    CHECK_EQ(slice1(&t, -20, INT64_MIN, -1), ST_OK); /* start clamps to 0 going backwards */
+    CHECK_F32(&t, 0, 0);
+    tg_free(&t);
     CHECK_EQ(slice1(&t, 0, 5, 0), ST_ERR_INVALID);
     tg_free(&t);
 }
@@ -471,6 +477,18 @@ TEST(pad_modes_1d)
     tg_free(&t);
     CHECK_EQ(pad1(&t, "wrap", 7, 6, NULL), ST_OK);
     CHECK_F32(&t, 0, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2);
+    tg_free(&t);
+    /* negative pads: outside constant mode the crop comes first (onnxruntime) */
+    CHECK_EQ(pad1(&t, "edge", -1, 2, NULL), ST_OK);
+    CHECK_F32(&t, 0, 2, 3, 4, 4, 4);
+    tg_free(&t);
+    CHECK_EQ(pad1(&t, "reflect", 2, -1, NULL), ST_OK);
+    CHECK_F32(&t, 0, 3, 2, 1, 2, 3);
+    tg_free(&t);
+    CHECK_EQ(pad1(&t, "constant", -5, 3, NULL), ST_OK); /* constant: pad, then crop */
+    CHECK_F32(&t, 0, 0, 0);
+    tg_free(&t);
+    CHECK_EQ(pad1(&t, "edge", -5, 3, NULL), ST_ERR_SHAPE);
     tg_free(&t);
     CHECK_EQ(pad1(&t, "circular", 1, 1, NULL), ST_ERR_UNSUPPORTED);
     tg_free(&t);

@@ -1,6 +1,7 @@
 /* pdc.c — the command line driver.
  *   pdc inspect MODEL.onnx                 graph summary and decomposable sites
  *   pdc run MODEL.onnx --input NAME=X.npy  run the model on the reference target
+ *   pdc convert IN.onnx -o OUT.onnx        import and re-export (pdc's canonical form)
  * Every error prints one line "pdc: <file>: <what is wrong>" and exits non-zero. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,8 @@ static int usage(FILE *f)
             "  pdc run MODEL.onnx --input NAME=FILE.npy [--input ...] [--input FILE.npz]\n"
             "          [--bind NAME=N,...] [-o OUT.npz] [-d PASS|all]\n"
             "      run the model; outputs go to OUT.npz (a summary is printed without -o)\n"
+            "  pdc convert IN.onnx -o OUT.onnx [--external-threshold BYTES] [--opset N]\n"
+            "      re-export through pdc's IR; initializers over BYTES go to OUT.onnx.data\n"
             "  pdc --version\n");
     return f == stderr ? 2 : 0;
 }
@@ -78,8 +81,8 @@ static void print_params(const struct ir_graph *g)
         else
             nconst += ir_numel(x);
     }
-    printf("parameters: %lld floating-point (%d initializers, %.3f MB; %lld other constant "
-           "elements)\n", (long long)nparam, ninit, (double)bytes / 1e6, (long long)nconst);
+    printf("parameters: %lld floating-point (%d initializers, %zu bytes; %lld other constant "
+           "elements)\n", (long long)nparam, ninit, bytes, (long long)nconst);
 }
 
 static int print_sites(const struct ir_graph *g)
@@ -254,6 +257,74 @@ static int cmd_run(int argc, char **argv)
     return st ? fail(&d) : 0;
 }
 
+/* ---- convert -------------------------------------------------------------- */
+
+/* The importer keeps no declared output types, and a written model needs them.
+ * Infer them on a second copy with every unknown input dim set to 1: dtype and
+ * rank carry over, dims only where the model has no symbolic or unknown dims. */
+static int convert_output_types(const char *model, struct ir_graph *g, struct diag *d)
+{
+    int need = 0;
+    for (uint32_t i = 0; i < g->n_outputs; i++)
+        need |= g->t[g->outputs[i]].dtype == IR_DT_UNDEF || g->t[g->outputs[i]].rank < 0;
+    struct ir_graph *h = NULL;
+    int st = need ? onnx_load_file(model, &h, d) : ST_OK, guessed = 0;
+    for (uint32_t i = 0; h && !st && i < h->n_inputs; i++) {
+        struct ir_tensor *t = &h->t[h->inputs[i]];
+        for (int k = 0; k < t->rank; k++)
+            if (t->dims[k] < 0)
+                t->dims[k] = 1, guessed = 1;
+    }
+    struct pass_ctx cx = {.eval = cg_eval_node};
+    if (h && !st)
+        st = pass_infer_fold(h, &cx, d);
+    for (uint32_t i = 0; h && !st && i < g->n_outputs; i++) {
+        struct ir_tensor *t = &g->t[g->outputs[i]];
+        const struct ir_tensor *u = &h->t[h->outputs[i]];
+        if (t->dtype == IR_DT_UNDEF)
+            t->dtype = u->dtype;
+        if (t->rank < 0) {
+            t->rank = u->rank;
+            for (int k = 0; k < u->rank; k++)
+                t->dims[k] = guessed ? -1 : u->dims[k];
+        }
+    }
+    ir_graph_free(h);
+    return st;
+}
+
+static int cmd_convert(int argc, char **argv)
+{
+    const char *in = NULL, *outp = NULL;
+    struct onnx_export_opts o = {.producer = "pdc"};
+    for (int i = 0; i < argc; i++) {
+        char *end = NULL;
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+            outp = argv[++i];
+        else if (strcmp(argv[i], "--external-threshold") == 0 && i + 1 < argc)
+            o.external_threshold = (size_t)strtoull(argv[++i], &end, 10);
+        else if (strcmp(argv[i], "--opset") == 0 && i + 1 < argc)
+            o.opset = (int)strtol(argv[++i], &end, 10);
+        else if (argv[i][0] != '-' && !in)
+            in = argv[i];
+        else
+            return usage(stderr);
+        if (end && (*end || end == argv[i] || argv[i][0] == '-'))
+            return usage(stderr);
+    }
+    if (!in || !outp)
+        return usage(stderr);
+    struct diag d = {0};
+    struct ir_graph *g;
+    if (onnx_load_file(in, &g, &d))
+        return fail(&d);
+    int st = convert_output_types(in, g, &d);
+    if (!st)
+        st = onnx_save_file(g, outp, &o, &d);
+    ir_graph_free(g);
+    return st ? fail(&d) : 0;
+}
+
 static void print_version(void)
 {
     printf("pdc 0.1 (ops: %d", IR_OP_COUNT);
@@ -274,6 +345,8 @@ int main(int argc, char **argv)
         return cmd_inspect(argc - 2, argv + 2);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "convert") == 0)
+        return cmd_convert(argc - 2, argv + 2);
     if (strcmp(cmd, "--version") == 0) {
         print_version();
         return 0;

@@ -27,6 +27,11 @@ static int64_t prod(const int64_t *dims, int lo, int hi)
     return p;
 }
 
+static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
 /* integer element k of input i, in that input's dtype */
 static int64_t ld(const struct ir_graph *g, const struct ir_node *n, void *const *in, uint32_t i,
                   int64_t k)
@@ -413,13 +418,15 @@ REF_KERNEL(Tile)
 
 /* ---- Pad --------------------------------------------------------------------------------- */
 
-/* Negative pads crop first, then the positive ones pad what is left (so edge,
- * reflect and wrap read the cropped axis); this is onnxruntime's reading, the
- * ONNX reference (numpy.pad) has no negative pads at all. */
+/* Negative pads (onnxruntime's reading; numpy.pad, the ONNX reference, has
+ * none): in constant mode the axis is padded, then cropped, so a crop may eat
+ * into padding; in the other modes the axis is cropped first and edge, reflect
+ * and wrap read what is left. */
 
 enum pad_mode { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP };
 
-/* one axis: skip crop input elements, keep d of them, put beg pad elements in front */
+/* one axis: skip crop input elements, keep d of them, put beg pad elements in
+ * front (beg < 0 in constant mode: the front of the kept run is cut off) */
 struct pad_axis {
     int64_t crop, d, beg;
 };
@@ -445,6 +452,15 @@ static int64_t pad_src(enum pad_mode mode, int64_t o, const struct pad_axis *ax)
     return ax->crop + i;
 }
 
+static enum pad_mode pad_mode_of(const struct ir_node *n)
+{
+    const char *m = ir_attr_str(n, "mode", "constant");
+    return !strcmp(m, "reflect") ? PAD_REFLECT
+           : !strcmp(m, "edge")  ? PAD_EDGE
+           : !strcmp(m, "wrap")  ? PAD_WRAP
+                                 : PAD_CONSTANT;
+}
+
 /* per-axis crop/keep/front pad from the pads (1) and axes (3) inputs, checked against y */
 static int pad_axes(const struct ir_graph *g, const struct ir_node *n, void *const *in,
                     struct pad_axis *ax)
@@ -463,24 +479,18 @@ static int pad_axes(const struct ir_graph *g, const struct ir_node *n, void *con
     }
     for (int a = 0; a < x->rank; a++) {
         if (beg[a] < -IR_MAX_ELEMS || beg[a] > IR_MAX_ELEMS || end[a] < -IR_MAX_ELEMS ||
-            end[a] > IR_MAX_ELEMS)
+            end[a] > IR_MAX_ELEMS || x->dims[a] + beg[a] + end[a] != y->dims[a])
             return ST_ERR_INVALID;
+        ax[a] = (struct pad_axis){0, x->dims[a], beg[a]};
+        if (pad_mode_of(n) == PAD_CONSTANT)
+            continue;
         ax[a].crop = beg[a] < 0 ? -beg[a] : 0;
-        ax[a].d = x->dims[a] - ax[a].crop - (end[a] < 0 ? -end[a] : 0);
+        ax[a].d -= ax[a].crop + (end[a] < 0 ? -end[a] : 0);
         ax[a].beg = beg[a] > 0 ? beg[a] : 0;
-        if (ax[a].d < 0 || x->dims[a] + beg[a] + end[a] != y->dims[a])
+        if (ax[a].d < 0)
             return ST_ERR_INVALID;
     }
     return ST_OK;
-}
-
-static enum pad_mode pad_mode_of(const struct ir_node *n)
-{
-    const char *m = ir_attr_str(n, "mode", "constant");
-    return !strcmp(m, "reflect") ? PAD_REFLECT
-           : !strcmp(m, "edge")  ? PAD_EDGE
-           : !strcmp(m, "wrap")  ? PAD_WRAP
-                                 : PAD_CONSTANT;
 }
 
 /* the fill value from input 2 (0 when absent), in the data dtype: the legacy
@@ -512,11 +522,11 @@ struct pad_job {
 static void pad_row(const struct pad_job *j, char *dst, const char *src)
 {
     /* output [lo, hi) is the kept input in one piece */
-    int64_t lo = j->ax.beg < j->len ? j->ax.beg : j->len;
-    int64_t hi = lo + j->ax.d < j->len ? lo + j->ax.d : j->len;
+    int64_t lo = clamp64(j->ax.beg, 0, j->len), hi = clamp64(j->ax.beg + j->ax.d, lo, j->len);
     for (int64_t o = 0; o < j->len; o++) {
         if (src && o == lo && hi > lo) {
-            memcpy(dst + o * j->es, src + j->ax.crop * j->es, (size_t)((hi - lo) * j->es));
+            memcpy(dst + o * j->es, src + (j->ax.crop + lo - j->ax.beg) * j->es,
+                   (size_t)((hi - lo) * j->es));
             o = hi - 1;
             continue;
         }

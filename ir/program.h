@@ -1,0 +1,70 @@
+/* program.h — a program: a static IR graph plus what the runtime does around
+ * it each step. The runtime writes every input (data, uniform draws, scalars),
+ * runs the graph, copies each state's `next` value into the state, and logs the
+ * metric outputs. Built by passes (passes/decomp.h), run by runtime/train.c. */
+#ifndef PDC_PROGRAM_H
+#define PDC_PROGRAM_H
+
+#include "ir.h"
+
+enum dc_schedule { DC_SCHED_CONSTANT, DC_SCHED_LINEAR, DC_SCHED_COSINE };
+
+struct dc_schedule_cfg {
+    double start_val, warmup_pct, final_val_frac;
+    enum dc_schedule fn;
+};
+
+/* p annealing (METHOD §4.3): constant p0 unless final_p >= 0 and start_frac < 1 */
+struct dc_anneal {
+    double p0, final_p, start_frac, end_frac;
+};
+
+enum dc_feed { DC_FEED_DATA, DC_FEED_UNIFORM, DC_FEED_SCALAR };
+/* BC1 = 1 − β1^t, BC2 = √(1 − β2^t) at the 1-based optimizer step t (PyTorch's AdamW form) */
+enum dc_scalar { DC_SC_LR, DC_SC_P, DC_SC_BC1, DC_SC_BC2 };
+
+struct dc_input {          /* what the runtime writes into a program input each step */
+    uint32_t t;
+    enum dc_feed kind;
+    uint32_t stream;       /* DC_FEED_UNIFORM: Philox stream id (unique per input) */
+    enum dc_scalar scalar; /* DC_FEED_SCALAR */
+};
+
+enum dc_init { DC_INIT_ZERO, DC_INIT_NORMAL };
+enum { DC_TRAIN_NO, DC_TRAIN_COMPONENT, DC_TRAIN_CI }; /* the clip applies to components only */
+
+struct dc_state {          /* persistent tensor: parameter or optimizer moment */
+    uint32_t t, next;      /* next: the tensor holding its value after the step (or IR_NONE) */
+    enum dc_init init;
+    double std;            /* DC_INIT_NORMAL */
+    int trainable;         /* DC_TRAIN_* */
+    char name[256];        /* saved as this name ("<site>.V", "ci.<site>.W1", ...) */
+};
+
+struct dc_metric {         /* scalar outputs logged to metrics.jsonl */
+    uint32_t t;
+    char name[128];
+};
+
+struct dc_prog {
+    struct ir_graph *g;
+    struct dc_schedule_cfg lr;      /* how the runtime computes DC_SC_LR per step */
+    double beta1, beta2;            /* for the DC_SC_BC1/BC2 bias corrections */
+    struct dc_anneal p;             /* importance-minimality p per step (DC_SC_P) */
+    int64_t steps;                  /* the program's own step count (fractions, schedules) */
+    struct dc_input *in;
+    int n_in;
+    struct dc_state *st;
+    int n_st;
+    struct dc_metric *metric;
+    int n_metric;
+    uint32_t loss;
+};
+
+void dc_prog_free(struct dc_prog *p);
+
+/* schedule value at step (METHOD §5.1) and annealed p at a training fraction */
+double dc_schedule_value(const struct dc_schedule_cfg *s, int64_t step, int64_t total);
+double dc_anneal_p(const struct dc_anneal *a, double frac);
+
+#endif

@@ -1,0 +1,113 @@
+/* decomp.h — the decomposition compiler: configuration, sites, and the
+ * programs built from a model (train step, faithfulness warmup, evaluation).
+ *
+ * A program is an ordinary IR graph plus a descriptor saying what the runtime
+ * feeds into each input every step (data, uniform draws, scalars) and which
+ * tensors are persistent state (parameters, optimizer moments) with the tensor
+ * holding their next value. The runtime owns control flow; the graph is static.
+ *
+ * Names follow the reference implementation: per site V [d_in, C], U [C, d_out]
+ * (W ≈ V·U in the right-multiply layout), Δ = W − V·U, CI pre-activations z,
+ * g_lower = σ_lower(z) for masks, g_upper = σ_upper(z) for importance minimality. */
+#ifndef PDC_DECOMP_H
+#define PDC_DECOMP_H
+
+#include "ir.h"
+#include "pass.h"
+#include "program.h"
+
+#define DC_MAX_HIDDEN 8
+#define DC_MAX_SITE_SPECS 64
+#define DC_MAX_LOSSES 16
+
+enum dc_ci_fn { DC_CI_MLP, DC_CI_VECTOR_MLP, DC_CI_SHARED_MLP, DC_CI_GLOBAL_SHARED_MLP };
+enum dc_sigmoid { DC_SIG_LEAKY_HARD, DC_SIG_HARD };
+enum dc_output_loss { DC_OUT_MSE, DC_OUT_KL };
+
+enum dc_loss_kind {
+    DC_LOSS_IMPORTANCE_MINIMALITY,
+    DC_LOSS_STOCHASTIC_RECON,
+    DC_LOSS_STOCHASTIC_RECON_LAYERWISE,
+    DC_LOSS_STOCHASTIC_RECON_SUBSET,
+    DC_LOSS_CI_MASKED_RECON,
+    DC_LOSS_FAITHFULNESS,
+};
+
+struct dc_loss {
+    enum dc_loss_kind kind;
+    double coeff;
+    /* importance minimality */
+    double pnorm, eps, beta;
+    double p_anneal_start_frac, p_anneal_final_p, p_anneal_end_frac; /* final_p < 0: none */
+};
+
+
+struct dc_site_spec {
+    char pattern[256];
+    int C; /* 0: default max(d_in, d_out) */
+};
+
+struct dc_config {
+    char method[16];        /* "spd" */
+    uint64_t seed;
+    int64_t steps, batch_size;
+    struct dc_schedule_cfg lr;
+    double grad_clip_norm;  /* <= 0: none */
+    enum dc_ci_fn ci_fn_type;
+    int ci_fn_hidden_dims[DC_MAX_HIDDEN], n_ci_hidden;
+    enum dc_sigmoid sigmoid_type;
+    int use_delta_component;
+    enum dc_output_loss output_loss_type;
+    int64_t faithfulness_warmup_steps;
+    double faithfulness_warmup_lr, faithfulness_warmup_weight_decay;
+    double ci_alive_threshold;
+    struct dc_site_spec sites[DC_MAX_SITE_SPECS];
+    int n_sites;
+    struct dc_loss losses[DC_MAX_LOSSES];
+    int n_losses;
+    /* data: built-in sparse features (toys) */
+    double feature_probability, value_lo, value_hi;
+    int64_t log_freq;
+};
+
+void dc_config_defaults(struct dc_config *c, const char *method);
+
+/* ---- sites (sites.c) ------------------------------------------------------ */
+
+/* One decomposed use of a weight. Tied weights (one initializer used by several
+ * nodes, e.g. directly and through a Transpose) give several sites sharing one
+ * factor pair; each site has its own CI function and masks. */
+struct dc_site {
+    char name[256];        /* "<initializer>" or "<initializer>@<use>" for later uses */
+    uint32_t weight;       /* initializer tensor */
+    uint32_t node;         /* the MatMul/Gemm/... using it */
+    int factor;            /* index into the factor list (shared by tied uses) */
+    int transposed;        /* this use reads Wᵀ relative to the factor's layout */
+    int64_t d_in, d_out;
+    int C;
+};
+
+struct dc_factor {         /* V [d_in, C], U [C, d_out] of one initializer */
+    uint32_t weight;
+    int64_t d_in, d_out;
+    int C;
+    int tr;                /* factor layout Wr = tr ? Wᵀ : W (the first use's view) */
+};
+
+/* select sites from a compiled inference graph by the config's glob patterns */
+int dc_select_sites(const struct ir_graph *g, const struct dc_config *c, struct dc_site **sites,
+                    int *n_sites, struct dc_factor **factors, int *n_factors, struct diag *d);
+
+/* ---- programs (decompose.c, ci_fn.c, objective_spd.c, optimizer.c) -------- */
+
+
+/* objective_spd.c: the SPD train step and the faithfulness warmup, each built in
+ * its own compiled inference graph g (which the program then owns) */
+int dc_build_spd_train(struct ir_graph *g, const struct dc_config *c, const struct dc_site *sites,
+                       int ns, const struct dc_factor *fac, int nf, struct dc_prog *prog,
+                       struct diag *d);
+int dc_build_faith_warmup(struct ir_graph *g, const struct dc_config *c,
+                          const struct dc_site *sites, int ns, const struct dc_factor *fac, int nf,
+                          struct dc_prog *prog, struct diag *d);
+
+#endif

@@ -1,0 +1,67 @@
+/* decomp_impl.h — private to the decomposition passes (decompose.c, ci_fn.c,
+ * objective_spd.c, optimizer.c): the context a program is built in. */
+#ifndef PDC_DECOMP_IMPL_H
+#define PDC_DECOMP_IMPL_H
+
+#include "build.h"
+#include "decomp.h"
+
+struct dc_factor_t {   /* per factor: state tensors and derived tensors of this program */
+    uint32_t V, U;     /* states [d_in, C], [C, d_out] */
+    uint32_t Wr;       /* target weight in the factor layout (constant or Transpose(W)) */
+    uint32_t delta;    /* Wr − V·U */
+    uint32_t Vt, Ut, deltat; /* transposes, built on first use by a transposed site */
+};
+
+struct dc_site_t {     /* per site, from the clean (target) forward */
+    uint32_t x;        /* site input */
+    uint32_t z, g_lo, g_up;
+};
+
+struct dc_ctx {
+    struct ir_builder b;
+    struct ir_graph *g;
+    const struct dc_config *cfg;
+    const struct dc_site *sites;
+    int ns;
+    const struct dc_factor *fac;
+    int nf;
+    struct dc_prog *prog;
+    uint32_t *fwd, nfwd;       /* target forward: live node ids in topo order */
+    uint32_t *outs, nouts;     /* target outputs (float ones) */
+    uint32_t nt0;              /* tensor count before building: clone maps cover these */
+    uint32_t data;             /* the model's data input */
+    struct dc_factor_t *f;
+    struct dc_site_t *s;
+    uint32_t scalar[4];        /* per enum dc_scalar, created on demand */
+    uint32_t next_stream;
+};
+
+/* decompose.c */
+int dc_ctx_init(struct dc_ctx *cx, struct ir_graph *g, const struct dc_config *cfg,
+                const struct dc_site *sites, int ns, const struct dc_factor *fac, int nf,
+                struct dc_prog *prog, const char *prefix, struct diag *d);
+void dc_ctx_fini(struct dc_ctx *cx);
+uint32_t dc_state(struct dc_ctx *cx, const char *name, enum ir_dtype dt, int rank,
+                  const int64_t *dims, enum dc_init init, double std, int trainable);
+void dc_state_next(struct dc_ctx *cx, uint32_t state, uint32_t next);
+uint32_t dc_uniform(struct dc_ctx *cx, int rank, const int64_t *dims);
+uint32_t dc_scalar(struct dc_ctx *cx, enum dc_scalar which);
+void dc_metric(struct dc_ctx *cx, const char *name, uint32_t t);
+int dc_factors(struct dc_ctx *cx);  /* V, U states and Δ for every factor */
+/* masks shaped like site i's input with the last dim replaced by k */
+void dc_mask_dims(const struct dc_ctx *cx, int i, int64_t k, int *rank, int64_t *dims);
+/* re-emit the target forward with site i masked by (m[i], delta[i]) where m[i] is
+ * not IR_NONE; out[k] receives the k-th target output of this forward */
+int dc_forward(struct dc_ctx *cx, const uint32_t *m, const uint32_t *delta, uint32_t *out);
+/* make the program's graph outputs the loss, metrics and next states; DCE; verify */
+int dc_finish(struct dc_ctx *cx);
+
+/* ci_fn.c: z, g_lo, g_up for every site from the clean forward's site inputs */
+int dc_ci_fn(struct dc_ctx *cx);
+
+/* optimizer.c: AdamW on the trainable states with gradients from autodiff;
+ * optional global-norm clip (<= 0: none); moment states named "<prefix>.m.<param>" */
+int dc_adamw(struct dc_ctx *cx, uint32_t loss, double wd, double clip, const char *prefix);
+
+#endif

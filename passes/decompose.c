@@ -1,0 +1,318 @@
+/* decompose.c — the site rewrite: W → V·U + Δ, masked forwards as clones of the
+ * target forward, and the bookkeeping every decomposition program shares
+ * (states, random inputs, scalars, metrics).
+ * needs: a compiled inference graph (shapes bound, folded, topo order).
+ * guarantees: the target forward is kept once and reused by every masked forward
+ *   wherever a node does not depend on a masked site (shared activations are
+ *   computed once); no per-example weight is ever materialised:
+ *   y = ((x·V) ⊙ m)·U + δ ⊙ (x·Δ), with Δ = W − V·U recomputed from the factors. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "decomp_impl.h"
+
+static void *grow(void *p, int n, size_t elem)
+{
+    void *q = realloc(p, (size_t)(n + 1) * elem);
+    if (!q) {
+        fprintf(stderr, "pdc: out of memory building a program\n");
+        abort();
+    }
+    return q;
+}
+
+static uint32_t new_input(struct dc_ctx *cx, const char *name, enum ir_dtype dt, int rank,
+                          const int64_t *dims)
+{
+    if (cx->b.err)
+        return IR_NONE;
+    uint32_t t = ir_tensor_new_unique(cx->g, name);
+    struct ir_tensor *x = &cx->g->t[t];
+    x->dtype = dt;
+    x->rank = rank;
+    for (int i = 0; i < rank; i++)
+        x->dims[i] = dims[i];
+    ir_graph_add_input(cx->g, t);
+    return t;
+}
+
+uint32_t dc_state(struct dc_ctx *cx, const char *name, enum ir_dtype dt, int rank,
+                  const int64_t *dims, enum dc_init init, double std, int trainable)
+{
+    uint32_t t = new_input(cx, name, dt, rank, dims);
+    if (t == IR_NONE)
+        return t;
+    struct dc_prog *p = cx->prog;
+    p->st = grow(p->st, p->n_st, sizeof *p->st);
+    struct dc_state *s = &p->st[p->n_st++];
+    memset(s, 0, sizeof *s);
+    s->t = t;
+    s->next = IR_NONE;
+    s->init = init;
+    s->std = std;
+    s->trainable = trainable;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    return t;
+}
+
+void dc_state_next(struct dc_ctx *cx, uint32_t state, uint32_t next)
+{
+    for (int i = 0; i < cx->prog->n_st; i++)
+        if (cx->prog->st[i].t == state)
+            cx->prog->st[i].next = next;
+}
+
+uint32_t dc_uniform(struct dc_ctx *cx, int rank, const int64_t *dims)
+{
+    char name[64];
+    snprintf(name, sizeof name, "draw.%u", cx->next_stream);
+    uint32_t t = new_input(cx, name, IR_F32, rank, dims);
+    if (t == IR_NONE)
+        return t;
+    struct dc_prog *p = cx->prog;
+    p->in = grow(p->in, p->n_in, sizeof *p->in);
+    p->in[p->n_in++] = (struct dc_input){t, DC_FEED_UNIFORM, cx->next_stream++, DC_SC_LR};
+    return t;
+}
+
+uint32_t dc_scalar(struct dc_ctx *cx, enum dc_scalar which)
+{
+    static const char *names[] = {"lr", "p", "bias_correction1", "bias_correction2"};
+    if (cx->scalar[which] != IR_NONE)
+        return cx->scalar[which];
+    uint32_t t = new_input(cx, names[which], IR_F32, 0, NULL);
+    if (t == IR_NONE)
+        return t;
+    struct dc_prog *p = cx->prog;
+    p->in = grow(p->in, p->n_in, sizeof *p->in);
+    p->in[p->n_in++] = (struct dc_input){t, DC_FEED_SCALAR, 0, which};
+    cx->scalar[which] = t;
+    return t;
+}
+
+void dc_metric(struct dc_ctx *cx, const char *name, uint32_t t)
+{
+    if (cx->b.err)
+        return;
+    struct dc_prog *p = cx->prog;
+    p->metric = grow(p->metric, p->n_metric, sizeof *p->metric);
+    p->metric[p->n_metric].t = t;
+    snprintf(p->metric[p->n_metric].name, sizeof p->metric[p->n_metric].name, "%s", name);
+    p->n_metric++;
+}
+
+int dc_ctx_init(struct dc_ctx *cx, struct ir_graph *g, const struct dc_config *cfg,
+                const struct dc_site *sites, int ns, const struct dc_factor *fac, int nf,
+                struct dc_prog *prog, const char *prefix, struct diag *d)
+{
+    memset(cx, 0, sizeof *cx);
+    cx->b = bld_begin(g, prefix, d);
+    cx->g = g;
+    cx->cfg = cfg;
+    cx->sites = sites;
+    cx->ns = ns;
+    cx->fac = fac;
+    cx->nf = nf;
+    cx->prog = prog;
+    for (int i = 0; i < 4; i++)
+        cx->scalar[i] = IR_NONE;
+    prog->g = g;
+    prog->loss = IR_NONE;
+    if (!(g->valid & IR_VALID_TOPO) && ir_fill_topo(g, d))
+        return d->status;
+    /* snapshot the target forward before anything is added */
+    cx->nt0 = g->nt;
+    cx->nfwd = g->ntopo;
+    cx->fwd = malloc((g->ntopo + 1) * sizeof *cx->fwd);
+    cx->outs = malloc((g->n_outputs + 1) * sizeof *cx->outs);
+    cx->f = calloc((size_t)nf + 1, sizeof *cx->f);
+    cx->s = calloc((size_t)ns + 1, sizeof *cx->s);
+    if (!cx->fwd || !cx->outs || !cx->f || !cx->s)
+        return diag_set(d, ST_ERR_NOMEM, "out of memory");
+    memcpy(cx->fwd, g->topo, g->ntopo * sizeof *cx->fwd);
+    for (uint32_t i = 0; i < g->n_outputs; i++)
+        if (ir_dtype_is_float(g->t[g->outputs[i]].dtype))
+            cx->outs[cx->nouts++] = g->outputs[i];
+    if (cx->nouts == 0)
+        return diag_set(d, ST_ERR_UNSUPPORTED, "the model has no floating-point output to reconstruct");
+    if (g->n_inputs != 1)
+        return diag_set(d, ST_ERR_UNSUPPORTED,
+                        "the model has %u inputs; decomposition feeds exactly one data input for now",
+                        g->n_inputs);
+    cx->data = g->inputs[0];
+    prog->in = grow(prog->in, prog->n_in, sizeof *prog->in);
+    prog->in[prog->n_in++] = (struct dc_input){cx->data, DC_FEED_DATA, 0, DC_SC_LR};
+    for (int i = 0; i < ns; i++)
+        cx->s[i].x = g->n[sites[i].node].in[0];
+    return ST_OK;
+}
+
+void dc_ctx_fini(struct dc_ctx *cx)
+{
+    free(cx->fwd);
+    free(cx->outs);
+    free(cx->f);
+    free(cx->s);
+}
+
+int dc_factors(struct dc_ctx *cx)
+{
+    struct ir_builder *b = &cx->b;
+    for (int i = 0; i < cx->nf; i++) {
+        const struct dc_factor *F = &cx->fac[i];
+        const char *site = NULL;
+        for (int k = 0; k < cx->ns && !site; k++)
+            if (cx->sites[k].factor == i)
+                site = cx->sites[k].name;
+        char nm[300];
+        int64_t vd[2] = {F->d_in, F->C}, ud[2] = {F->C, F->d_out};
+        snprintf(nm, sizeof nm, "%s.V", site);
+        cx->f[i].V = dc_state(cx, nm, IR_F32, 2, vd, DC_INIT_NORMAL, 1.0 / sqrt((double)F->d_in),
+                              DC_TRAIN_COMPONENT);
+        snprintf(nm, sizeof nm, "%s.U", site);
+        cx->f[i].U = dc_state(cx, nm, IR_F32, 2, ud, DC_INIT_NORMAL, 1.0 / sqrt((double)F->C),
+                              DC_TRAIN_COMPONENT);
+        static const int64_t swap[2] = {1, 0};
+        cx->f[i].Wr = F->tr ? bld_transpose(b, F->weight, 2, swap) : F->weight;
+        cx->f[i].delta = bld_sub(b, cx->f[i].Wr, bld_matmul(b, cx->f[i].V, cx->f[i].U));
+        cx->f[i].Vt = cx->f[i].Ut = cx->f[i].deltat = IR_NONE;
+    }
+    return b->err;
+}
+
+void dc_mask_dims(const struct dc_ctx *cx, int i, int64_t k, int *rank, int64_t *dims)
+{
+    const struct ir_tensor *x = &cx->g->t[cx->s[i].x];
+    *rank = x->rank;
+    for (int j = 0; j < x->rank; j++)
+        dims[j] = x->dims[j];
+    dims[x->rank - 1] = k;
+}
+
+/* the factor tensors as this site reads them: transposed sites read Wrᵀ = Uᵀ·Vᵀ */
+static void site_factors(struct dc_ctx *cx, int i, uint32_t *V, uint32_t *U, uint32_t *D)
+{
+    struct dc_factor_t *f = &cx->f[cx->sites[i].factor];
+    if (!cx->sites[i].transposed) {
+        *V = f->V, *U = f->U, *D = f->delta;
+        return;
+    }
+    static const int64_t swap[2] = {1, 0};
+    if (f->Vt == IR_NONE) {
+        f->Vt = bld_transpose(&cx->b, f->V, 2, swap);
+        f->Ut = bld_transpose(&cx->b, f->U, 2, swap);
+        f->deltat = bld_transpose(&cx->b, f->delta, 2, swap);
+    }
+    *V = f->Ut, *U = f->Vt, *D = f->deltat;
+}
+
+static uint32_t mapped(const struct dc_ctx *cx, const uint32_t *map, uint32_t t)
+{
+    return t != IR_NONE && t < cx->nt0 && map[t] != IR_NONE ? map[t] : t;
+}
+
+/* y = ((x·V) ⊙ m)·U + δ ⊙ (x·Δ), then Gemm's alpha/beta/C if the site is a Gemm */
+static uint32_t site_masked(struct dc_ctx *cx, int i, uint32_t x, uint32_t m, uint32_t delta,
+                            const uint32_t *map)
+{
+    struct ir_builder *b = &cx->b;
+    uint32_t V, U, D;
+    site_factors(cx, i, &V, &U, &D);
+    uint32_t y = bld_matmul(b, bld_mul(b, bld_matmul(b, x, V), m), U);
+    if (delta != IR_NONE)
+        y = bld_add(b, y, bld_mul(b, bld_matmul(b, x, D), delta));
+    /* copy what is needed: building nodes may move the node array */
+    const struct ir_node *n = &cx->g->n[cx->sites[i].node];
+    if (n->op != IR_OP_Gemm)
+        return y;
+    double alpha = ir_attr_float(n, "alpha", 1.0), beta = ir_attr_float(n, "beta", 1.0);
+    uint32_t c = n->n_in > 2 ? mapped(cx, map, n->in[2]) : IR_NONE;
+    if (alpha != 1.0)
+        y = bld_mul(b, y, bld_f32(b, alpha));
+    if (c != IR_NONE && beta != 0.0)
+        y = bld_add(b, y, beta == 1.0 ? c : bld_mul(b, c, bld_f32(b, beta)));
+    return y;
+}
+
+static int site_of_node(const struct dc_ctx *cx, uint32_t node)
+{
+    for (int i = 0; i < cx->ns; i++)
+        if (cx->sites[i].node == node)
+            return i;
+    return -1;
+}
+
+/* copy node n with mapped inputs; its outputs get new tensors recorded in map */
+static void clone_node(struct dc_ctx *cx, const struct ir_node *n, uint32_t *map)
+{
+    uint32_t in[64], out[64];
+    if (n->n_in > 64 || n->n_out > 64) {
+        cx->b.err = diag_set(cx->b.d, ST_ERR_UNSUPPORTED, "node '%s' has too many operands", n->name);
+        return;
+    }
+    for (uint32_t k = 0; k < n->n_in; k++)
+        in[k] = mapped(cx, map, n->in[k]);
+    int saved = cx->b.opset;
+    cx->b.opset = n->opset; /* keep legacy semantics (e.g. Softmax < 13) of the original */
+    struct ir_node copy = *n; /* n may move when the node array grows */
+    bld_node(&cx->b, copy.op, copy.n_in, in, copy.n_attr, copy.attr, copy.n_out, out);
+    cx->b.opset = saved;
+    for (uint32_t k = 0; k < copy.n_out && !cx->b.err; k++)
+        if (copy.out[k] != IR_NONE)
+            map[copy.out[k]] = out[k];
+}
+
+int dc_forward(struct dc_ctx *cx, const uint32_t *m, const uint32_t *delta, uint32_t *out)
+{
+    uint32_t *map = malloc((size_t)cx->nt0 * sizeof *map);
+    if (!map)
+        return cx->b.err = diag_set(cx->b.d, ST_ERR_NOMEM, "out of memory");
+    for (uint32_t t = 0; t < cx->nt0; t++)
+        map[t] = IR_NONE;
+    for (uint32_t k = 0; k < cx->nfwd && !cx->b.err; k++) {
+        uint32_t id = cx->fwd[k];
+        const struct ir_node *n = &cx->g->n[id];
+        int si = site_of_node(cx, id);
+        if (si >= 0 && m[si] != IR_NONE) {
+            uint32_t o = n->out[0];
+            map[o] = site_masked(cx, si, mapped(cx, map, n->in[0]), m[si], delta[si], map);
+            continue;
+        }
+        int touched = 0;
+        for (uint32_t i = 0; i < n->n_in; i++)
+            touched |= mapped(cx, map, n->in[i]) != n->in[i];
+        if (touched) /* otherwise the target forward's own value is reused */
+            clone_node(cx, n, map);
+    }
+    for (uint32_t k = 0; k < cx->nouts; k++)
+        out[k] = mapped(cx, map, cx->outs[k]);
+    free(map);
+    return cx->b.err;
+}
+
+int dc_finish(struct dc_ctx *cx)
+{
+    if (cx->b.err)
+        return cx->b.err;
+    struct ir_graph *g = cx->g;
+    struct dc_prog *p = cx->prog;
+    /* the program's results: the loss, the metrics, the next value of every state */
+    for (uint32_t i = 0; i < g->n_outputs; i++)
+        g->t[g->outputs[i]].flags &= ~IR_T_OUTPUT;
+    g->n_outputs = 0;
+    if (p->loss != IR_NONE)
+        ir_graph_add_output(g, p->loss);
+    for (int i = 0; i < p->n_metric; i++)
+        if (!(g->t[p->metric[i].t].flags & IR_T_OUTPUT))
+            ir_graph_add_output(g, p->metric[i].t);
+    for (int i = 0; i < p->n_st; i++)
+        if (p->st[i].next != IR_NONE && !(g->t[p->st[i].next].flags & IR_T_OUTPUT))
+            ir_graph_add_output(g, p->st[i].next);
+    struct pass_ctx pc = {0};
+    int st = pass_dce(g, &pc, cx->b.d);
+    if (!st)
+        st = ir_verify(g, cx->b.d);
+    return st;
+}

@@ -1,0 +1,244 @@
+/* train.c — the training driver (see train.h).
+ *
+ * Random numbers: every draw comes from Philox keyed by (seed, global step,
+ * stream, element index) (runtime/philox.h), so a run is reproducible from its
+ * seed whatever the thread count. Streams: 1 and 2 are the data generator,
+ * 1000 + k the program's k-th uniform input, and a hash of the state's name
+ * (at step 2^32 − 1) its initialisation. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "exec.h"
+#include "philox.h"
+#include "train.h"
+
+#define STREAM_DATA_VALUE 1u
+#define STREAM_DATA_ACTIVE 2u
+#define STREAM_UNIFORM_BASE 1000u
+#define STEP_INIT 0xffffffffull
+
+void rt_store_free(struct rt_store *s)
+{
+    for (int i = 0; i < s->n; i++) {
+        free(s->items[i].name);
+        free(s->items[i].data);
+    }
+    free(s->items);
+    memset(s, 0, sizeof *s);
+}
+
+struct rt_store_item *rt_store_find(struct rt_store *s, const char *name)
+{
+    for (int i = 0; i < s->n; i++)
+        if (strcmp(s->items[i].name, name) == 0)
+            return &s->items[i];
+    return NULL;
+}
+
+static uint32_t name_stream(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h | 0x80000000u; /* never collides with the small stream ids above */
+}
+
+/* the store's item for state s, created and initialised on first use */
+static int store_item(struct rt_store *store, const struct ir_tensor *t, const struct dc_state *s,
+                      uint64_t seed, struct rt_store_item **out, struct diag *d)
+{
+    struct rt_store_item *it = rt_store_find(store, s->name);
+    size_t nb = (size_t)ir_numel(t) * ir_dtype_size(t->dtype);
+    if (it) {
+        if (it->nbytes != nb || it->dtype != t->dtype)
+            return diag_set(d, ST_ERR_SHAPE, "state '%s' changed shape between programs", s->name);
+        *out = it;
+        return ST_OK;
+    }
+    if (store->n == store->cap) {
+        int nc = store->cap ? store->cap * 2 : 32;
+        struct rt_store_item *ni = realloc(store->items, (size_t)nc * sizeof *ni);
+        if (!ni)
+            return diag_set(d, ST_ERR_NOMEM, "out of memory");
+        store->items = ni;
+        store->cap = nc;
+    }
+    it = &store->items[store->n];
+    memset(it, 0, sizeof *it);
+    it->name = strdup(s->name);
+    it->data = calloc(1, nb ? nb : 1);
+    if (!it->name || !it->data) {
+        free(it->name);
+        free(it->data);
+        return diag_set(d, ST_ERR_NOMEM, "out of memory for state '%s'", s->name);
+    }
+    store->n++;
+    it->dtype = t->dtype;
+    it->rank = t->rank;
+    memcpy(it->dims, t->dims, sizeof it->dims);
+    it->nbytes = nb;
+    if (s->init == DC_INIT_NORMAL) {
+        int64_t n = ir_numel(t);
+        float *f = it->data;
+        philox_normal_fill(f, n, seed, STEP_INIT, name_stream(s->name), 0);
+        for (int64_t i = 0; i < n; i++)
+            f[i] = (float)((double)f[i] * s->std);
+    }
+    *out = it;
+    return ST_OK;
+}
+
+static void fill_data(float *x, int64_t n, const struct rt_data *dt, uint64_t seed, uint64_t step)
+{
+    /* two independent streams: the value and whether the feature is active */
+    philox_uniform_fill(x, n, seed, step, STREAM_DATA_VALUE, 0);
+    for (int64_t i = 0; i < n; i++) {
+        float active = philox_uniform_at(seed, step, STREAM_DATA_ACTIVE, (uint64_t)i);
+        x[i] = (double)active < dt->p ? (float)(dt->lo + (dt->hi - dt->lo) * (double)x[i]) : 0.0f;
+    }
+}
+
+static double scalar_value(const struct dc_prog *p, enum dc_scalar which, int64_t step)
+{
+    double t = (double)(step + 1); /* optimizer steps count from 1 */
+    switch (which) {
+    case DC_SC_LR: return dc_schedule_value(&p->lr, step, p->steps);
+    case DC_SC_P: return dc_anneal_p(&p->p, p->steps ? (double)step / (double)p->steps : 0.0);
+    case DC_SC_BC1: return 1.0 - pow(p->beta1, t);
+    case DC_SC_BC2: return sqrt(1.0 - pow(p->beta2, t));
+    }
+    return 0;
+}
+
+static int feed(struct rt_prog *rp, const struct dc_prog *p, const struct rt_data *data,
+                const struct rt_train_opts *o, int64_t step, struct diag *d)
+{
+    uint64_t gstep = (uint64_t)(o->step0 + step);
+    for (int i = 0; i < p->n_in; i++) {
+        const struct dc_input *in = &p->in[i];
+        const struct ir_tensor *t = &p->g->t[in->t];
+        float *buf = rt_prog_buf(rp, in->t);
+        int64_t n = ir_numel(t);
+        switch (in->kind) {
+        case DC_FEED_DATA:
+            if (t->dtype != IR_F32)
+                return diag_set(d, ST_ERR_UNSUPPORTED, "data input '%s' is %s; the sparse-feature "
+                                "generator makes float32", t->name, ir_dtype_name(t->dtype));
+            fill_data(buf, n, data, o->seed, gstep);
+            break;
+        case DC_FEED_UNIFORM:
+            philox_uniform_fill(buf, n, o->seed, gstep, STREAM_UNIFORM_BASE + in->stream, 0);
+            break;
+        case DC_FEED_SCALAR:
+            buf[0] = (float)scalar_value(p, in->scalar, step);
+            break;
+        }
+    }
+    return ST_OK;
+}
+
+static void read_metrics(const struct dc_prog *p, struct rt_prog *rp, double *last)
+{
+    for (int i = 0; i < p->n_metric; i++)
+        last[i] = *(const float *)rt_prog_buf(rp, p->metric[i].t);
+}
+
+static void write_metrics(const struct dc_prog *p, const struct rt_train_opts *o, int64_t step,
+                          double sps, const double *last)
+{
+    if (!o->metrics)
+        return;
+    fprintf(o->metrics, "{\"phase\": \"%s\", \"step\": %lld, \"lr\": %.9g", o->phase,
+            (long long)step, dc_schedule_value(&p->lr, step, p->steps));
+    for (int i = 0; i < p->n_metric; i++)
+        fprintf(o->metrics, ", \"%s\": %.9g", p->metric[i].name, last[i]);
+    fprintf(o->metrics, ", \"steps_per_s\": %.4g}\n", sps);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void progress(const struct dc_prog *p, const struct rt_train_opts *o, int64_t step,
+                     double t0, const double *last)
+{
+    double el = now() - t0, sps = (double)(step + 1) / (el > 0 ? el : 1e-9);
+    double eta = (double)(p->steps - step - 1) / sps;
+    double loss = 0;
+    for (int i = 0; i < p->n_metric; i++)
+        if (p->metric[i].t == p->loss)
+            loss = last[i];
+    fprintf(stderr, "\r[%s] step %lld/%lld  loss %.4g", o->phase, (long long)(step + 1),
+            (long long)p->steps, loss);
+    double l0 = 0;
+    int nl0 = 0;
+    for (int i = 0; i < p->n_metric; i++)
+        if (strncmp(p->metric[i].name, "l0/", 3) == 0) {
+            l0 += last[i];
+            nl0++;
+        }
+    if (nl0)
+        fprintf(stderr, "  L0 %.3g", l0);
+    fprintf(stderr, "  %.1f steps/s  ETA %dm%02ds   ", sps, (int)(eta / 60), (int)eta % 60);
+    fflush(stderr);
+}
+
+/* copy states store → program before the loop; next → state after each step */
+static int bind_states(const struct dc_prog *p, struct rt_prog *rp, struct rt_store *store,
+                       uint64_t seed, struct rt_store_item **items, struct diag *d)
+{
+    for (int i = 0; i < p->n_st; i++) {
+        int st = store_item(store, &p->g->t[p->st[i].t], &p->st[i], seed, &items[i], d);
+        if (st)
+            return st;
+        memcpy(rt_prog_buf(rp, p->st[i].t), items[i]->data, items[i]->nbytes);
+    }
+    return ST_OK;
+}
+
+int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_store *store,
+             const struct rt_data *data, const struct rt_train_opts *o, double *last,
+             struct diag *d)
+{
+    struct rt_prog *rp;
+    int st = rt_prog_new(p->g, tgt, &rp, d);
+    if (st)
+        return st;
+    struct rt_store_item **items = calloc((size_t)p->n_st + 1, sizeof *items);
+    if (!items) {
+        rt_prog_free(rp);
+        return diag_set(d, ST_ERR_NOMEM, "out of memory");
+    }
+    st = bind_states(p, rp, store, o->seed, items, d);
+    double t0 = now(), tlast = t0;
+    for (int64_t step = 0; !st && step < p->steps; step++) {
+        if ((st = feed(rp, p, data, o, step, d)) || (st = rt_prog_run(rp, d)))
+            break;
+        int final = step == p->steps - 1;
+        int log = o->log_every > 0 && (step % o->log_every == 0 || final);
+        if (log || o->progress || final)
+            read_metrics(p, rp, last);
+        if (log)
+            write_metrics(p, o, step, (double)(step + 1) / (now() - t0 + 1e-9), last);
+        for (int i = 0; i < p->n_st; i++)
+            if (p->st[i].next != IR_NONE)
+                memcpy(rt_prog_buf(rp, p->st[i].t), rt_prog_buf(rp, p->st[i].next),
+                       items[i]->nbytes);
+        if (o->progress && (now() - tlast > 0.2 || step == p->steps - 1)) {
+            tlast = now();
+            progress(p, o, step, t0, last);
+        }
+    }
+    if (o->progress)
+        fputc('\n', stderr);
+    for (int i = 0; !st && i < p->n_st; i++)
+        memcpy(items[i]->data, rt_prog_buf(rp, p->st[i].t), items[i]->nbytes);
+    free(items);
+    rt_prog_free(rp);
+    return st;
+}

@@ -1,0 +1,51 @@
+/* train.h — the training driver: runs a program (program.h) step after step,
+ * feeding data, counter-based random draws and scheduled scalars, carrying the
+ * persistent state in a named store shared between programs (the warmup and
+ * the main loop update the same V and U). */
+#ifndef PDC_TRAIN_H
+#define PDC_TRAIN_H
+
+#include <stdio.h>
+
+#include "program.h"
+#include "target.h"
+
+/* named persistent tensors (parameters, optimizer moments) */
+struct rt_store_item {
+    char *name;
+    enum ir_dtype dtype;
+    int rank;
+    int64_t dims[IR_MAX_RANK];
+    void *data;
+    size_t nbytes;
+};
+
+struct rt_store {
+    struct rt_store_item *items;
+    int n, cap;
+};
+
+void rt_store_free(struct rt_store *s);
+struct rt_store_item *rt_store_find(struct rt_store *s, const char *name);
+
+/* built-in data: sparse features (METHOD §6.1, at_least_zero_active):
+ * x_i = u_i · 1[r_i < p], u_i ~ U(lo, hi) */
+struct rt_data {
+    double p, lo, hi;
+};
+
+struct rt_train_opts {
+    uint64_t seed;
+    int64_t step0;       /* global step of this phase's first step (keys the random draws) */
+    const char *phase;   /* "warmup", "spd": names metrics lines and the progress line */
+    FILE *metrics;       /* JSON lines, or NULL */
+    int64_t log_every;   /* metrics every N steps (and the last step) */
+    int progress;        /* draw a progress line (a TTY) */
+};
+
+/* run p->steps steps; on success *last holds the final metric values (p->n_metric) */
+int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_store *store,
+             const struct rt_data *data, const struct rt_train_opts *o, double *last,
+             struct diag *d);
+
+#endif
