@@ -172,7 +172,7 @@ static int attr_proto(struct exporter *x, const struct ir_node *n, const struct 
     case IR_ATTR_STRING:
         ap->has_s = 1;
         ap->s.data = (uint8_t *)(a->s ? a->s : "");
-        ap->s.len = a->s ? a->s_len : 0;
+        ap->s.len = !a->s ? 0 : a->s_len ? a->s_len : strlen(a->s); /* s_len unset: C string */
         return ST_OK;
     case IR_ATTR_INTS: case IR_ATTR_FLOATS: case IR_ATTR_STRINGS:
         attr_lists(x, a, ap);

@@ -190,10 +190,13 @@ static int lower_softmax(struct exporter *x, const struct ir_node *n, struct ex_
         return ST_OK;
     int rank = x->g->t[n->in[0]].rank;
     int64_t axis = ir_attr_int(n, "axis", old_src ? 1 : -1);
-    if (rank <= 0 || ir_norm_axis(axis, rank) != rank - 1)
+    if (rank < 0)
         return lower_err(x, n, "its meaning changed at opset 13 and agrees across only when "
-                         "axis is the last dim of a known rank (axis %lld, rank %d)",
-                         (long long)axis, rank);
+                         "axis is the last dim, but the input's rank is not known (infer "
+                         "shapes first)");
+    if (rank == 0 || ir_norm_axis(axis, rank) != rank - 1)
+        return lower_err(x, n, "its meaning changed at opset 13 and agrees across only when "
+                         "axis is the last dim (axis %lld, rank %d)", (long long)axis, rank);
     drop_attr(v, "axis");
     add_attr(v, "axis", IR_ATTR_INT)->i = rank - 1;
     return ST_OK;

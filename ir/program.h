@@ -30,13 +30,14 @@ struct dc_input {          /* what the runtime writes into a program input each 
     enum dc_scalar scalar; /* DC_FEED_SCALAR */
 };
 
-enum dc_init { DC_INIT_ZERO, DC_INIT_NORMAL };
+/* UNIFORM: U(−a, a) with a in `std` (PyTorch's default Linear init, METHOD §6.2) */
+enum dc_init { DC_INIT_ZERO, DC_INIT_NORMAL, DC_INIT_UNIFORM };
 enum { DC_TRAIN_NO, DC_TRAIN_COMPONENT, DC_TRAIN_CI }; /* the clip applies to components only */
 
 struct dc_state {          /* persistent tensor: parameter or optimizer moment */
     uint32_t t, next;      /* next: the tensor holding its value after the step (or IR_NONE) */
     enum dc_init init;
-    double std;            /* DC_INIT_NORMAL */
+    double std;            /* DC_INIT_NORMAL: the std; DC_INIT_UNIFORM: the half-width a */
     int trainable;         /* DC_TRAIN_* */
     char name[256];        /* saved as this name ("<site>.V", "ci.<site>.W1", ...) */
 };

@@ -114,6 +114,7 @@ int dc_select_sites(const struct ir_graph *g, const struct dc_config *c, struct 
         x->d_out = dout;
         /* the factor is laid out for the first use; later uses may read it transposed */
         x->transposed = tr != f[fi].tr;
+        x->use_tr = tr;
         x->C = f[fi].C;
         if (uses && C != f[fi].C && c->n_sites) {
             diag_set(d, ST_ERR_INVALID, "weight '%s' is tied but its uses ask for C=%d and C=%d",

@@ -83,6 +83,7 @@ struct dc_site {
     uint32_t node;         /* the MatMul/Gemm/... using it */
     int factor;            /* index into the factor list (shared by tied uses) */
     int transposed;        /* this use reads Wᵀ relative to the factor's layout */
+    int use_tr;            /* this use reads the stored initializer transposed */
     int64_t d_in, d_out;
     int C;
 };
@@ -109,5 +110,10 @@ int dc_build_spd_train(struct ir_graph *g, const struct dc_config *c, const stru
 int dc_build_faith_warmup(struct ir_graph *g, const struct dc_config *c,
                           const struct dc_site *sites, int ns, const struct dc_factor *fac, int nf,
                           struct dc_prog *prog, struct diag *d);
+/* objective_eval.c: reconstruction under every mask kind and L0 (see the file);
+ * g_lo[i] receives site i's CI tensor */
+int dc_build_eval(struct ir_graph *g, const struct dc_config *c, const struct dc_site *sites,
+                  int ns, const struct dc_factor *fac, int nf, struct dc_prog *prog,
+                  uint32_t *g_lo, struct diag *d);
 
 #endif

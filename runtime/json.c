@@ -200,8 +200,8 @@ static void w_quoted(struct json_w *w, const char *s, size_t n)
 void json_key(struct json_w *w, const char *key)
 {
     int top = w->depth - 1;
-    if (top < 0 || w->kind[top] != '{' || w->have_key) {
-        w_fail(w, "json_key outside an object or twice in a row");
+    if (!key || top < 0 || w->kind[top] != '{' || w->have_key) {
+        w_fail(w, "json_key outside an object, twice in a row, or NULL");
         return;
     }
     if (w->count[top]++)

@@ -47,16 +47,19 @@ static uint32_t name_stream(const char *s)
 
 /* the store's item for state s, created and initialised on first use */
 static int store_item(struct rt_store *store, const struct ir_tensor *t, const struct dc_state *s,
-                      uint64_t seed, struct rt_store_item **out, struct diag *d)
+                      uint64_t seed, int must_exist, struct rt_store_item **out, struct diag *d)
 {
     struct rt_store_item *it = rt_store_find(store, s->name);
     size_t nb = (size_t)ir_numel(t) * ir_dtype_size(t->dtype);
     if (it) {
         if (it->nbytes != nb || it->dtype != t->dtype)
-            return diag_set(d, ST_ERR_SHAPE, "state '%s' changed shape between programs", s->name);
+            return diag_set(d, ST_ERR_SHAPE, "state '%s' has shape/type different from the program's",
+                            s->name);
         *out = it;
         return ST_OK;
     }
+    if (must_exist)
+        return diag_set(d, ST_ERR_INVALID, "'%s' is missing from the saved components", s->name);
     if (store->n == store->cap) {
         int nc = store->cap ? store->cap * 2 : 32;
         struct rt_store_item *ni = realloc(store->items, (size_t)nc * sizeof *ni);
@@ -85,6 +88,12 @@ static int store_item(struct rt_store *store, const struct ir_tensor *t, const s
         philox_normal_fill(f, n, seed, STEP_INIT, name_stream(s->name), 0);
         for (int64_t i = 0; i < n; i++)
             f[i] = (float)((double)f[i] * s->std);
+    } else if (s->init == DC_INIT_UNIFORM) { /* u in [0, 1) → a·(2u − 1) in [−a, a) */
+        int64_t n = ir_numel(t);
+        float *f = it->data;
+        philox_uniform_fill(f, n, seed, STEP_INIT, name_stream(s->name), 0);
+        for (int64_t i = 0; i < n; i++)
+            f[i] = (float)(s->std * (2.0 * (double)f[i] - 1.0));
     }
     *out = it;
     return ST_OK;
@@ -113,7 +122,7 @@ static double scalar_value(const struct dc_prog *p, enum dc_scalar which, int64_
 }
 
 static int feed(struct rt_prog *rp, const struct dc_prog *p, const struct rt_data *data,
-                const struct rt_train_opts *o, int64_t step, struct diag *d)
+                const float *given, const struct rt_train_opts *o, int64_t step, struct diag *d)
 {
     uint64_t gstep = (uint64_t)(o->step0 + step);
     for (int i = 0; i < p->n_in; i++) {
@@ -126,7 +135,10 @@ static int feed(struct rt_prog *rp, const struct dc_prog *p, const struct rt_dat
             if (t->dtype != IR_F32)
                 return diag_set(d, ST_ERR_UNSUPPORTED, "data input '%s' is %s; the sparse-feature "
                                 "generator makes float32", t->name, ir_dtype_name(t->dtype));
-            fill_data(buf, n, data, o->seed, gstep);
+            if (given)
+                memcpy(buf, given, (size_t)n * sizeof *buf);
+            else
+                fill_data(buf, n, data, o->seed, gstep);
             break;
         case DC_FEED_UNIFORM:
             philox_uniform_fill(buf, n, o->seed, gstep, STREAM_UNIFORM_BASE + in->stream, 0);
@@ -189,14 +201,17 @@ static void progress(const struct dc_prog *p, const struct rt_train_opts *o, int
 }
 
 /* copy states store → program before the loop; next → state after each step */
+/* items[i]: the store index of state i (indices: the store grows while binding) */
 static int bind_states(const struct dc_prog *p, struct rt_prog *rp, struct rt_store *store,
-                       uint64_t seed, struct rt_store_item **items, struct diag *d)
+                       uint64_t seed, int must_exist, int *items, struct diag *d)
 {
     for (int i = 0; i < p->n_st; i++) {
-        int st = store_item(store, &p->g->t[p->st[i].t], &p->st[i], seed, &items[i], d);
+        struct rt_store_item *it = NULL;
+        int st = store_item(store, &p->g->t[p->st[i].t], &p->st[i], seed, must_exist, &it, d);
         if (st)
             return st;
-        memcpy(rt_prog_buf(rp, p->st[i].t), items[i]->data, items[i]->nbytes);
+        items[i] = (int)(it - store->items);
+        memcpy(rt_prog_buf(rp, p->st[i].t), it->data, it->nbytes);
     }
     return ST_OK;
 }
@@ -209,15 +224,15 @@ int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_sto
     int st = rt_prog_new(p->g, tgt, &rp, d);
     if (st)
         return st;
-    struct rt_store_item **items = calloc((size_t)p->n_st + 1, sizeof *items);
+    int *items = calloc((size_t)p->n_st + 1, sizeof *items);
     if (!items) {
         rt_prog_free(rp);
         return diag_set(d, ST_ERR_NOMEM, "out of memory");
     }
-    st = bind_states(p, rp, store, o->seed, items, d);
+    st = bind_states(p, rp, store, o->seed, 0, items, d);
     double t0 = now(), tlast = t0;
     for (int64_t step = 0; !st && step < p->steps; step++) {
-        if ((st = feed(rp, p, data, o, step, d)) || (st = rt_prog_run(rp, d)))
+        if ((st = feed(rp, p, data, NULL, o, step, d)) || (st = rt_prog_run(rp, d)))
             break;
         int final = step == p->steps - 1;
         int log = o->log_every > 0 && (step % o->log_every == 0 || final);
@@ -228,7 +243,7 @@ int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_sto
         for (int i = 0; i < p->n_st; i++)
             if (p->st[i].next != IR_NONE)
                 memcpy(rt_prog_buf(rp, p->st[i].t), rt_prog_buf(rp, p->st[i].next),
-                       items[i]->nbytes);
+                       store->items[items[i]].nbytes);
         if (o->progress && (now() - tlast > 0.2 || step == p->steps - 1)) {
             tlast = now();
             progress(p, o, step, t0, last);
@@ -237,8 +252,65 @@ int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_sto
     if (o->progress)
         fputc('\n', stderr);
     for (int i = 0; !st && i < p->n_st; i++)
-        memcpy(items[i]->data, rt_prog_buf(rp, p->st[i].t), items[i]->nbytes);
+        memcpy(store->items[items[i]].data, rt_prog_buf(rp, p->st[i].t),
+               store->items[items[i]].nbytes);
     free(items);
     rt_prog_free(rp);
     return st;
+}
+
+int rt_run_once(const struct dc_prog *p, const struct cg_target *tgt, struct rt_store *store,
+                const struct rt_data *data, const float *given, uint64_t seed, int64_t step,
+                double *metrics, struct rt_prog **out, struct diag *d)
+{
+    struct rt_prog *rp;
+    *out = NULL;
+    int st = rt_prog_new(p->g, tgt, &rp, d);
+    if (st)
+        return st;
+    int *items = calloc((size_t)p->n_st + 1, sizeof *items);
+    struct rt_train_opts o = {seed, step, "eval", NULL, 0, 0};
+    st = items ? bind_states(p, rp, store, seed, 1, items, d) : diag_set(d, ST_ERR_NOMEM, "out of memory");
+    free(items);
+    if (!st)
+        st = feed(rp, p, data, given, &o, 0, d);
+    if (!st)
+        st = rt_prog_run(rp, d);
+    if (st) {
+        rt_prog_free(rp);
+        return st;
+    }
+    read_metrics(p, rp, metrics);
+    *out = rp;
+    return ST_OK;
+}
+
+int rt_store_put(struct rt_store *s, const struct ir_value *v, struct diag *d)
+{
+    if (rt_store_find(s, v->name))
+        return diag_set(d, ST_ERR_INVALID, "'%s' appears twice", v->name);
+    if (s->n == s->cap) {
+        int nc = s->cap ? s->cap * 2 : 32;
+        struct rt_store_item *ni = realloc(s->items, (size_t)nc * sizeof *ni);
+        if (!ni)
+            return diag_set(d, ST_ERR_NOMEM, "out of memory");
+        s->items = ni;
+        s->cap = nc;
+    }
+    struct rt_store_item *it = &s->items[s->n];
+    memset(it, 0, sizeof *it);
+    it->name = strdup(v->name);
+    it->data = malloc(v->nbytes ? v->nbytes : 1);
+    if (!it->name || !it->data) {
+        free(it->name);
+        free(it->data);
+        return diag_set(d, ST_ERR_NOMEM, "out of memory");
+    }
+    memcpy(it->data, v->data, v->nbytes);
+    it->dtype = v->dtype;
+    it->rank = v->rank;
+    memcpy(it->dims, v->dims, sizeof it->dims);
+    it->nbytes = v->nbytes;
+    s->n++;
+    return ST_OK;
 }

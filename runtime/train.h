@@ -43,6 +43,18 @@ struct rt_train_opts {
     int progress;        /* draw a progress line (a TTY) */
 };
 
+struct rt_prog;
+/* add a copy of v to the store (the name must be new) */
+int rt_store_put(struct rt_store *s, const struct ir_value *v, struct diag *d);
+
+/* Run p once with every state taken from the store (an error names a missing
+ * one): the data input from `given` when not NULL (else the generator), draws
+ * keyed by (seed, step). Metric values go to metrics[]; *out keeps the program's
+ * buffers for reading (rt_prog_buf), freed by the caller with rt_prog_free. */
+int rt_run_once(const struct dc_prog *p, const struct cg_target *tgt, struct rt_store *store,
+                const struct rt_data *data, const float *given, uint64_t seed, int64_t step,
+                double *metrics, struct rt_prog **out, struct diag *d);
+
 /* run p->steps steps; on success *last holds the final metric values (p->n_metric) */
 int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_store *store,
              const struct rt_data *data, const struct rt_train_opts *o, double *last,

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "exec.h"
+#include "pdc_cli.h"
 #include "io.h"
 #include "onnx.h"
 #include "pass.h"
@@ -29,6 +30,13 @@ static int usage(FILE *f)
 {
     fprintf(f,
             "usage:\n"
+            "  pdc MODEL.onnx -o DIR [--method spd] [--config FILE.yaml] [--sites 'PAT[:C],...']\n"
+            "          [--steps N] [--batch B] [--seed S] [--lr LR] [--warmup-steps N] [--log-every N]\n"
+            "      decompose the model's weights; writes DIR/decomposition.json,\n"
+            "      DIR/components.safetensors and DIR/metrics.jsonl\n"
+            "  pdc eval DIR\n"
+            "      evaluate a decomposition: reconstruction under every mask kind, L0, alive,\n"
+            "      toy ground-truth metrics; writes DIR/eval.json\n"
             "  pdc inspect MODEL.onnx [--bind NAME=N,...]\n"
             "      inputs, outputs, op histogram, parameter count, decomposable sites\n"
             "  pdc run MODEL.onnx --input NAME=FILE.npy [--input ...] [--input FILE.npz]\n"
@@ -325,6 +333,90 @@ static int cmd_convert(int argc, char **argv)
     return st ? fail(&d) : 0;
 }
 
+/* ---- decompose ------------------------------------------------------------ */
+
+static int parse_i64(const char *opt, const char *v, int64_t lo, int64_t *out, struct diag *d)
+{
+    char *e;
+    long long x = strtoll(v, &e, 10);
+    if (*e || x < lo)
+        return diag_set(d, ST_ERR_INVALID, "%s: '%s' is not an integer >= %lld", opt, v, (long long)lo);
+    *out = x;
+    return ST_OK;
+}
+
+static int parse_f64(const char *opt, const char *v, double *out, struct diag *d)
+{
+    char *e;
+    double x = strtod(v, &e);
+    if (*e || !(x == x))
+        return diag_set(d, ST_ERR_INVALID, "%s: '%s' is not a number", opt, v);
+    *out = x;
+    return ST_OK;
+}
+
+/* command-line settings override the config file, which overrides the defaults */
+static int decompose_option(struct dc_config *c, const char *opt, const char *v, struct diag *d)
+{
+    int64_t i = 0;
+    if (strcmp(opt, "--steps") == 0)
+        return parse_i64(opt, v, 1, &c->steps, d);
+    if (strcmp(opt, "--batch") == 0)
+        return parse_i64(opt, v, 1, &c->batch_size, d);
+    if (strcmp(opt, "--seed") == 0) {
+        int st = parse_i64(opt, v, 0, &i, d);
+        c->seed = (uint64_t)i;
+        return st;
+    }
+    if (strcmp(opt, "--warmup-steps") == 0)
+        return parse_i64(opt, v, 0, &c->faithfulness_warmup_steps, d);
+    if (strcmp(opt, "--log-every") == 0)
+        return parse_i64(opt, v, 1, &c->log_freq, d);
+    if (strcmp(opt, "--lr") == 0)
+        return parse_f64(opt, v, &c->lr.start_val, d);
+    if (strcmp(opt, "--sites") == 0)
+        return pdc_parse_sites(c, v, d);
+    return diag_set(d, ST_ERR_INVALID, "unknown option '%s' (see pdc --help)", opt);
+}
+
+static int cmd_decompose(int argc, char **argv)
+{
+    const char *model = NULL, *dir = NULL, *method = "spd", *config = NULL;
+    struct diag d = {0};
+    for (int i = 0; i + 1 < argc; i++) { /* method and config first: they set the base */
+        if (strcmp(argv[i], "--method") == 0)
+            method = argv[i + 1];
+        else if (strcmp(argv[i], "--config") == 0)
+            config = argv[i + 1];
+    }
+    if (strcmp(method, "spd") != 0) {
+        diag_set(&d, ST_ERR_UNSUPPORTED, "--method %s: only spd is implemented so far", method);
+        return fail(&d);
+    }
+    struct dc_config c;
+    dc_config_defaults(&c, method);
+    if (config && pdc_config_load(config, &c, &d))
+        return fail(&d);
+    for (int i = 0; i < argc && !d.status; i++) {
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
+            dir = argv[++i];
+        else if (strcmp(argv[i], "--method") == 0 || strcmp(argv[i], "--config") == 0)
+            i++;
+        else if (argv[i][0] == '-' && i + 1 < argc) {
+            decompose_option(&c, argv[i], argv[i + 1], &d);
+            i++;
+        } else if (argv[i][0] != '-' && !model)
+            model = argv[i];
+        else
+            diag_set(&d, ST_ERR_INVALID, "unexpected argument '%s' (see pdc --help)", argv[i]);
+    }
+    if (!d.status && (!model || !dir))
+        diag_set(&d, ST_ERR_INVALID, "usage: pdc MODEL.onnx -o DIR [options] (see pdc --help)");
+    if (!d.status)
+        pdc_decompose(model, dir, &c, &d);
+    return d.status ? fail(&d) : 0;
+}
+
 static void print_version(void)
 {
     printf("pdc 0.1 (ops: %d", IR_OP_COUNT);
@@ -345,6 +437,8 @@ int main(int argc, char **argv)
         return cmd_inspect(argc - 2, argv + 2);
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "eval") == 0)
+        return pdc_eval_main(argc - 2, argv + 2);
     if (strcmp(cmd, "convert") == 0)
         return cmd_convert(argc - 2, argv + 2);
     if (strcmp(cmd, "--version") == 0) {
@@ -353,6 +447,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0)
         return usage(stdout);
+    if (cmd[0] != '-')
+        return cmd_decompose(argc - 1, argv + 1);
     fprintf(stderr, "pdc: unknown command '%s'\n", cmd);
     return usage(stderr);
 }

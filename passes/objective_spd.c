@@ -1,0 +1,237 @@
+/* objective_spd.c — the SPD train step (METHOD.md §4, §5.4, lineage 1) and the
+ * faithfulness warmup, assembled from the decomposition pieces.
+ * needs: a compiled inference graph and selected sites.
+ * guarantees: a finished program (dc_finish): loss, metrics, next states. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "decomp_impl.h"
+
+/* Σ over the model's float outputs of mean((y − t)²) (reference: sum / numel) */
+static uint32_t mse(struct dc_ctx *cx, const uint32_t *y)
+{
+    struct ir_builder *b = &cx->b;
+    uint32_t tot = IR_NONE;
+    for (uint32_t k = 0; k < cx->nouts; k++) {
+        uint32_t dlt = bld_sub(b, y[k], cx->outs[k]);
+        uint32_t l = bld_reduce(b, IR_OP_ReduceMean, bld_mul(b, dlt, dlt), 0, NULL, 0);
+        tot = tot == IR_NONE ? l : bld_add(b, tot, l);
+    }
+    return tot;
+}
+
+static uint32_t divergence(struct dc_ctx *cx, const uint32_t *y)
+{
+    if (cx->cfg->output_loss_type != DC_OUT_MSE) {
+        cx->b.err = diag_set(cx->b.d, ST_ERR_UNSUPPORTED,
+                             "output_loss_type kl is not available for SPD yet (use mse)");
+        return IR_NONE;
+    }
+    return mse(cx, y);
+}
+
+/* m = g + (1 − g) ⊙ r with fresh uniform r; δ ~ U(0,1) per position when Δ is on */
+static void stochastic_masks(struct dc_ctx *cx, int i, uint32_t *m, uint32_t *delta)
+{
+    struct ir_builder *b = &cx->b;
+    int r;
+    int64_t md[IR_MAX_RANK];
+    dc_mask_dims(cx, i, cx->sites[i].C, &r, md);
+    uint32_t g = cx->s[i].g_lo;
+    uint32_t u = dc_uniform(cx, r, md);
+    *m = bld_add(b, g, bld_mul(b, bld_sub(b, bld_f32(b, 1.0), g), u));
+    *delta = IR_NONE;
+    if (cx->cfg->use_delta_component) {
+        dc_mask_dims(cx, i, 1, &r, md);
+        *delta = dc_uniform(cx, r, md);
+    }
+}
+
+/* one masked forward; `only` < 0: every site masked, else only that site */
+static uint32_t stochastic_recon(struct dc_ctx *cx, int only)
+{
+    uint32_t m[256], dl[256], y[64];
+    if (cx->ns > 256 || cx->nouts > 64)
+        return cx->b.err = diag_set(cx->b.d, ST_ERR_UNSUPPORTED, "too many sites/outputs"), IR_NONE;
+    for (int i = 0; i < cx->ns; i++) {
+        m[i] = dl[i] = IR_NONE;
+        if (only < 0 || only == i)
+            stochastic_masks(cx, i, &m[i], &dl[i]);
+    }
+    if (dc_forward(cx, m, dl, y))
+        return IR_NONE;
+    return divergence(cx, y);
+}
+
+static uint32_t layerwise_recon(struct dc_ctx *cx)
+{
+    struct ir_builder *b = &cx->b;
+    uint32_t tot = IR_NONE;
+    for (int i = 0; i < cx->ns; i++) {
+        uint32_t l = stochastic_recon(cx, i);
+        tot = tot == IR_NONE ? l : bld_add(b, tot, l);
+    }
+    return bld_div(b, tot, bld_f32(b, cx->ns)); /* mean over sites (S = 1 draw) */
+}
+
+/* masks = g_lo, Δ off (a monitor; METHOD §4.5) */
+static uint32_t ci_masked_recon(struct dc_ctx *cx)
+{
+    uint32_t m[256], dl[256], y[64];
+    for (int i = 0; i < cx->ns && i < 256; i++) {
+        m[i] = cx->s[i].g_lo;
+        dl[i] = IR_NONE;
+    }
+    if (dc_forward(cx, m, dl, y))
+        return IR_NONE;
+    return divergence(cx, y);
+}
+
+/* Σ_sites Σ_c [M + β·M·log2(1 + S)], S = Σ_n (g_up + eps)^p, M = S / N  (METHOD §4.3) */
+static uint32_t importance_minimality(struct dc_ctx *cx, const struct dc_loss *l)
+{
+    struct ir_builder *b = &cx->b;
+    uint32_t p = dc_scalar(cx, DC_SC_P), tot = IR_NONE;
+    for (int i = 0; i < cx->ns; i++) {
+        uint32_t g = cx->s[i].g_up;
+        const struct ir_tensor *t = &cx->g->t[g];
+        int64_t axes[IR_MAX_RANK], N = 1;
+        for (int k = 0; k < t->rank - 1; k++) {
+            axes[k] = k;
+            N *= t->dims[k];
+        }
+        uint32_t pw = bld_op2(b, IR_OP_Pow, bld_add(b, g, bld_f32(b, l->eps)), p);
+        uint32_t S = bld_reduce(b, IR_OP_ReduceSum, pw, t->rank - 1, axes, 0); /* [C] */
+        uint32_t M = bld_div(b, S, bld_f32(b, (double)N));
+        if (l->beta != 0.0) {
+            uint32_t lg = bld_div(b, bld_op1(b, IR_OP_Log, bld_add(b, S, bld_f32(b, 1.0))),
+                                  bld_f32(b, log(2.0)));
+            M = bld_add(b, M, bld_mul(b, bld_mul(b, M, lg), bld_f32(b, l->beta)));
+        }
+        uint32_t s = bld_reduce(b, IR_OP_ReduceSum, M, 0, NULL, 0);
+        tot = tot == IR_NONE ? s : bld_add(b, tot, s);
+    }
+    return tot;
+}
+
+/* Σ_sites ‖Δ‖² / Σ_sites d_in·d_out (METHOD §4.2: the code's normalisation) */
+static uint32_t faithfulness(struct dc_ctx *cx)
+{
+    struct ir_builder *b = &cx->b;
+    uint32_t tot = IR_NONE;
+    double count = 0;
+    for (int i = 0; i < cx->ns; i++) {
+        uint32_t dl = cx->f[cx->sites[i].factor].delta;
+        uint32_t s = bld_reduce(b, IR_OP_ReduceSum, bld_mul(b, dl, dl), 0, NULL, 0);
+        tot = tot == IR_NONE ? s : bld_add(b, tot, s);
+        count += (double)cx->sites[i].d_in * (double)cx->sites[i].d_out;
+    }
+    return bld_div(b, tot, bld_f32(b, count));
+}
+
+/* mean over positions of Σ_c 1[g_lo > threshold] */
+static void l0_metrics(struct dc_ctx *cx)
+{
+    struct ir_builder *b = &cx->b;
+    for (int i = 0; i < cx->ns; i++) {
+        uint32_t g = cx->s[i].g_lo;
+        const struct ir_tensor *t = &cx->g->t[g];
+        int64_t N = ir_numel(t) / t->dims[t->rank - 1];
+        uint32_t on = bld_cast(b, bld_op2(b, IR_OP_Greater, g, bld_f32(b, cx->cfg->ci_alive_threshold)),
+                               IR_F32);
+        uint32_t l0 = bld_div(b, bld_reduce(b, IR_OP_ReduceSum, on, 0, NULL, 0), bld_f32(b, (double)N));
+        char nm[300];
+        snprintf(nm, sizeof nm, "l0/%s", cx->sites[i].name);
+        dc_metric(cx, nm, l0);
+    }
+}
+
+static const char *loss_name(enum dc_loss_kind k)
+{
+    switch (k) {
+    case DC_LOSS_IMPORTANCE_MINIMALITY: return "ImportanceMinimalityLoss";
+    case DC_LOSS_STOCHASTIC_RECON: return "StochasticReconLoss";
+    case DC_LOSS_STOCHASTIC_RECON_LAYERWISE: return "StochasticReconLayerwiseLoss";
+    case DC_LOSS_STOCHASTIC_RECON_SUBSET: return "StochasticReconSubsetLoss";
+    case DC_LOSS_CI_MASKED_RECON: return "CIMaskedReconLoss";
+    case DC_LOSS_FAITHFULNESS: return "FaithfulnessLoss";
+    }
+    return "?";
+}
+
+static uint32_t loss_term(struct dc_ctx *cx, const struct dc_loss *l)
+{
+    switch (l->kind) {
+    case DC_LOSS_IMPORTANCE_MINIMALITY: return importance_minimality(cx, l);
+    case DC_LOSS_STOCHASTIC_RECON: return stochastic_recon(cx, -1);
+    case DC_LOSS_STOCHASTIC_RECON_LAYERWISE: return layerwise_recon(cx);
+    case DC_LOSS_CI_MASKED_RECON: return ci_masked_recon(cx);
+    case DC_LOSS_FAITHFULNESS: return faithfulness(cx);
+    case DC_LOSS_STOCHASTIC_RECON_SUBSET: break;
+    }
+    cx->b.err = diag_set(cx->b.d, ST_ERR_UNSUPPORTED, "%s is not available yet", loss_name(l->kind));
+    return IR_NONE;
+}
+
+int dc_build_spd_train(struct ir_graph *g, const struct dc_config *c, const struct dc_site *sites,
+                       int ns, const struct dc_factor *fac, int nf, struct dc_prog *prog,
+                       struct diag *d)
+{
+    struct dc_ctx cx;
+    int st = dc_ctx_init(&cx, g, c, sites, ns, fac, nf, prog, "spd", d);
+    if (!st)
+        st = dc_factors(&cx);
+    if (!st)
+        st = dc_ci_fn(&cx);
+    struct ir_builder *b = &cx.b;
+    uint32_t total = IR_NONE;
+    for (int i = 0; !st && i < c->n_losses && !b->err; i++) {
+        const struct dc_loss *l = &c->losses[i];
+        uint32_t v = loss_term(&cx, l);
+        char nm[160];
+        snprintf(nm, sizeof nm, "loss/%s", loss_name(l->kind));
+        dc_metric(&cx, nm, v);
+        if (l->kind == DC_LOSS_IMPORTANCE_MINIMALITY)
+            prog->p = (struct dc_anneal){l->pnorm, l->p_anneal_final_p, l->p_anneal_start_frac,
+                                         l->p_anneal_end_frac};
+        uint32_t w = bld_mul(b, v, bld_f32(b, l->coeff));
+        total = total == IR_NONE ? w : bld_add(b, total, w);
+    }
+    if (!st && total == IR_NONE && !b->err)
+        b->err = diag_set(d, ST_ERR_INVALID, "the config lists no losses");
+    if (!st && !b->err) {
+        prog->loss = total;
+        dc_metric(&cx, "loss/total", total);
+        l0_metrics(&cx);
+        prog->lr = c->lr;
+        prog->steps = c->steps;
+        st = dc_adamw(&cx, total, 0.0, c->grad_clip_norm, "adam");
+    }
+    if (!st)
+        st = dc_finish(&cx);
+    dc_ctx_fini(&cx);
+    return st ? st : b->err;
+}
+
+int dc_build_faith_warmup(struct ir_graph *g, const struct dc_config *c,
+                          const struct dc_site *sites, int ns, const struct dc_factor *fac, int nf,
+                          struct dc_prog *prog, struct diag *d)
+{
+    struct dc_ctx cx;
+    int st = dc_ctx_init(&cx, g, c, sites, ns, fac, nf, prog, "warmup", d);
+    if (!st)
+        st = dc_factors(&cx);
+    if (!st) {
+        uint32_t l = faithfulness(&cx);
+        prog->loss = l;
+        dc_metric(&cx, "loss/FaithfulnessLoss", l);
+        prog->lr = (struct dc_schedule_cfg){c->faithfulness_warmup_lr, 0, 1, DC_SCHED_CONSTANT};
+        prog->steps = c->faithfulness_warmup_steps;
+        st = dc_adamw(&cx, l, c->faithfulness_warmup_weight_decay, 0.0, "warmup");
+    }
+    if (!st)
+        st = dc_finish(&cx);
+    dc_ctx_fini(&cx);
+    return st;
+}

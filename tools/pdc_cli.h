@@ -1,0 +1,30 @@
+/* pdc_cli.h — what the command-line files share (tools/ only). */
+#ifndef PDC_CLI_H
+#define PDC_CLI_H
+
+#include "decomp.h"
+#include "json.h"
+#include "program.h"
+
+/* pdc_decomp.c: the decomposition run; a model imported, its batch dim bound to
+ * c->batch_size and compiled (one fresh graph per program) */
+int pdc_compiled_model(const char *path, const struct dc_config *c, struct ir_graph **out,
+                       struct diag *d);
+int pdc_decompose(const char *model, const char *dir, const struct dc_config *c, struct diag *d);
+
+/* pdc_config.c: the resolved config as JSON (reference field names), written into
+ * decomposition.json and, as YAML, into DIR/config.yaml */
+void pdc_config_json(const struct dc_config *c, struct json_w *w);
+int pdc_write_decomposition_json(const char *model, const char *dir, const struct dc_config *c,
+                                 const struct ir_graph *g, const struct dc_site *sites, int ns,
+                                 const struct dc_prog *train, const double *last, struct diag *d);
+int pdc_write_config_yaml(const struct dc_config *c, const char *path, struct diag *d);
+/* YAML config file (reference field names); unknown keys are rejected by name */
+int pdc_config_load(const char *path, struct dc_config *c, struct diag *d);
+/* "--sites 'layers.*.mlp_in:100,*mlp_out:100'" */
+int pdc_parse_sites(struct dc_config *c, const char *spec, struct diag *d);
+
+/* pdc_eval.c */
+int pdc_eval_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,321 @@
+/* pdc_config_yaml.c — read a YAML config with the reference implementations'
+ * field names into a struct dc_config. Unknown keys are errors naming the key;
+ * keys of the reference configs that only concern its own infrastructure
+ * (logging services, plotting cadence, ...) are accepted and listed on stderr. */
+#include <stdio.h>
+#include <string.h>
+
+#include "pdc_cli.h"
+#include "yaml.h"
+
+/* reference keys pdc accepts but has no use for */
+static const char *const ignored_keys[] = {
+    "wandb_project", "wandb_run_name", "wandb_run_name_prefix", "out_dir", "eval_freq",
+    "slow_eval_freq", "slow_eval_on_first_step", "n_eval_steps", "eval_batch_size", "save_freq",
+    "image_freq", "image_on_first_step", "print_freq", "n_examples_until_dead", "autocast_bf16",
+    "pretrained_model_class", "pretrained_model_path", "pretrained_model_name",
+    "pretrained_model_output_attr", "tokenizer_name", "eval_metric_configs", "dist_backend",
+    "identity_module_info", "tied_weights", "task_name", "gradient_accumulation_steps",
+    NULL,
+};
+
+static int is_ignored(const char *k)
+{
+    for (int i = 0; ignored_keys[i]; i++)
+        if (strcmp(ignored_keys[i], k) == 0)
+            return 1;
+    return 0;
+}
+
+static int unknown(const struct yaml_node *n, const char *key, struct diag *d)
+{
+    return diag_set(d, ST_ERR_INVALID, "%s:%d: unknown config key '%s%s%s'", n->file, n->line,
+                    n->path[0] ? n->path : "", n->path[0] ? "." : "", key);
+}
+
+static int bad_value(const struct yaml_node *n, const char *what, struct diag *d)
+{
+    const char *v = n->kind == YAML_SCALAR ? n->str : yaml_kind_name(n->kind);
+    return diag_set(d, ST_ERR_INVALID, "%s:%d: %s: '%s' is not %s", n->file, n->line, n->path, v,
+                    what);
+}
+
+static int enum_value(const struct yaml_node *n, const char *const *names, int count, int *out,
+                      struct diag *d)
+{
+    const char *s;
+    int st = yaml_as_str(n, &s, d);
+    if (st)
+        return st;
+    for (int i = 0; i < count; i++)
+        if (strcmp(s, names[i]) == 0) {
+            *out = i;
+            return ST_OK;
+        }
+    return bad_value(n, "a known value", d);
+}
+
+static int read_schedule(const struct yaml_node *n, struct dc_schedule_cfg *s, struct diag *d)
+{
+    static const char *const fns[] = {"constant", "linear", "cosine"};
+    if (n->kind != YAML_MAP)
+        return bad_value(n, "a mapping", d);
+    for (int i = 0; i < n->n; i++) {
+        const char *k = n->keys[i];
+        const struct yaml_node *v = n->items[i];
+        int st, e = 0;
+        if (strcmp(k, "start_val") == 0)
+            st = yaml_as_double(v, &s->start_val, d);
+        else if (strcmp(k, "warmup_pct") == 0)
+            st = yaml_as_double(v, &s->warmup_pct, d);
+        else if (strcmp(k, "final_val_frac") == 0)
+            st = yaml_as_double(v, &s->final_val_frac, d);
+        else if (strcmp(k, "fn_type") == 0) {
+            st = enum_value(v, fns, 3, &e, d);
+            s->fn = (enum dc_schedule)e;
+        } else
+            st = unknown(n, k, d);
+        if (st)
+            return st;
+    }
+    return ST_OK;
+}
+
+static int read_sites(const struct yaml_node *n, struct dc_config *c, struct diag *d)
+{
+    if (n->kind != YAML_LIST)
+        return bad_value(n, "a list", d);
+    if (n->n > DC_MAX_SITE_SPECS)
+        return bad_value(n, "a list of at most 64 patterns", d);
+    int default_C = 0;
+    for (int i = 0; i < c->n_sites; i++) /* a top-level C: given before module_info */
+        default_C = c->sites[i].C;
+    c->n_sites = 0;
+    for (int i = 0; i < n->n; i++) {
+        const struct yaml_node *e = n->items[i], *p = yaml_need(e, "module_pattern", d);
+        const char *pat;
+        if (!p || yaml_as_str(p, &pat, d))
+            return d->status;
+        struct dc_site_spec *s = &c->sites[c->n_sites++];
+        snprintf(s->pattern, sizeof s->pattern, "%s", pat);
+        s->C = default_C;
+        for (int k = 0; k < e->n; k++) {
+            int64_t C;
+            if (strcmp(e->keys[k], "module_pattern") == 0)
+                continue;
+            if (strcmp(e->keys[k], "C") != 0)
+                return unknown(e, e->keys[k], d);
+            if (yaml_as_int64(e->items[k], &C, d))
+                return d->status;
+            if (C < 1 || C > 1000000)
+                return bad_value(e->items[k], "a component count in [1, 10^6]", d);
+            s->C = (int)C;
+        }
+    }
+    return ST_OK;
+}
+
+static int loss_kind(const struct yaml_node *n, enum dc_loss_kind *k, struct diag *d)
+{
+    static const char *const names[] = {
+        "ImportanceMinimalityLoss", "StochasticReconLoss", "StochasticReconLayerwiseLoss",
+        "StochasticReconSubsetLoss", "CIMaskedReconLoss", "FaithfulnessLoss",
+    };
+    int e = 0;
+    int st = enum_value(n, names, 6, &e, d);
+    *k = (enum dc_loss_kind)e;
+    return st;
+}
+
+static int read_loss(const struct yaml_node *e, struct dc_loss *l, struct diag *d)
+{
+    const struct yaml_node *cn = yaml_need(e, "classname", d);
+    if (!cn || loss_kind(cn, &l->kind, d))
+        return d->status;
+    *l = (struct dc_loss){.kind = l->kind, .coeff = 1.0, .pnorm = 1.0, .eps = 1e-12,
+                          .p_anneal_start_frac = 1.0, .p_anneal_final_p = -1.0,
+                          .p_anneal_end_frac = 1.0};
+    for (int k = 0; k < e->n; k++) {
+        const char *key = e->keys[k];
+        const struct yaml_node *v = e->items[k];
+        int st = ST_OK, imp = l->kind == DC_LOSS_IMPORTANCE_MINIMALITY;
+        if (strcmp(key, "classname") == 0)
+            continue;
+        if (strcmp(key, "coeff") == 0)
+            st = yaml_as_double(v, &l->coeff, d);
+        else if (imp && strcmp(key, "pnorm") == 0)
+            st = yaml_as_double(v, &l->pnorm, d);
+        else if (imp && strcmp(key, "eps") == 0)
+            st = yaml_as_double(v, &l->eps, d);
+        else if (imp && strcmp(key, "beta") == 0)
+            st = yaml_as_double(v, &l->beta, d);
+        else if (imp && strcmp(key, "p_anneal_start_frac") == 0)
+            st = yaml_as_double(v, &l->p_anneal_start_frac, d);
+        else if (imp && strcmp(key, "p_anneal_end_frac") == 0)
+            st = yaml_as_double(v, &l->p_anneal_end_frac, d);
+        else if (imp && strcmp(key, "p_anneal_final_p") == 0) {
+            if (!yaml_is_null(v))
+                st = yaml_as_double(v, &l->p_anneal_final_p, d);
+        } else
+            st = unknown(e, key, d);
+        if (st)
+            return st;
+    }
+    return ST_OK;
+}
+
+static int read_losses(const struct yaml_node *n, struct dc_config *c, struct diag *d)
+{
+    if (n->kind != YAML_LIST || n->n > DC_MAX_LOSSES)
+        return bad_value(n, "a list of at most 16 losses", d);
+    c->n_losses = 0;
+    for (int i = 0; i < n->n; i++)
+        if (read_loss(n->items[i], &c->losses[c->n_losses++], d))
+            return d->status;
+    return ST_OK;
+}
+
+static int read_task(const struct yaml_node *n, struct dc_config *c, struct diag *d)
+{
+    if (n->kind != YAML_MAP)
+        return bad_value(n, "a mapping", d);
+    for (int i = 0; i < n->n; i++) {
+        const char *k = n->keys[i];
+        const struct yaml_node *v = n->items[i];
+        int st = ST_OK;
+        if (strcmp(k, "feature_probability") == 0)
+            st = yaml_as_double(v, &c->feature_probability, d);
+        else if (strcmp(k, "value_range") == 0) {
+            if (v->kind != YAML_LIST || v->n != 2)
+                return bad_value(v, "a [low, high] pair", d);
+            st = yaml_as_double(v->items[0], &c->value_lo, d);
+            if (!st)
+                st = yaml_as_double(v->items[1], &c->value_hi, d);
+        } else if (strcmp(k, "data_generation_type") == 0) {
+            const char *s;
+            if (!(st = yaml_as_str(v, &s, d)) && strcmp(s, "at_least_zero_active") != 0)
+                return diag_set(d, ST_ERR_UNSUPPORTED, "%s:%d: %s '%s' is not supported yet "
+                                "(at_least_zero_active is)", v->file, v->line, v->path, s);
+        } else if (!is_ignored(k) && strcmp(k, "n_features") && strcmp(k, "buffer_ratio"))
+            st = unknown(n, k, d);
+        if (st)
+            return st;
+    }
+    return ST_OK;
+}
+
+static int read_hidden(const struct yaml_node *v, struct dc_config *c, struct diag *d)
+{
+    if (v->kind != YAML_LIST || v->n > DC_MAX_HIDDEN)
+        return bad_value(v, "a list of at most 8 widths", d);
+    c->n_ci_hidden = v->n;
+    for (int i = 0; i < v->n; i++) {
+        int64_t h;
+        if (yaml_as_int64(v->items[i], &h, d))
+            return d->status;
+        if (h < 1 || h > 1 << 20)
+            return bad_value(v->items[i], "a width in [1, 2^20]", d);
+        c->ci_fn_hidden_dims[i] = (int)h;
+    }
+    return ST_OK;
+}
+
+static int read_key(const struct yaml_node *root, const char *k, const struct yaml_node *v,
+                    struct dc_config *c, struct diag *d)
+{
+    static const char *const ci[] = {"mlp", "vector_mlp", "shared_mlp", "global_shared_mlp"};
+    static const char *const sig[] = {"leaky_hard", "hard"};
+    static const char *const out[] = {"mse", "kl"};
+    int64_t i64;
+    int e = 0, st;
+    if (strcmp(k, "seed") == 0) {
+        st = yaml_as_int64(v, &i64, d);
+        c->seed = (uint64_t)i64;
+        return st;
+    }
+    if (strcmp(k, "steps") == 0) return yaml_as_int64(v, &c->steps, d);
+    if (strcmp(k, "batch_size") == 0) return yaml_as_int64(v, &c->batch_size, d);
+    if (strcmp(k, "lr") == 0) return yaml_as_double(v, &c->lr.start_val, d);
+    if (strcmp(k, "lr_schedule") == 0) return read_schedule(v, &c->lr, d);
+    if (strcmp(k, "grad_clip_norm") == 0 || strcmp(k, "grad_clip_norm_components") == 0)
+        return yaml_is_null(v) ? (c->grad_clip_norm = 0, ST_OK) : yaml_as_double(v, &c->grad_clip_norm, d);
+    if (strcmp(k, "ci_fn_hidden_dims") == 0) return read_hidden(v, c, d);
+    if (strcmp(k, "use_delta_component") == 0) return yaml_as_bool(v, &c->use_delta_component, d);
+    if (strcmp(k, "faithfulness_warmup_steps") == 0) return yaml_as_int64(v, &c->faithfulness_warmup_steps, d);
+    if (strcmp(k, "faithfulness_warmup_lr") == 0) return yaml_as_double(v, &c->faithfulness_warmup_lr, d);
+    if (strcmp(k, "faithfulness_warmup_weight_decay") == 0)
+        return yaml_as_double(v, &c->faithfulness_warmup_weight_decay, d);
+    if (strcmp(k, "ci_alive_threshold") == 0) return yaml_as_double(v, &c->ci_alive_threshold, d);
+    if (strcmp(k, "log_freq") == 0 || strcmp(k, "train_log_freq") == 0)
+        return yaml_as_int64(v, &c->log_freq, d);
+    if (strcmp(k, "module_info") == 0) return read_sites(v, c, d);
+    if (strcmp(k, "loss_metric_configs") == 0) return read_losses(v, c, d);
+    if (strcmp(k, "task_config") == 0) return read_task(v, c, d);
+    if (strcmp(k, "ci_fn_type") == 0) {
+        st = enum_value(v, ci, 4, &e, d);
+        c->ci_fn_type = (enum dc_ci_fn)e;
+        return st;
+    }
+    if (strcmp(k, "sigmoid_type") == 0) {
+        st = enum_value(v, sig, 2, &e, d);
+        c->sigmoid_type = (enum dc_sigmoid)e;
+        return st;
+    }
+    if (strcmp(k, "output_loss_type") == 0) {
+        st = enum_value(v, out, 2, &e, d);
+        c->output_loss_type = (enum dc_output_loss)e;
+        return st;
+    }
+    if (strcmp(k, "n_mask_samples") == 0) {
+        if ((st = yaml_as_int64(v, &i64, d)) == ST_OK && i64 != 1)
+            return diag_set(d, ST_ERR_UNSUPPORTED, "%s:%d: n_mask_samples %lld: only 1 is supported",
+                            v->file, v->line, (long long)i64);
+        return st;
+    }
+    if (strcmp(k, "sampling") == 0) {
+        const char *s;
+        if ((st = yaml_as_str(v, &s, d)) == ST_OK && strcmp(s, "continuous") != 0)
+            return diag_set(d, ST_ERR_UNSUPPORTED, "%s:%d: sampling '%s': only continuous is supported",
+                            v->file, v->line, s);
+        return st;
+    }
+    if (strcmp(k, "method") == 0) {
+        const char *s;
+        if ((st = yaml_as_str(v, &s, d)) == ST_OK && strcmp(s, c->method) != 0)
+            return diag_set(d, ST_ERR_INVALID, "%s:%d: config is for method '%s', the run uses '%s'",
+                            v->file, v->line, s, c->method);
+        return st;
+    }
+    if (is_ignored(k)) {
+        fprintf(stderr, "pdc: note: %s: ignoring '%s' (not used by pdc)\n", root->file, k);
+        return ST_OK;
+    }
+    return unknown(root, k, d);
+}
+
+int pdc_config_load(const char *path, struct dc_config *c, struct diag *d)
+{
+    struct yaml_doc doc;
+    int st = yaml_parse_file(path, &doc, d);
+    if (st)
+        return st;
+    const struct yaml_node *root = doc.root;
+    if (root->kind != YAML_MAP) {
+        st = diag_set(d, ST_ERR_INVALID, "%s: a config must be a mapping of keys", path);
+    } else {
+        const struct yaml_node *C = yaml_get(root, "C"); /* default C, read first */
+        int64_t dc = 0;
+        if (C && !(st = yaml_as_int64(C, &dc, d)) && (dc < 1 || dc > 1000000))
+            st = bad_value(C, "a component count in [1, 10^6]", d);
+        if (C && !st) { /* every site, unless module_info says otherwise per pattern */
+            c->n_sites = 1;
+            snprintf(c->sites[0].pattern, sizeof c->sites[0].pattern, "*");
+            c->sites[0].C = (int)dc;
+        }
+        for (int i = 0; i < root->n && !st; i++)
+            if (strcmp(root->keys[i], "C") != 0)
+                st = read_key(root, root->keys[i], root->items[i], c, d);
+    }
+    yaml_doc_free(&doc);
+    return st;
+}

@@ -1,0 +1,227 @@
+/* pdc_decomp.c — `pdc MODEL.onnx -o DIR`: compile the decomposition programs
+ * for a model and run them, writing
+ *   DIR/decomposition.json      model hash, sites, method, resolved config, final metrics
+ *   DIR/components.safetensors  per site <site>.V [d_in,C], <site>.U [C,d_out]; CI weights
+ *   DIR/metrics.jsonl           one line per logged step (a log: written as it goes)
+ * The two result files are written at the end, atomically. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "decomp.h"
+#include "json.h"
+#include "onnx.h"
+#include "pdc_cli.h"
+#include "safetensors.h"
+#include "sha256.h"
+#include "train.h"
+
+/* import + bind the batch + compile: one fresh inference graph per program */
+int pdc_compiled_model(const char *path, const struct dc_config *c, struct ir_graph **out,
+                       struct diag *d)
+{
+    struct ir_graph *g;
+    int st = onnx_load_file(path, &g, d);
+    if (st)
+        return st;
+    if (g->n_inputs >= 1) {
+        struct ir_tensor *x = &g->t[g->inputs[0]];
+        if (x->rank >= 1 && x->sym[0] >= 0 && g->sym_val[x->sym[0]] < 0)
+            st = ir_bind_sym(g, g->syms[x->sym[0]], c->batch_size, d);
+        else if (x->rank >= 1 && x->dims[0] != c->batch_size)
+            st = diag_set(d, ST_ERR_SHAPE,
+                          "%s: input '%s' has a fixed batch dim %lld, but batch_size is %lld",
+                          path, x->name, (long long)x->dims[0], (long long)c->batch_size);
+    }
+    struct pass_ctx cx = {.eval = cg_eval_node};
+    if (!st)
+        st = pass_compile_inference(g, &cx, d);
+    if (st) {
+        ir_graph_free(g);
+        return st;
+    }
+    *out = g;
+    return ST_OK;
+}
+
+static int mkdir_p(const char *dir, struct diag *d)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp)
+        return diag_set(d, ST_ERR_IO, "output path too long");
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(tmp, 0777) && errno != EEXIST)
+            return diag_set(d, ST_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0777) && errno != EEXIST)
+        return diag_set(d, ST_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    return ST_OK;
+}
+
+/* V and U as site i reads them: a transposed (tied) use reads V' = Uᵀ, U' = Vᵀ */
+static int site_factor_values(const struct dc_site *s, const struct rt_store_item *V,
+                              const struct rt_store_item *U, struct ir_value out[2])
+{
+    memset(out, 0, 2 * sizeof *out);
+    int64_t din = s->d_in, dout = s->d_out, C = s->C;
+    out[0].dtype = out[1].dtype = IR_F32;
+    out[0].rank = out[1].rank = 2;
+    out[0].dims[0] = din, out[0].dims[1] = C;
+    out[1].dims[0] = C, out[1].dims[1] = dout;
+    out[0].nbytes = (size_t)(din * C) * 4;
+    out[1].nbytes = (size_t)(C * dout) * 4;
+    out[0].data = malloc(out[0].nbytes);
+    out[1].data = malloc(out[1].nbytes);
+    if (!out[0].data || !out[1].data)
+        return ST_ERR_NOMEM;
+    if (!s->transposed) {
+        memcpy(out[0].data, V->data, out[0].nbytes);
+        memcpy(out[1].data, U->data, out[1].nbytes);
+        return ST_OK;
+    }
+    const float *u = U->data, *v = V->data; /* U [C, din], V [dout, C] in the factor's layout */
+    float *nv = out[0].data, *nu = out[1].data;
+    for (int64_t i = 0; i < din; i++)
+        for (int64_t c = 0; c < C; c++)
+            nv[i * C + c] = u[c * din + i];
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t o = 0; o < dout; o++)
+            nu[c * dout + o] = v[o * C + c];
+    return ST_OK;
+}
+
+static int write_components(const char *dir, const struct dc_site *sites, int ns,
+                            struct rt_store *store, struct diag *d)
+{
+    int cap = 2 * ns + store->n + 1, n = 0, st = ST_OK;
+    struct ir_value *vals = calloc((size_t)cap, sizeof *vals);
+    if (!vals)
+        return diag_set(d, ST_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < ns && !st; i++) {
+        const struct dc_site *s = &sites[i];
+        const char *fname = NULL; /* the factor is stored under its first site's name */
+        for (int k = 0; k < ns && !fname; k++)
+            if (sites[k].factor == s->factor)
+                fname = sites[k].name;
+        char nv[300], nu[300];
+        snprintf(nv, sizeof nv, "%s.V", fname);
+        snprintf(nu, sizeof nu, "%s.U", fname);
+        const struct rt_store_item *V = rt_store_find(store, nv), *U = rt_store_find(store, nu);
+        if (!V || !U) {
+            st = diag_set(d, ST_ERR_INVALID, "internal: factors of site '%s' missing", s->name);
+            break;
+        }
+        if (site_factor_values(s, V, U, &vals[n])) {
+            st = diag_set(d, ST_ERR_NOMEM, "out of memory");
+            break;
+        }
+        snprintf(nv, sizeof nv, "%s.V", s->name);
+        snprintf(nu, sizeof nu, "%s.U", s->name);
+        vals[n].name = strdup(nv);
+        vals[n + 1].name = strdup(nu);
+        n += 2;
+    }
+    for (int i = 0; i < store->n && !st; i++) { /* CI function weights */
+        const struct rt_store_item *it = &store->items[i];
+        if (strncmp(it->name, "ci.", 3) != 0)
+            continue;
+        struct ir_value *v = &vals[n++];
+        v->name = strdup(it->name);
+        v->dtype = it->dtype;
+        v->rank = it->rank;
+        memcpy(v->dims, it->dims, sizeof v->dims);
+        v->nbytes = it->nbytes;
+        v->data = malloc(it->nbytes ? it->nbytes : 1);
+        if (v->data)
+            memcpy(v->data, it->data, it->nbytes);
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/components.safetensors", dir);
+    const char *meta[] = {"format", "pdc-decomposition-1"};
+    if (!st)
+        st = st_write(path, vals, n, meta, 1, d);
+    st_free(vals, n);
+    return st;
+}
+
+static int run_phase(struct dc_prog *p, struct rt_store *store, const struct dc_config *c,
+                     int64_t step0, const char *phase, FILE *mf, double **last, struct diag *d)
+{
+    struct rt_data data = {c->feature_probability, c->value_lo, c->value_hi};
+    struct rt_train_opts o = {c->seed, step0, phase, mf, c->log_freq, isatty(2)};
+    *last = calloc((size_t)p->n_metric + 1, sizeof **last);
+    if (!*last)
+        return diag_set(d, ST_ERR_NOMEM, "out of memory");
+    return rt_train(p, &cg_ref, store, &data, &o, *last, d);
+}
+
+static void print_summary(const struct dc_prog *p, const double *last)
+{
+    printf("final metrics:\n");
+    for (int i = 0; i < p->n_metric; i++)
+        printf("  %-40s %.6g\n", p->metric[i].name, last[i]);
+}
+
+int pdc_decompose(const char *model, const char *dir, const struct dc_config *c, struct diag *d)
+{
+    struct ir_graph *g = NULL, *gw = NULL;
+    struct dc_site *sites = NULL;
+    struct dc_factor *fac = NULL;
+    int ns = 0, nf = 0;
+    struct dc_prog train = {0}, warm = {0};
+    struct rt_store store = {0};
+    double *last = NULL, *lastw = NULL;
+    FILE *mf = NULL;
+    char path[4200];
+    int st = mkdir_p(dir, d);
+    if (!st)
+        st = pdc_compiled_model(model, c, &g, d);
+    if (!st)
+        st = dc_select_sites(g, c, &sites, &ns, &fac, &nf, d);
+    if (!st && c->faithfulness_warmup_steps > 0 && !(st = pdc_compiled_model(model, c, &gw, d))) {
+        st = dc_build_faith_warmup(gw, c, sites, ns, fac, nf, &warm, d);
+        gw = NULL; /* owned by warm now */
+    }
+    if (!st) {
+        st = dc_build_spd_train(g, c, sites, ns, fac, nf, &train, d);
+        g = NULL;
+    }
+    if (!st) {
+        snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+        if (!(mf = fopen(path, "w")))
+            st = diag_set(d, ST_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    if (!st && warm.g)
+        st = run_phase(&warm, &store, c, 0, "warmup", mf, &lastw, d);
+    if (!st)
+        st = run_phase(&train, &store, c, c->faithfulness_warmup_steps, c->method, mf, &last, d);
+    if (mf)
+        fclose(mf);
+    if (!st)
+        st = write_components(dir, sites, ns, &store, d);
+    if (!st) {
+        snprintf(path, sizeof path, "%s/config.yaml", dir);
+        st = pdc_write_config_yaml(c, path, d);
+    }
+    if (!st)
+        st = pdc_write_decomposition_json(model, dir, c, g ? g : train.g, sites, ns, &train, last, d);
+    if (!st)
+        print_summary(&train, last);
+    free(last);
+    free(lastw);
+    rt_store_free(&store);
+    dc_prog_free(&train);
+    dc_prog_free(&warm);
+    ir_graph_free(g);
+    ir_graph_free(gw);
+    free(sites);
+    free(fac);
+    return st;
+}

@@ -1,0 +1,307 @@
+/* pdc_eval.c — `pdc eval DIR`: the evaluation suite of a decomposition.
+ *   reconstruction MSE to the target under unmasked, stochastic (with and without
+ *   Δ), CI, rounded (CI > 0, 0.1, 0.5) and zero masks; L0 per site; alive
+ *   components; and for toy targets the ground-truth metrics of METHOD.md §7:
+ *   MMCS/ML2R per site and the CI pattern errors on the one-hot probe (0.75·I).
+ * Prints a table and writes DIR/eval.json. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exec.h"
+#include "onnx.h"
+#include "pdc_cli.h"
+#include "safetensors.h"
+#include "sha256.h"
+#include "toy_metrics.h"
+#include "train.h"
+
+#define EVAL_STEP 0x7fffffff /* draws of the evaluation batch: a step no training run reaches */
+
+struct eval_site {
+    double l0, mmcs, ml2r, mmcs_std, probe_l0;
+    int alive, big_pieces;
+    int64_t identity_err, identity_err_0p2, dense_err;
+};
+
+static int check_model(const char *dir, char *model, size_t n, struct diag *d)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/decomposition.json", dir);
+    struct json_doc doc;
+    int st = json_parse_file(path, NULL, &doc, d);
+    if (st)
+        return st;
+    const struct json_node *r = doc.root, *m = NULL, *p = NULL, *h = NULL;
+    for (size_t i = 0; r->type == JSON_OBJ && i < r->n; i++)
+        if (strcmp(r->keys[i], "model") == 0)
+            m = &r->items[i];
+    for (size_t i = 0; m && m->type == JSON_OBJ && i < m->n; i++) {
+        if (strcmp(m->keys[i], "path") == 0)
+            p = &m->items[i];
+        if (strcmp(m->keys[i], "sha256") == 0)
+            h = &m->items[i];
+    }
+    if (!p || !h || p->type != JSON_STR || h->type != JSON_STR) {
+        json_doc_free(&doc);
+        return diag_set(d, ST_ERR_INVALID, "%s: no model.path / model.sha256", path);
+    }
+    snprintf(model, n, "%s", p->s);
+    uint8_t dig[SHA256_DIGEST_LEN];
+    char hex[SHA256_HEX_LEN];
+    st = sha256_file(model, dig, d);
+    if (!st) {
+        sha256_hex(dig, hex);
+        if (strcmp(hex, h->s) != 0)
+            st = diag_set(d, ST_ERR_INVALID, "%s: the model file changed since the decomposition "
+                          "(sha256 %s, recorded %s)", model, hex, h->s);
+    }
+    json_doc_free(&doc);
+    return st;
+}
+
+static int load_store(const char *dir, struct rt_store *store, struct diag *d)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/components.safetensors", dir);
+    struct ir_value *vals;
+    int n;
+    int st = st_read(path, &vals, &n, d);
+    for (int i = 0; !st && i < n; i++)
+        st = rt_store_put(store, &vals[i], d);
+    if (!st)
+        st_free(vals, n);
+    return st;
+}
+
+static int build(const char *model, const struct dc_config *c, int64_t batch, struct dc_prog *p,
+                 struct dc_site **sites, int *ns, uint32_t **g_lo, struct diag *d)
+{
+    struct dc_config cb = *c;
+    cb.batch_size = batch;
+    struct ir_graph *g;
+    struct dc_factor *fac = NULL;
+    int nf;
+    int st = pdc_compiled_model(model, &cb, &g, d);
+    if (st)
+        return st;
+    if ((st = dc_select_sites(g, &cb, sites, ns, &fac, &nf, d))) {
+        ir_graph_free(g);
+        return st;
+    }
+    *g_lo = calloc((size_t)*ns + 1, sizeof **g_lo);
+    st = *g_lo ? dc_build_eval(g, &cb, *sites, *ns, fac, nf, p, *g_lo, d)
+               : diag_set(d, ST_ERR_NOMEM, "out of memory");
+    if (st && !p->g)
+        ir_graph_free(g);
+    free(fac);
+    return st;
+}
+
+/* n_features of the data input [batch, F], or 0 when the model is not toy-shaped */
+static int64_t probe_width(const struct dc_prog *p)
+{
+    const struct ir_tensor *x = &p->g->t[p->in[0].t];
+    return x->rank == 2 && x->dtype == IR_F32 ? x->dims[1] : 0;
+}
+
+static void site_ground_truth(const struct dc_site *s, const struct ir_graph *g,
+                              struct rt_store *store, struct eval_site *e)
+{
+    char nv[300], nu[300];
+    snprintf(nv, sizeof nv, "%s.V", s->name);
+    snprintf(nu, sizeof nu, "%s.U", s->name);
+    const struct rt_store_item *V = rt_store_find(store, nv), *U = rt_store_find(store, nu);
+    const struct ir_tensor *W = &g->t[s->weight];
+    float *Wr = malloc((size_t)(s->d_in * s->d_out) * sizeof *Wr);
+    if (!V || !U || !Wr || W->dtype != IR_F32) {
+        free(Wr);
+        return;
+    }
+    const float *w = W->data;
+    int tr = s->use_tr;
+    for (int64_t i = 0; i < s->d_in; i++) /* the target weight in the site's [d_in, d_out] view */
+        for (int64_t o = 0; o < s->d_out; o++)
+            Wr[i * s->d_out + o] = tr ? w[o * s->d_in + i] : w[i * s->d_out + o];
+    tm_mmcs_ml2r(Wr, V->data, U->data, s->d_in, s->d_out, s->C, &e->mmcs, &e->ml2r, &e->mmcs_std);
+    double *norms = malloc((size_t)s->C * sizeof *norms);
+    if (norms && tm_component_norms(V->data, U->data, s->d_in, s->d_out, s->C, norms) == 0)
+        e->big_pieces = tm_count_above(norms, s->C, 0.1);
+    free(norms);
+    free(Wr);
+}
+
+static int probe(const char *model, const struct dc_config *c, struct rt_store *store, int64_t F,
+                 const struct dc_site *sites, int ns, struct eval_site *es, struct diag *d)
+{
+    struct dc_prog p = {0};
+    struct dc_site *ps = NULL;
+    uint32_t *glo = NULL;
+    int pns = 0;
+    struct rt_prog *rp = NULL;
+    float *x = calloc((size_t)(F * F), sizeof *x);
+    double *met = NULL;
+    int st = x ? build(model, c, F, &p, &ps, &pns, &glo, d) : diag_set(d, ST_ERR_NOMEM, "oom");
+    if (!st && pns != ns)
+        st = diag_set(d, ST_ERR_INVALID, "probe program has different sites");
+    if (!st && !(met = calloc((size_t)p.n_metric + 1, sizeof *met)))
+        st = diag_set(d, ST_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; !st && i < F; i++)
+        x[i * F + i] = 0.75f; /* one-hot inputs of magnitude 0.75 (METHOD §7.3) */
+    struct rt_data data = {c->feature_probability, c->value_lo, c->value_hi};
+    if (!st)
+        st = rt_run_once(&p, &cg_ref, store, &data, x, c->seed, EVAL_STEP, met, &rp, d);
+    for (int i = 0; !st && i < ns; i++) {
+        const float *ci = rt_prog_buf(rp, glo[i]);
+        int C = sites[i].C;
+        es[i].identity_err = tm_identity_ci_error(ci, F, C, 0.1, TM_PERM_AUTO, NULL);
+        es[i].identity_err_0p2 = tm_identity_ci_error(ci, F, C, 0.2, TM_PERM_AUTO, NULL);
+        es[i].dense_err = tm_dense_ci_error(ci, F, C, (int)sites[i].d_in, 1, 0.1, NULL);
+        es[i].probe_l0 = tm_l0(ci, F, C, c->ci_alive_threshold);
+    }
+    rt_prog_free(rp);
+    dc_prog_free(&p);
+    free(ps);
+    free(glo);
+    free(x);
+    free(met);
+    return st;
+}
+
+static void write_json(struct json_w *w, const struct dc_prog *p, const double *met,
+                       const struct dc_site *sites, int ns, const struct eval_site *es, int64_t F)
+{
+    json_obj_begin(w);
+    json_key(w, "format");
+    json_str(w, "pdc-eval-1");
+    json_key(w, "metrics");
+    json_obj_begin(w);
+    for (int i = 0; i < p->n_metric; i++) {
+        json_key(w, p->metric[i].name);
+        json_double(w, met[i]);
+    }
+    json_obj_end(w);
+    json_key(w, "sites");
+    json_obj_begin(w);
+    for (int i = 0; i < ns; i++) {
+        json_key(w, sites[i].name);
+        json_obj_begin(w);
+        json_key(w, "L0");
+        json_double(w, es[i].l0);
+        json_key(w, "alive");
+        json_int(w, es[i].alive);
+        json_key(w, "pieces_above_0.1_of_max_norm");
+        json_int(w, es[i].big_pieces);
+        json_key(w, "mmcs");
+        json_double(w, es[i].mmcs);
+        json_key(w, "ml2r");
+        json_double(w, es[i].ml2r);
+        if (F > 0) {
+            json_key(w, "identity_ci_error");
+            json_int(w, es[i].identity_err);
+            json_key(w, "identity_ci_error_tol0.2");
+            json_int(w, es[i].identity_err_0p2);
+            json_key(w, "dense_ci_error_k_d_in");
+            json_int(w, es[i].dense_err);
+            json_key(w, "probe_L0");
+            json_double(w, es[i].probe_l0);
+        }
+        json_obj_end(w);
+    }
+    json_obj_end(w);
+    json_obj_end(w);
+}
+
+static void print_table(const struct dc_prog *p, const double *met, const struct dc_site *sites,
+                        int ns, const struct eval_site *es, int64_t F)
+{
+    printf("reconstruction (MSE to the target output):\n");
+    for (int i = 0; i < p->n_metric; i++)
+        if (strncmp(p->metric[i].name, "recon/", 6) == 0)
+            printf("  %-28s %.6g\n", p->metric[i].name + 6, met[i]);
+    printf("%-24s %8s %6s %7s %8s %8s", "site", "L0", "alive", "pieces", "MMCS", "ML2R");
+    if (F > 0)
+        printf(" %8s %8s %8s", "id-err", "id@0.2", "dense-k");
+    printf("\n");
+    for (int i = 0; i < ns; i++) {
+        printf("%-24s %8.4f %6d %7d %8.4f %8.4f", sites[i].name, es[i].l0, es[i].alive,
+               es[i].big_pieces, es[i].mmcs, es[i].ml2r);
+        if (F > 0)
+            printf(" %8lld %8lld %8lld", (long long)es[i].identity_err,
+                   (long long)es[i].identity_err_0p2, (long long)es[i].dense_err);
+        printf("\n");
+    }
+}
+
+static int evaluate(const char *dir, struct diag *d)
+{
+    char model[4096], path[4200];
+    struct dc_config c;
+    struct rt_store store = {0};
+    struct dc_prog p = {0};
+    struct dc_site *sites = NULL;
+    uint32_t *glo = NULL;
+    struct rt_prog *rp = NULL;
+    double *met = NULL;
+    struct eval_site *es = NULL;
+    int ns = 0;
+    dc_config_defaults(&c, "spd");
+    snprintf(path, sizeof path, "%s/config.yaml", dir);
+    int st = check_model(dir, model, sizeof model, d);
+    if (!st)
+        st = pdc_config_load(path, &c, d);
+    if (!st)
+        st = load_store(dir, &store, d);
+    if (!st)
+        st = build(model, &c, c.batch_size, &p, &sites, &ns, &glo, d);
+    if (!st && (!(met = calloc((size_t)p.n_metric + 1, sizeof *met)) ||
+                !(es = calloc((size_t)ns + 1, sizeof *es))))
+        st = diag_set(d, ST_ERR_NOMEM, "out of memory");
+    struct rt_data data = {c.feature_probability, c.value_lo, c.value_hi};
+    if (!st)
+        st = rt_run_once(&p, &cg_ref, &store, &data, NULL, c.seed, EVAL_STEP, met, &rp, d);
+    for (int i = 0; !st && i < ns; i++) {
+        const struct ir_tensor *t = &p.g->t[glo[i]];
+        int64_t N = ir_numel(t) / sites[i].C;
+        const float *ci = rt_prog_buf(rp, glo[i]);
+        es[i].l0 = tm_l0(ci, N, sites[i].C, c.ci_alive_threshold);
+        es[i].alive = tm_alive_count(ci, N, sites[i].C, 1e-6, NULL);
+        site_ground_truth(&sites[i], p.g, &store, &es[i]);
+    }
+    int64_t F = st ? 0 : probe_width(&p);
+    if (!st && F > 0 && F <= 4096)
+        st = probe(model, &c, &store, F, sites, ns, es, d);
+    else
+        F = 0;
+    if (!st) {
+        print_table(&p, met, sites, ns, es, F);
+        struct json_w w;
+        json_w_init(&w, 1);
+        write_json(&w, &p, met, sites, ns, es, F);
+        snprintf(path, sizeof path, "%s/eval.json", dir);
+        st = json_w_write_file(&w, path, d);
+        json_w_free(&w);
+    }
+    rt_prog_free(rp);
+    dc_prog_free(&p);
+    rt_store_free(&store);
+    free(sites);
+    free(glo);
+    free(met);
+    free(es);
+    return st;
+}
+
+int pdc_eval_main(int argc, char **argv)
+{
+    struct diag d = {0};
+    if (argc != 1 || argv[0][0] == '-') {
+        fprintf(stderr, "usage: pdc eval DIR\n");
+        return 2;
+    }
+    if (evaluate(argv[0], &d)) {
+        fprintf(stderr, "pdc: %s\n", d.msg);
+        return 1;
+    }
+    return 0;
+}
