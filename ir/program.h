@@ -36,6 +36,7 @@ enum { DC_TRAIN_NO, DC_TRAIN_COMPONENT, DC_TRAIN_CI }; /* the clip applies to co
 
 struct dc_state {          /* persistent tensor: parameter or optimizer moment */
     uint32_t t, next;      /* next: the tensor holding its value after the step (or IR_NONE) */
+    uint32_t grad;         /* trainable states: d loss / d state (before clipping), or IR_NONE */
     enum dc_init init;
     double std;            /* DC_INIT_NORMAL: the std; DC_INIT_UNIFORM: the half-width a */
     int trainable;         /* DC_TRAIN_* */

@@ -20,7 +20,20 @@
  * makes -Wswitch point here. Integer inputs (indices, axes, shapes) never get a
  * gradient; non-differentiable ops (comparisons, rounding, shape queries, ...)
  * are listed explicitly and contribute zero. Rules for the larger families live
- * in autodiff_nn.c and autodiff_tensor.c. */
+ * in autodiff_nn.c and autodiff_tensor.c.
+ *
+ * Kinks and ties follow PyTorch: Relu passes 0 at x = 0, LeakyRelu/Elu/Selu
+ * take the negative branch there, HardSigmoid passes strictly inside its
+ * linear segment, HardSwish uses x/3 + 1/2 on [-3, 3]; Clip passes where
+ * min <= x <= max (clamp: boundaries included); Max/Min, ReduceMax/Min and
+ * GlobalMaxPool split the gradient evenly among tied elements (maximum, amax);
+ * MaxPool sends it to the first maximum of each window (max_pool indices);
+ * Pow's exponent gradient is 0 where the base is 0; ReduceL2's is 0 at a zero
+ * norm. ReduceProd uses y / x and so needs nonzero inputs.
+ *
+ * Refused with ST_ERR_UNSUPPORTED (message names the node): Pad in reflect /
+ * edge / wrap mode, an Einsum operand with a repeated index (diagonal), and
+ * differentiating the internal *Grad ops (second order). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

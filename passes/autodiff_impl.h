@@ -64,6 +64,8 @@ int vjp_expand(struct ad *a, const struct ir_node *n);
 int vjp_tile(struct ad *a, const struct ir_node *n);
 int vjp_pad(struct ad *a, const struct ir_node *n);
 int vjp_trilu(struct ad *a, const struct ir_node *n);
+/* ties-split mask of a max/min over axes (yk keepdims): (x == yk) / tie count */
+uint32_t ad_argext_share(struct ad *a, uint32_t x, uint32_t yk, int naxes, const int64_t *axes);
 
 /* autodiff_nn.c: linear algebra, convolution, pooling, softmax, normalisation */
 int vjp_matmul(struct ad *a, const struct ir_node *n);
@@ -78,7 +80,5 @@ int vjp_softmax(struct ad *a, const struct ir_node *n, int log_form);
 int vjp_layernorm(struct ad *a, const struct ir_node *n);
 int vjp_batchnorm(struct ad *a, const struct ir_node *n);
 int vjp_instnorm(struct ad *a, const struct ir_node *n);
-/* ties-split mask of the max/min over `axes` (keepdims y): x == y, divided by the tie count */
-uint32_t ad_argext_share(struct ad *a, uint32_t x, uint32_t yk, int naxes, const int64_t *axes);
 
 #endif

@@ -50,6 +50,7 @@ uint32_t dc_state(struct dc_ctx *cx, const char *name, enum ir_dtype dt, int ran
     memset(s, 0, sizeof *s);
     s->t = t;
     s->next = IR_NONE;
+    s->grad = IR_NONE;
     s->init = init;
     s->std = std;
     s->trainable = trainable;

@@ -96,6 +96,7 @@ int dc_adamw(struct dc_ctx *cx, uint32_t loss, double wd, double clip, const cha
     uint32_t scale = clip > 0 && !b->err ? clip_scale(cx, grads, which, n, clip) : IR_NONE;
     for (int i = 0; i < n && !b->err; i++) {
         uint32_t g = grads[i];
+        p->st[which[i]].grad = g; /* exposed for golden-value tests */
         if (scale != IR_NONE && p->st[which[i]].trainable == DC_TRAIN_COMPONENT)
             g = bld_mul(b, g, scale);
         adamw_one(cx, prefix, which[i], g, wd);
