@@ -68,6 +68,7 @@ struct dc_config {
     /* data: built-in sparse features (toys) */
     double feature_probability, value_lo, value_hi;
     int64_t log_freq;
+    int64_t checkpoint_every; /* steps between checkpoints (0: none) */
 };
 
 void dc_config_defaults(struct dc_config *c, const char *method);

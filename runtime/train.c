@@ -179,7 +179,7 @@ static double now(void)
 static void progress(const struct dc_prog *p, const struct rt_train_opts *o, int64_t step,
                      double t0, const double *last)
 {
-    double el = now() - t0, sps = (double)(step + 1) / (el > 0 ? el : 1e-9);
+    double el = now() - t0, sps = (double)(step + 1 - o->from) / (el > 0 ? el : 1e-9);
     double eta = (double)(p->steps - step - 1) / sps;
     double loss = 0;
     for (int i = 0; i < p->n_metric; i++)
@@ -231,20 +231,23 @@ int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_sto
     }
     st = bind_states(p, rp, store, o->seed, 0, items, d);
     double t0 = now(), tlast = t0;
-    for (int64_t step = 0; !st && step < p->steps; step++) {
+    int64_t to = o->to > 0 && o->to < p->steps ? o->to : p->steps;
+    for (int64_t step = o->from; !st && step < to; step++) {
         if ((st = feed(rp, p, data, NULL, o, step, d)) || (st = rt_prog_run(rp, d)))
             break;
-        int final = step == p->steps - 1;
-        int log = o->log_every > 0 && (step % o->log_every == 0 || final);
+        int final = step == to - 1;
+        /* log on the phase's own cadence, not at segment ends: a resumed run logs the
+         * same lines as an uninterrupted one */
+        int log = o->log_every > 0 && (step % o->log_every == 0 || step == p->steps - 1);
         if (log || o->progress || final)
             read_metrics(p, rp, last);
         if (log)
-            write_metrics(p, o, step, (double)(step + 1) / (now() - t0 + 1e-9), last);
+            write_metrics(p, o, step, (double)(step + 1 - o->from) / (now() - t0 + 1e-9), last);
         for (int i = 0; i < p->n_st; i++)
             if (p->st[i].next != IR_NONE)
                 memcpy(rt_prog_buf(rp, p->st[i].t), rt_prog_buf(rp, p->st[i].next),
                        store->items[items[i]].nbytes);
-        if (o->progress && (now() - tlast > 0.2 || step == p->steps - 1)) {
+        if (o->progress && (now() - tlast > 0.2 || final)) {
             tlast = now();
             progress(p, o, step, t0, last);
         }
@@ -269,7 +272,7 @@ int rt_run_once(const struct dc_prog *p, const struct cg_target *tgt, struct rt_
     if (st)
         return st;
     int *items = calloc((size_t)p->n_st + 1, sizeof *items);
-    struct rt_train_opts o = {seed, step, "eval", NULL, 0, 0};
+    struct rt_train_opts o = {seed, step, "eval", NULL, 0, 0, 0, 0};
     st = items ? bind_states(p, rp, store, seed, 1, items, d) : diag_set(d, ST_ERR_NOMEM, "out of memory");
     free(items);
     if (!st)

@@ -41,6 +41,8 @@ struct rt_train_opts {
     FILE *metrics;       /* JSON lines, or NULL */
     int64_t log_every;   /* metrics every N steps (and the last step) */
     int progress;        /* draw a progress line (a TTY) */
+    int64_t from, to;    /* run steps [from, to) of the phase (to = 0: to p->steps); a
+                          * resumed run continues exactly where a checkpoint stopped */
 };
 
 struct rt_prog;
@@ -55,7 +57,8 @@ int rt_run_once(const struct dc_prog *p, const struct cg_target *tgt, struct rt_
                 const struct rt_data *data, const float *given, uint64_t seed, int64_t step,
                 double *metrics, struct rt_prog **out, struct diag *d);
 
-/* run p->steps steps; on success *last holds the final metric values (p->n_metric) */
+/* run the phase's steps [o->from, o->to); on success last[] holds the metric values of the
+ * last step run (p->n_metric) */
 int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_store *store,
              const struct rt_data *data, const struct rt_train_opts *o, double *last,
              struct diag *d);

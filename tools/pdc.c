@@ -32,6 +32,7 @@ static int usage(FILE *f)
             "usage:\n"
             "  pdc MODEL.onnx -o DIR [--method spd] [--config FILE.yaml] [--sites 'PAT[:C],...']\n"
             "          [--steps N] [--batch B] [--seed S] [--lr LR] [--warmup-steps N] [--log-every N]\n"
+            "          [--checkpoint-every N] [--resume] [--run-steps N]\n"
             "      decompose the model's weights; writes DIR/decomposition.json,\n"
             "      DIR/components.safetensors and DIR/metrics.jsonl\n"
             "  pdc eval DIR\n"
@@ -372,6 +373,8 @@ static int decompose_option(struct dc_config *c, const char *opt, const char *v,
         return parse_i64(opt, v, 0, &c->faithfulness_warmup_steps, d);
     if (strcmp(opt, "--log-every") == 0)
         return parse_i64(opt, v, 1, &c->log_freq, d);
+    if (strcmp(opt, "--checkpoint-every") == 0)
+        return parse_i64(opt, v, 0, &c->checkpoint_every, d);
     if (strcmp(opt, "--lr") == 0)
         return parse_f64(opt, v, &c->lr.start_val, d);
     if (strcmp(opt, "--sites") == 0)
@@ -397,9 +400,15 @@ static int cmd_decompose(int argc, char **argv)
     dc_config_defaults(&c, method);
     if (config && pdc_config_load(config, &c, &d))
         return fail(&d);
+    int resume = 0;
+    int64_t run_steps = -1;
     for (int i = 0; i < argc && !d.status; i++) {
         if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
             dir = argv[++i];
+        else if (strcmp(argv[i], "--resume") == 0)
+            resume = 1;
+        else if (strcmp(argv[i], "--run-steps") == 0 && i + 1 < argc)
+            parse_i64(argv[i], argv[++i], 0, &run_steps, &d);
         else if (strcmp(argv[i], "--method") == 0 || strcmp(argv[i], "--config") == 0)
             i++;
         else if (argv[i][0] == '-' && i + 1 < argc) {
@@ -413,7 +422,7 @@ static int cmd_decompose(int argc, char **argv)
     if (!d.status && (!model || !dir))
         diag_set(&d, ST_ERR_INVALID, "usage: pdc MODEL.onnx -o DIR [options] (see pdc --help)");
     if (!d.status)
-        pdc_decompose(model, dir, &c, &d);
+        pdc_decompose(model, dir, &c, resume, run_steps, &d);
     return d.status ? fail(&d) : 0;
 }
 

@@ -10,7 +10,10 @@
  * c->batch_size and compiled (one fresh graph per program) */
 int pdc_compiled_model(const char *path, const struct dc_config *c, struct ir_graph **out,
                        struct diag *d);
-int pdc_decompose(const char *model, const char *dir, const struct dc_config *c, struct diag *d);
+/* resume: continue from DIR/checkpoint.safetensors; run_steps >= 0: stop (checkpointed)
+ * after that many steps of this invocation */
+int pdc_decompose(const char *model, const char *dir, const struct dc_config *c, int resume,
+                  int64_t run_steps, struct diag *d);
 
 /* pdc_config.c: the resolved config as JSON (reference field names), written into
  * decomposition.json and, as YAML, into DIR/config.yaml */
@@ -23,6 +26,13 @@ int pdc_write_config_yaml(const struct dc_config *c, const char *path, struct di
 int pdc_config_load(const char *path, struct dc_config *c, struct diag *d);
 /* "--sites 'layers.*.mlp_in:100,*mlp_out:100'" */
 int pdc_parse_sites(struct dc_config *c, const char *spec, struct diag *d);
+
+/* pdc_ckpt.c */
+struct rt_store;
+int pdc_ckpt_save(const char *dir, const struct dc_config *c, const struct rt_store *store,
+                  int phase, int64_t step, struct diag *d);
+int pdc_ckpt_load(const char *dir, const struct dc_config *c, struct rt_store *store, int *phase,
+                  int64_t *step, struct diag *d);
 
 /* pdc_eval.c */
 int pdc_eval_main(int argc, char **argv);

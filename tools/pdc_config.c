@@ -146,6 +146,7 @@ void pdc_config_json(const struct dc_config *c, struct json_w *w)
     json_arr_end(w);
     json_obj_end(w);
     kv_int(w, "log_freq", c->log_freq);
+    kv_int(w, "checkpoint_every", c->checkpoint_every);
     json_obj_end(w);
 }
 

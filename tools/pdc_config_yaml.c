@@ -248,6 +248,7 @@ static int read_key(const struct yaml_node *root, const char *k, const struct ya
     if (strcmp(k, "ci_alive_threshold") == 0) return yaml_as_double(v, &c->ci_alive_threshold, d);
     if (strcmp(k, "log_freq") == 0 || strcmp(k, "train_log_freq") == 0)
         return yaml_as_int64(v, &c->log_freq, d);
+    if (strcmp(k, "checkpoint_every") == 0) return yaml_as_int64(v, &c->checkpoint_every, d);
     if (strcmp(k, "module_info") == 0) return read_sites(v, c, d);
     if (strcmp(k, "loss_metric_configs") == 0) return read_losses(v, c, d);
     if (strcmp(k, "task_config") == 0) return read_task(v, c, d);

@@ -17,6 +17,7 @@
 #include "pdc_cli.h"
 #include "safetensors.h"
 #include "sha256.h"
+#include "target.h"
 #include "train.h"
 
 /* import + bind the batch + compile: one fresh inference graph per program */
@@ -151,15 +152,78 @@ static int write_components(const char *dir, const struct dc_site *sites, int ns
     return st;
 }
 
-static int run_phase(struct dc_prog *p, struct rt_store *store, const struct dc_config *c,
-                     int64_t step0, const char *phase, FILE *mf, double **last, struct diag *d)
+/* how far this invocation may go (--run-steps), counted over both phases */
+struct run_budget {
+    int64_t left; /* < 0: unlimited */
+};
+
+/* Run one phase from `from` to its end in checkpointed segments. Returns ST_OK
+ * with *stopped set when the budget ran out first. */
+static int run_phase(struct dc_prog *p, int phase, int64_t from, struct rt_store *store,
+                     const struct dc_config *c, const char *dir, int64_t step0, const char *name,
+                     FILE *mf, double *last, struct run_budget *b, int *stopped, struct diag *d)
 {
     struct rt_data data = {c->feature_probability, c->value_lo, c->value_hi};
-    struct rt_train_opts o = {c->seed, step0, phase, mf, c->log_freq, isatty(2)};
-    *last = calloc((size_t)p->n_metric + 1, sizeof **last);
-    if (!*last)
-        return diag_set(d, ST_ERR_NOMEM, "out of memory");
-    return rt_train(p, &cg_ref, store, &data, &o, *last, d);
+    int st = ST_OK;
+    *stopped = 0;
+    for (int64_t s = from; !st && s < p->steps;) {
+        int64_t to = c->checkpoint_every > 0 ? s + c->checkpoint_every : p->steps;
+        if (b->left >= 0 && to - s > b->left)
+            to = s + b->left;
+        if (to > p->steps)
+            to = p->steps;
+        if (to == s) {
+            *stopped = 1;
+            break;
+        }
+        struct rt_train_opts o = {c->seed, step0, name, mf, c->log_freq, isatty(2), s, to};
+        st = rt_train(p, &cg_ref, store, &data, &o, last, d);
+        if (mf)
+            fflush(mf);
+        if (!st && c->checkpoint_every > 0)
+            st = pdc_ckpt_save(dir, c, store, phase, to, d);
+        if (b->left >= 0)
+            b->left -= to - s;
+        s = to;
+    }
+    return st;
+}
+
+/* keep the metrics log's lines up to a resumed checkpoint, drop what came after */
+static int open_metrics(const char *dir, int resume, int phase, int64_t step, FILE **out,
+                        struct diag *d)
+{
+    char path[4200], tmp[4300];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    if (!resume) {
+        *out = fopen(path, "w");
+        return *out ? ST_OK : diag_set(d, ST_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *in = fopen(path, "r"), *o = fopen(tmp, "w");
+    if (!o) {
+        if (in)
+            fclose(in);
+        return diag_set(d, ST_ERR_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    }
+    char line[65536];
+    int ph = 0;
+    const char *pname[2] = {"\"phase\": \"warmup\"", NULL};
+    while (in && fgets(line, sizeof line, in)) {
+        long long sp = -1;
+        const char *q = strstr(line, "\"step\": ");
+        if (q)
+            sp = strtoll(q + 8, NULL, 10);
+        ph = strstr(line, pname[0]) ? 0 : 1;
+        if (ph < phase || (ph == phase && sp < step))
+            fputs(line, o);
+    }
+    if (in)
+        fclose(in);
+    if (fclose(o) || rename(tmp, path))
+        return diag_set(d, ST_ERR_IO, "%s: cannot rewrite: %s", path, strerror(errno));
+    *out = fopen(path, "a");
+    return *out ? ST_OK : diag_set(d, ST_ERR_IO, "%s: cannot append: %s", path, strerror(errno));
 }
 
 static void print_summary(const struct dc_prog *p, const double *last)
@@ -169,7 +233,8 @@ static void print_summary(const struct dc_prog *p, const double *last)
         printf("  %-40s %.6g\n", p->metric[i].name, last[i]);
 }
 
-int pdc_decompose(const char *model, const char *dir, const struct dc_config *c, struct diag *d)
+int pdc_decompose(const char *model, const char *dir, const struct dc_config *c, int resume,
+                  int64_t run_steps, struct diag *d)
 {
     struct ir_graph *g = NULL, *gw = NULL;
     struct dc_site *sites = NULL;
@@ -193,17 +258,30 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
         st = dc_build_spd_train(g, c, sites, ns, fac, nf, &train, d);
         g = NULL;
     }
-    if (!st) {
-        snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-        if (!(mf = fopen(path, "w")))
-            st = diag_set(d, ST_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    }
-    if (!st && warm.g)
-        st = run_phase(&warm, &store, c, 0, "warmup", mf, &lastw, d);
+    int phase = 0, stopped = 0;
+    int64_t from = 0;
+    struct run_budget budget = {run_steps};
+    if (!st && resume)
+        st = pdc_ckpt_load(dir, c, &store, &phase, &from, d);
     if (!st)
-        st = run_phase(&train, &store, c, c->faithfulness_warmup_steps, c->method, mf, &last, d);
+        st = open_metrics(dir, resume, phase, from, &mf, d);
+    if (!st && (!(lastw = calloc((size_t)warm.n_metric + 1, sizeof *lastw)) ||
+                !(last = calloc((size_t)train.n_metric + 1, sizeof *last))))
+        st = diag_set(d, ST_ERR_NOMEM, "out of memory");
+    if (!st && warm.g && phase == 0)
+        st = run_phase(&warm, 0, from, &store, c, dir, 0, "warmup", mf, lastw, &budget, &stopped, d);
+    if (!st && !stopped) {
+        st = run_phase(&train, 1, phase == 1 ? from : 0, &store, c, dir,
+                       c->faithfulness_warmup_steps, c->method, mf, last, &budget, &stopped, d);
+        if (!st && phase == 1 && from >= train.steps) /* resumed a finished run: recompute last */
+            st = diag_set(d, ST_ERR_INVALID, "%s: this run already finished", dir);
+    }
     if (mf)
         fclose(mf);
+    if (!st && stopped) {
+        printf("stopped after --run-steps; continue with --resume\n");
+        goto done;
+    }
     if (!st)
         st = write_components(dir, sites, ns, &store, d);
     if (!st) {
@@ -214,6 +292,7 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
         st = pdc_write_decomposition_json(model, dir, c, g ? g : train.g, sites, ns, &train, last, d);
     if (!st)
         print_summary(&train, last);
+done:
     free(last);
     free(lastw);
     rt_store_free(&store);
