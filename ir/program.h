@@ -19,7 +19,10 @@ struct dc_anneal {
     double p0, final_p, start_frac, end_frac;
 };
 
-enum dc_feed { DC_FEED_DATA, DC_FEED_UNIFORM, DC_FEED_SCALAR };
+/* DC_FEED_ROUTE: UniformKSubset routing (METHOD §3.2) — per position draw k ~ U{1..M} and a
+ * random order of the M sites; site `route_site` is routed (1) when its rank is < k. All
+ * route inputs of one forward share a stream, so they see the same k and order. */
+enum dc_feed { DC_FEED_DATA, DC_FEED_UNIFORM, DC_FEED_SCALAR, DC_FEED_ROUTE };
 /* BC1 = 1 − β1^t, BC2 = √(1 − β2^t) at the 1-based optimizer step t (PyTorch's AdamW form) */
 enum dc_scalar { DC_SC_LR, DC_SC_P, DC_SC_BC1, DC_SC_BC2 };
 
@@ -28,6 +31,7 @@ struct dc_input {          /* what the runtime writes into a program input each 
     enum dc_feed kind;
     uint32_t stream;       /* DC_FEED_UNIFORM: Philox stream id (unique per input) */
     enum dc_scalar scalar; /* DC_FEED_SCALAR */
+    uint32_t route_site, route_n; /* DC_FEED_ROUTE: this site's index among route_n sites */
 };
 
 /* UNIFORM: U(−a, a) with a in `std` (PyTorch's default Linear init, METHOD §6.2) */

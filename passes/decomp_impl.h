@@ -54,6 +54,11 @@ void dc_mask_dims(const struct dc_ctx *cx, int i, int64_t k, int *rank, int64_t 
 /* re-emit the target forward with site i masked by (m[i], delta[i]) where m[i] is
  * not IR_NONE; out[k] receives the k-th target output of this forward */
 int dc_forward(struct dc_ctx *cx, const uint32_t *m, const uint32_t *delta, uint32_t *out);
+/* same, with per-site routing tensors rho[i] (1: masked path, 0: the target weight) */
+int dc_forward_routed(struct dc_ctx *cx, const uint32_t *m, const uint32_t *delta,
+                      const uint32_t *rho, uint32_t *out);
+/* one routing input per site for one UniformKSubset-routed forward (METHOD §3.2) */
+void dc_routes(struct dc_ctx *cx, uint32_t *rho);
 /* make the program's graph outputs the loss, metrics and next states; DCE; verify */
 int dc_finish(struct dc_ctx *cx);
 

@@ -74,8 +74,27 @@ uint32_t dc_uniform(struct dc_ctx *cx, int rank, const int64_t *dims)
         return t;
     struct dc_prog *p = cx->prog;
     p->in = grow(p->in, p->n_in, sizeof *p->in);
-    p->in[p->n_in++] = (struct dc_input){t, DC_FEED_UNIFORM, cx->next_stream++, DC_SC_LR};
+    p->in[p->n_in++] = (struct dc_input){t, DC_FEED_UNIFORM, cx->next_stream++, DC_SC_LR, 0, 0};
     return t;
+}
+
+void dc_routes(struct dc_ctx *cx, uint32_t *rho)
+{
+    uint32_t stream = cx->next_stream++;
+    for (int i = 0; i < cx->ns; i++) {
+        int r;
+        int64_t md[IR_MAX_RANK];
+        char name[64];
+        dc_mask_dims(cx, i, 1, &r, md);
+        snprintf(name, sizeof name, "route.%u.%d", stream, i);
+        rho[i] = new_input(cx, name, IR_F32, r, md);
+        if (rho[i] == IR_NONE)
+            return;
+        struct dc_prog *p = cx->prog;
+        p->in = grow(p->in, p->n_in, sizeof *p->in);
+        p->in[p->n_in++] = (struct dc_input){rho[i], DC_FEED_ROUTE, stream, DC_SC_LR,
+                                             (uint32_t)i, (uint32_t)cx->ns};
+    }
 }
 
 uint32_t dc_scalar(struct dc_ctx *cx, enum dc_scalar which)
@@ -88,7 +107,7 @@ uint32_t dc_scalar(struct dc_ctx *cx, enum dc_scalar which)
         return t;
     struct dc_prog *p = cx->prog;
     p->in = grow(p->in, p->n_in, sizeof *p->in);
-    p->in[p->n_in++] = (struct dc_input){t, DC_FEED_SCALAR, 0, which};
+    p->in[p->n_in++] = (struct dc_input){t, DC_FEED_SCALAR, 0, which, 0, 0};
     cx->scalar[which] = t;
     return t;
 }
@@ -144,7 +163,7 @@ int dc_ctx_init(struct dc_ctx *cx, struct ir_graph *g, const struct dc_config *c
                         g->n_inputs);
     cx->data = g->inputs[0];
     prog->in = grow(prog->in, prog->n_in, sizeof *prog->in);
-    prog->in[prog->n_in++] = (struct dc_input){cx->data, DC_FEED_DATA, 0, DC_SC_LR};
+    prog->in[prog->n_in++] = (struct dc_input){cx->data, DC_FEED_DATA, 0, DC_SC_LR, 0, 0};
     for (int i = 0; i < ns; i++)
         cx->s[i].x = g->n[sites[i].node].in[0];
     return ST_OK;
@@ -267,6 +286,12 @@ static void clone_node(struct dc_ctx *cx, const struct ir_node *n, uint32_t *map
 
 int dc_forward(struct dc_ctx *cx, const uint32_t *m, const uint32_t *delta, uint32_t *out)
 {
+    return dc_forward_routed(cx, m, delta, NULL, out);
+}
+
+int dc_forward_routed(struct dc_ctx *cx, const uint32_t *m, const uint32_t *delta,
+                      const uint32_t *rho, uint32_t *out)
+{
     uint32_t *map = malloc((size_t)cx->nt0 * sizeof *map);
     if (!map)
         return cx->b.err = diag_set(cx->b.d, ST_ERR_NOMEM, "out of memory");
@@ -277,8 +302,16 @@ int dc_forward(struct dc_ctx *cx, const uint32_t *m, const uint32_t *delta, uint
         const struct ir_node *n = &cx->g->n[id];
         int si = site_of_node(cx, id);
         if (si >= 0 && m[si] != IR_NONE) {
-            uint32_t o = n->out[0];
-            map[o] = site_masked(cx, si, mapped(cx, map, n->in[0]), m[si], delta[si], map);
+            uint32_t o = n->out[0], x = mapped(cx, map, n->in[0]);
+            uint32_t y = site_masked(cx, si, x, m[si], delta[si], map);
+            if (rho && rho[si] != IR_NONE) { /* unrouted positions: the target weight, on x */
+                clone_node(cx, &cx->g->n[id], map);
+                struct ir_builder *b = &cx->b;
+                uint32_t plain = map[o], r = rho[si];
+                y = bld_add(b, bld_mul(b, r, y),
+                            bld_mul(b, bld_sub(b, bld_f32(b, 1.0), r), plain));
+            }
+            map[o] = y;
             continue;
         }
         int touched = 0;

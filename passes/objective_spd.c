@@ -64,6 +64,21 @@ static uint32_t stochastic_recon(struct dc_ctx *cx, int only)
     return divergence(cx, y);
 }
 
+/* every site masked, but each position uses the components of only a random
+ * subset of sites (UniformKSubset routing, METHOD §3.2, §4.4) */
+static uint32_t subset_recon(struct dc_ctx *cx)
+{
+    uint32_t m[256], dl[256], rho[256], y[64];
+    if (cx->ns > 256 || cx->nouts > 64)
+        return cx->b.err = diag_set(cx->b.d, ST_ERR_UNSUPPORTED, "too many sites/outputs"), IR_NONE;
+    for (int i = 0; i < cx->ns; i++)
+        stochastic_masks(cx, i, &m[i], &dl[i]);
+    dc_routes(cx, rho);
+    if (dc_forward_routed(cx, m, dl, rho, y))
+        return IR_NONE;
+    return divergence(cx, y);
+}
+
 static uint32_t layerwise_recon(struct dc_ctx *cx)
 {
     struct ir_builder *b = &cx->b;
@@ -168,9 +183,9 @@ static uint32_t loss_term(struct dc_ctx *cx, const struct dc_loss *l)
     case DC_LOSS_STOCHASTIC_RECON_LAYERWISE: return layerwise_recon(cx);
     case DC_LOSS_CI_MASKED_RECON: return ci_masked_recon(cx);
     case DC_LOSS_FAITHFULNESS: return faithfulness(cx);
-    case DC_LOSS_STOCHASTIC_RECON_SUBSET: break;
+    case DC_LOSS_STOCHASTIC_RECON_SUBSET: return subset_recon(cx);
     }
-    cx->b.err = diag_set(cx->b.d, ST_ERR_UNSUPPORTED, "%s is not available yet", loss_name(l->kind));
+    cx->b.err = diag_set(cx->b.d, ST_ERR_INVALID, "unknown loss kind %d", (int)l->kind);
     return IR_NONE;
 }
 

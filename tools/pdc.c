@@ -407,8 +407,10 @@ static int cmd_decompose(int argc, char **argv)
             dir = argv[++i];
         else if (strcmp(argv[i], "--resume") == 0)
             resume = 1;
-        else if (strcmp(argv[i], "--run-steps") == 0 && i + 1 < argc)
-            parse_i64(argv[i], argv[++i], 0, &run_steps, &d);
+        else if (strcmp(argv[i], "--run-steps") == 0 && i + 1 < argc) {
+            parse_i64(argv[i], argv[i + 1], 0, &run_steps, &d);
+            i++;
+        }
         else if (strcmp(argv[i], "--method") == 0 || strcmp(argv[i], "--config") == 0)
             i++;
         else if (argv[i][0] == '-' && i + 1 < argc) {
