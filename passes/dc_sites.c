@@ -125,7 +125,7 @@ int dc_select_sites(const struct ir_graph *g, const struct dc_config *c, struct 
     }
     if (ns == 0) {
         diag_set(d, ST_ERR_INVALID, "no decomposable site matches %s",
-                 c->n_sites ? "the --sites patterns" : "(the model has no MatMul/Gemm weights)");
+                 c->n_sites ? "the site patterns (module_info / --sites)" : "(the model has no MatMul/Gemm weights)");
         goto fail;
     }
     *sites = s;

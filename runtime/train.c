@@ -109,26 +109,27 @@ static void fill_data(float *x, int64_t n, const struct rt_data *dt, uint64_t se
     }
 }
 
-/* UniformKSubset routing bits of one site (program.h): per position, M + 1 draws —
- * k from the first, the sites' random order from the other M (rank by value, ties
- * by index) — so every site's input derives the same k and order on its own. */
+int rt_route_bit(uint64_t seed, uint64_t step, uint32_t stream, uint64_t pos, uint32_t M,
+                 uint32_t site)
+{
+    uint64_t base = pos * (M + 1);
+    float u = philox_uniform_at(seed, step, stream, base);
+    uint32_t k = 1 + (uint32_t)((double)u * M); /* u < 1, so k <= M */
+    float mine = philox_uniform_at(seed, step, stream, base + 1 + site);
+    uint32_t rank = 0;
+    for (uint32_t j = 0; j < M; j++) {
+        float o = philox_uniform_at(seed, step, stream, base + 1 + j);
+        rank += o < mine || (o == mine && j < site);
+    }
+    return rank < k;
+}
+
 static void fill_route(float *buf, int64_t n, const struct dc_input *in, uint64_t seed,
                        uint64_t step)
 {
-    uint32_t M = in->route_n, me = in->route_site;
-    uint32_t stream = STREAM_UNIFORM_BASE + in->stream;
-    for (int64_t pos = 0; pos < n; pos++) {
-        uint64_t base = (uint64_t)pos * (M + 1);
-        float u = philox_uniform_at(seed, step, stream, base);
-        uint32_t k = 1 + (uint32_t)((double)u * M); /* u < 1, so k <= M */
-        float mine = philox_uniform_at(seed, step, stream, base + 1 + me);
-        uint32_t rank = 0;
-        for (uint32_t j = 0; j < M; j++) {
-            float o = philox_uniform_at(seed, step, stream, base + 1 + j);
-            rank += o < mine || (o == mine && j < me);
-        }
-        buf[pos] = rank < k ? 1.0f : 0.0f;
-    }
+    for (int64_t pos = 0; pos < n; pos++)
+        buf[pos] = rt_route_bit(seed, step, STREAM_UNIFORM_BASE + in->stream, (uint64_t)pos,
+                                in->route_n, in->route_site) ? 1.0f : 0.0f;
 }
 
 static double scalar_value(const struct dc_prog *p, enum dc_scalar which, int64_t step)

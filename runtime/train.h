@@ -46,6 +46,13 @@ struct rt_train_opts {
 };
 
 struct rt_prog;
+
+/* UniformKSubset routing (METHOD §3.2) at one position: per position M + 1 Philox
+ * draws — k ~ U{1..M} from the first, the sites' random order from the other M
+ * (rank by value, ties by index) — so each site's bit is computed on its own yet all
+ * sites agree on k and the order. Returns whether `site` is routed (rank < k). */
+int rt_route_bit(uint64_t seed, uint64_t step, uint32_t stream, uint64_t pos, uint32_t M,
+                 uint32_t site);
 /* add a copy of v to the store (the name must be new) */
 int rt_store_put(struct rt_store *s, const struct ir_value *v, struct diag *d);
 
