@@ -15,6 +15,13 @@ struct cg_target {
 };
 
 extern const struct cg_target cg_ref;
+/* OpenBLAS GEMMs and threaded float32 kernels for the hot ops; every other node
+ * runs on cg_ref (codegen/cpu/cpu_target.c) */
+extern const struct cg_target cg_cpu;
+
+/* the target the tools run on: cg_cpu, or cg_ref when the environment says
+ * PDC_TARGET=ref (to compare against the oracle, or to rule the cpu target out) */
+const struct cg_target *cg_default(void);
 
 /* evaluate one node on the reference target (constant folding uses this) */
 int cg_eval_node(const struct ir_graph *g, const struct ir_node *n, void *const *in,

@@ -1,7 +1,9 @@
 /* ci_fn.c — causal-importance functions as IR subgraphs (METHOD.md §2).
  * needs: dc_factors (the mlp kind reads h = x·V).  guarantees: every site has
- * z [.., C] and its two squashings: g_lo = σ_lower(z) (masks, L0) and
- * g_up = σ_upper(z) (importance minimality).
+ * z [pos.., C] (dc_mask_dims) and its two squashings: g_lo = σ_lower(z) (masks,
+ * L0) and g_up = σ_upper(z) (importance minimality). Every kind sees one row per
+ * position (flattened: [B, T, d] → [B·T, d]); Gather and Conv sites take only
+ * the per-component mlp, on their inner activations h (V[idx]; Conv(x, V)).
  *
  * Per-component MLPs run as batched matmuls in a [C, N, h] layout: one matmul
  * per layer for all components, weights [C, h_in, h_out], biases [C, h_out].
@@ -53,6 +55,9 @@ static uint32_t mlp_stack(struct dc_ctx *cx, const char *who, uint32_t a, int pe
 
 static uint32_t flatten_rows(struct dc_ctx *cx, uint32_t x, int64_t *N)
 {
+    *N = 0;
+    if (x == IR_NONE || cx->b.err)
+        return IR_NONE;
     const struct ir_tensor *t = &cx->g->t[x];
     int64_t n = 1, last = t->dims[t->rank - 1];
     for (int i = 0; i < t->rank - 1; i++)
@@ -73,25 +78,54 @@ static uint32_t from_percomp(struct dc_ctx *cx, int i, uint32_t a, int64_t C, in
     return r == 2 ? z : bld_reshape(b, z, r, md);
 }
 
+static const char *ci_name(enum dc_ci_fn k)
+{
+    switch (k) {
+    case DC_CI_MLP: return "mlp";
+    case DC_CI_VECTOR_MLP: return "vector_mlp";
+    case DC_CI_SHARED_MLP: return "shared_mlp";
+    case DC_CI_GLOBAL_SHARED_MLP: return "global_shared_mlp";
+    }
+    return "?";
+}
+
+/* Only matmul sites have per-position input rows. An embedding's rows are
+ * one-hot (the reference allows only the per-component mlp CI for embeddings)
+ * and a Conv's are its input patches (im2col, not built): both take `mlp`. */
+static int ci_kind_ok(struct dc_ctx *cx, int i)
+{
+    const struct dc_site *s = &cx->sites[i];
+    if (cx->cfg->ci_fn_type == DC_CI_MLP ||
+        (s->kind != PASS_SITE_GATHER && s->kind != PASS_SITE_CONV))
+        return 1;
+    cx->b.err = diag_set(cx->b.d, ST_ERR_UNSUPPORTED,
+                         "site '%s' (%s): ci_fn_type %s is not supported for %s sites, only mlp "
+                         "(%s); use ci_fn_type mlp or leave the site out with the site patterns",
+                         s->name, pass_site_kind_name(s->kind), ci_name(cx->cfg->ci_fn_type),
+                         s->kind == PASS_SITE_GATHER ? "embedding" : "Conv",
+                         s->kind == PASS_SITE_GATHER
+                             ? "its input rows are one-hot; the reference allows only mlp"
+                             : "its per-position input is a patch that would need im2col");
+    return 0;
+}
+
 static uint32_t ci_layerwise(struct dc_ctx *cx, int i)
 {
     struct ir_builder *b = &cx->b;
     const struct dc_site *s = &cx->sites[i];
     int64_t C = s->C, N, md[IR_MAX_RANK];
     int r;
-    uint32_t x = flatten_rows(cx, cx->s[i].x, &N); /* [N, d_in] */
-    switch (cx->cfg->ci_fn_type) {
-    case DC_CI_MLP: { /* scalar MLP per component on h_c = x·v_c */
-        uint32_t V = cx->f[s->factor].V;
-        if (s->transposed) {
-            static const int64_t swap[2] = {1, 0};
-            V = bld_transpose(b, cx->f[s->factor].U, 2, swap);
-        }
-        int64_t perm[2] = {1, 0}, cn1[3] = {C, N, 1};
-        uint32_t h = bld_transpose(b, bld_matmul(b, x, V), 2, perm); /* [C, N] */
-        return from_percomp(cx, i, mlp_stack(cx, s->name, bld_reshape(b, h, 3, cn1), 1, C, 1, 1),
-                            C, N);
+    if (!ci_kind_ok(cx, i))
+        return IR_NONE;
+    if (cx->cfg->ci_fn_type == DC_CI_MLP) { /* scalar MLP per component on h_c = x·v_c */
+        int64_t perm[2] = {1, 0}, cn1[3] = {C, 0, 1};
+        uint32_t h = flatten_rows(cx, dc_site_acts(cx, i), &N); /* [N, C] */
+        cn1[1] = N;
+        h = bld_reshape(b, bld_transpose(b, h, 2, perm), 3, cn1); /* [C, N, 1] */
+        return from_percomp(cx, i, mlp_stack(cx, s->name, h, 1, C, 1, 1), C, N);
     }
+    uint32_t x = flatten_rows(cx, dc_site_rows(cx, i), &N); /* [N, d_in] */
+    switch (cx->cfg->ci_fn_type) {
     case DC_CI_VECTOR_MLP: /* per-component MLP on the full input: [N,d] @ [C,d,h] → [C,N,h] */
         return from_percomp(cx, i, mlp_stack(cx, s->name, x, 1, C, s->d_in, 1), C, N);
     case DC_CI_SHARED_MLP: {
@@ -99,6 +133,7 @@ static uint32_t ci_layerwise(struct dc_ctx *cx, int i)
         dc_mask_dims(cx, i, C, &r, md);
         return r == 2 ? z : bld_reshape(b, z, r, md);
     }
+    case DC_CI_MLP:
     case DC_CI_GLOBAL_SHARED_MLP:
         break;
     }
@@ -113,8 +148,11 @@ static int ci_global(struct dc_ctx *cx)
     int order[256], n = cx->ns;
     if (n > 256)
         return b->err = diag_set(b->d, ST_ERR_UNSUPPORTED, "too many sites for a global CI function");
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        if (!ci_kind_ok(cx, i))
+            return b->err;
         order[i] = i;
+    }
     for (int i = 1; i < n; i++) /* insertion sort by name: the reference's site order */
         for (int k = i; k > 0 && strcmp(cx->sites[order[k - 1]].name, cx->sites[order[k]].name) > 0; k--) {
             int t = order[k];
@@ -125,7 +163,7 @@ static int ci_global(struct dc_ctx *cx)
     int64_t N = -1, din = 0, ctot = 0, split[256];
     for (int k = 0; k < n; k++) {
         int64_t Nk;
-        xs[k] = flatten_rows(cx, cx->s[order[k]].x, &Nk);
+        xs[k] = flatten_rows(cx, dc_site_rows(cx, order[k]), &Nk);
         if (N >= 0 && Nk != N)
             return b->err = diag_set(b->d, ST_ERR_UNSUPPORTED,
                                      "global CI function: sites see different numbers of positions");

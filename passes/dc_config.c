@@ -30,6 +30,8 @@ void dc_config_defaults(struct dc_config *c, const char *method)
     c->value_hi = 1.0;
     c->log_freq = 100;
     c->checkpoint_every = 1000;
+    c->data_token_bytes = 2;
+    c->data_holdout = 0.05;
     c->losses[0] = (struct dc_loss){.kind = DC_LOSS_IMPORTANCE_MINIMALITY, .coeff = 3e-3,
                                     .pnorm = 1.0, .eps = 1e-12, .beta = 0.0,
                                     .p_anneal_start_frac = 1.0, .p_anneal_final_p = -1.0,

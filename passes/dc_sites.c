@@ -3,7 +3,14 @@
  * Each use of a selected weight becomes one site; uses of the same initializer
  * share one factor pair (tied weights), laid out for the weight's first use.
  * Patterns are shell globs over initializer names ("layers.*.mlp_in:100");
- * without patterns every MatMul/Gemm weight is a site with C = max(d_in, d_out). */
+ * without patterns every site is selected with C = max(d_in, d_out).
+ *
+ * What counts as a site is what `pdc inspect` lists (passes/sites.c): a 2-D
+ * weight read by MatMul/Gemm on either side (directly or through a Transpose),
+ * a 2-D Gather table (axis 0) and a Conv kernel. The uses inspect lists but the
+ * masked forward cannot express (grouped convolutions, W·x with a 1-D x) are
+ * rejected with an error naming the site when a pattern selects them, rather
+ * than silently skipped, so the two lists never disagree quietly. */
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,35 +18,103 @@
 
 #include "decomp.h"
 
-/* the weight a MatMul/Gemm node reads as its right operand, and whether it reads
- * it transposed (Gemm transB, or through a Transpose node) */
-static int matmul_weight(const struct ir_graph *g, const struct ir_node *n, uint32_t *w, int *tr,
-                         struct diag *d)
+/* one use of a weight by a node, in the site's [d_in, d_out] view */
+struct use {
+    uint32_t w;
+    enum pass_site_kind kind;
+    int act, act_tr, out_tr, use_tr;
+    int64_t din, dout;
+    char why[160]; /* non-empty: a site pdc inspect lists that cannot be decomposed */
+};
+
+static int is_param(const struct ir_graph *g, uint32_t t)
 {
-    if (n->op != IR_OP_MatMul && n->op != IR_OP_Gemm)
+    return t != IR_NONE && (g->t[t].flags & IR_T_PARAM) && g->t[t].data;
+}
+
+/* a 2-D weight read directly or through a Transpose (sets *tr); IR_NONE otherwise */
+static uint32_t weight_2d(const struct ir_graph *g, uint32_t t, int *tr)
+{
+    *tr = 0;
+    if (is_param(g, t))
+        return g->t[t].rank == 2 ? t : IR_NONE;
+    if (t == IR_NONE || g->t[t].producer == IR_NONE)
+        return IR_NONE;
+    const struct ir_node *p = &g->n[g->t[t].producer];
+    if (p->op != IR_OP_Transpose || !is_param(g, p->in[0]) || g->t[p->in[0]].rank != 2)
+        return IR_NONE;
+    const int64_t *perm;
+    *tr = !(ir_attr_ints(p, "perm", &perm) == 2 && perm[0] == 0); /* perm [0, 1] is a copy */
+    return p->in[0];
+}
+
+/* [d_in, d_out] of the view: W as 2-D [dims0, ∏ rest], transposed when use_tr */
+static void view_dims(const struct ir_graph *g, struct use *u)
+{
+    const struct ir_tensor *W = &g->t[u->w];
+    int64_t rows = W->dims[0], cols = ir_numel(W) / W->dims[0];
+    u->din = u->use_tr ? cols : rows;
+    u->dout = u->use_tr ? rows : cols;
+}
+
+/* x·W' (weight on the right) or W'·x (left); Gemm's transA/transB say which
+ * operand reads its tensor transposed. Rows are what multiplies the view Wr:
+ *   right: rows = A' = (transA ? Aᵀ : A),  y = rows·Wr
+ *   left:  rows = x'ᵀ = (transB ? B : Bᵀ),  y = (rows·Wr)ᵀ, Wr = W'ᵀ */
+static int matmul_use(const struct ir_graph *g, const struct ir_node *n, struct use *u)
+{
+    int gemm = n->op == IR_OP_Gemm, tr;
+    int transa = gemm && ir_attr_int(n, "transA", 0), transb = gemm && ir_attr_int(n, "transB", 0);
+    if ((u->w = weight_2d(g, n->in[1], &tr)) != IR_NONE) {
+        u->kind = gemm ? PASS_SITE_GEMM : PASS_SITE_MATMUL;
+        u->act = 0;
+        u->act_tr = transa;
+        u->use_tr = tr ^ transb;
+    } else if ((u->w = weight_2d(g, n->in[0], &tr)) != IR_NONE) {
+        u->kind = PASS_SITE_MATMUL_LEFT;
+        u->act = 1;
+        u->act_tr = !transb;
+        u->out_tr = 1;
+        u->use_tr = !(tr ^ transa);
+        if (g->t[n->in[1]].rank < 2)
+            snprintf(u->why, sizeof u->why, "W·x with a 1-D x has no rows to mask");
+    } else {
         return 0;
-    uint32_t b = n->in[1];
-    *tr = n->op == IR_OP_Gemm && ir_attr_int(n, "transB", 0);
-    const struct ir_tensor *t = &g->t[b];
-    if (!(t->flags & IR_T_PARAM) || !t->data) {
-        if (t->producer == IR_NONE)
-            return 0;
-        const struct ir_node *p = &g->n[t->producer];
-        if (p->op != IR_OP_Transpose || !(g->t[p->in[0]].flags & IR_T_PARAM) ||
-            !g->t[p->in[0]].data || g->t[p->in[0]].rank != 2)
-            return 0;
-        b = p->in[0];
-        *tr ^= 1;
     }
-    if (g->t[b].rank != 2)
+    view_dims(g, u);
+    return 1;
+}
+
+/* the use of a weight by node n; 0 if n reads no weight the way a site does */
+static int site_use(const struct ir_graph *g, const struct ir_node *n, struct use *u)
+{
+    memset(u, 0, sizeof *u);
+    switch (n->op) {
+    case IR_OP_MatMul:
+    case IR_OP_Gemm:
+        return matmul_use(g, n, u);
+    case IR_OP_Gather: /* embedding: one-hot rows in, table rows out */
+        if (!is_param(g, n->in[0]) || g->t[n->in[0]].rank != 2 || ir_attr_int(n, "axis", 0) != 0)
+            return 0;
+        u->w = n->in[0];
+        u->kind = PASS_SITE_GATHER;
+        u->act = 1;
+        break;
+    case IR_OP_Conv: /* W [C_out, C_in, k..]: Wr = reshape(W, [C_out, C_in·∏k])ᵀ */
+        if (!is_param(g, n->in[1]) || g->t[n->in[1]].rank < 3)
+            return 0;
+        u->w = n->in[1];
+        u->kind = PASS_SITE_CONV;
+        u->use_tr = 1;
+        if (ir_attr_int(n, "group", 1) != 1)
+            snprintf(u->why, sizeof u->why,
+                     "grouped convolutions (group=%lld) cannot be decomposed, only group=1",
+                     (long long)ir_attr_int(n, "group", 1));
+        break;
+    default:
         return 0;
-    if (n->op == IR_OP_Gemm && ir_attr_int(n, "transA", 0)) {
-        diag_set(d, ST_ERR_UNSUPPORTED,
-                 "node '%s' (Gemm): weight '%s' is used with transA=1, which cannot be decomposed yet",
-                 n->name, g->t[b].name);
-        return -1;
     }
-    *w = b;
+    view_dims(g, u);
     return 1;
 }
 
@@ -57,18 +132,42 @@ static int pattern_C(const struct dc_config *c, const char *name, int *C)
     return 0;
 }
 
-static int add_factor(struct dc_factor **f, int *nf, uint32_t w, int64_t din, int64_t dout, int C,
-                      int tr)
+static int add_factor(struct dc_factor **f, int *nf, const struct use *u, int C)
 {
     for (int i = 0; i < *nf; i++)
-        if ((*f)[i].weight == w)
+        if ((*f)[i].weight == u->w)
             return i;
     struct dc_factor *nfp = realloc(*f, (size_t)(*nf + 1) * sizeof **f);
     if (!nfp)
         return -1;
     *f = nfp;
-    (*f)[*nf] = (struct dc_factor){w, din, dout, C, tr};
+    (*f)[*nf] = (struct dc_factor){u->w, u->din, u->dout, C, u->use_tr};
     return (*nf)++;
+}
+
+/* fill site x for use u of node `node`; `uses` earlier sites share its weight */
+static void fill_site(const struct ir_graph *g, struct dc_site *x, const struct use *u,
+                      uint32_t node, int uses, int fi, const struct dc_factor *F)
+{
+    memset(x, 0, sizeof *x);
+    const char *wn = g->t[u->w].name;
+    if (uses)
+        snprintf(x->name, sizeof x->name, "%s@%d", wn, uses);
+    else
+        snprintf(x->name, sizeof x->name, "%s", wn);
+    x->weight = u->w;
+    x->node = node;
+    x->kind = u->kind;
+    x->act = u->act;
+    x->act_tr = u->act_tr;
+    x->out_tr = u->out_tr;
+    x->factor = fi;
+    x->d_in = u->din;
+    x->d_out = u->dout;
+    /* the factor is laid out for the first use; later uses may read it transposed */
+    x->transposed = u->use_tr != F->tr;
+    x->use_tr = u->use_tr;
+    x->C = F->C;
 }
 
 int dc_select_sites(const struct ir_graph *g, const struct dc_config *c, struct dc_site **sites,
@@ -81,51 +180,40 @@ int dc_select_sites(const struct ir_graph *g, const struct dc_config *c, struct 
     *factors = NULL;
     for (uint32_t k = 0; k < g->ntopo; k++) {
         const struct ir_node *n = &g->n[g->topo[k]];
-        uint32_t w;
-        int tr, C, r = matmul_weight(g, n, &w, &tr, d);
-        if (r < 0)
-            goto fail;
-        if (r == 0 || !pattern_C(c, g->t[w].name, &C))
+        struct use u;
+        int C;
+        if (!site_use(g, n, &u) || !pattern_C(c, g->t[u.w].name, &C))
             continue;
-        const struct ir_tensor *W = &g->t[w];
-        int64_t din = W->dims[tr ? 1 : 0], dout = W->dims[tr ? 0 : 1];
+        if (u.why[0]) {
+            diag_set(d, ST_ERR_UNSUPPORTED,
+                     "site '%s' (node '%s', %s): %s; leave it out with the site patterns",
+                     g->t[u.w].name, n->name, pass_site_kind_name(u.kind), u.why);
+            goto fail;
+        }
         if (C <= 0)
-            C = (int)(din > dout ? din : dout);
-        int fi = add_factor(&f, &nf, w, din, dout, C, tr);
+            C = (int)(u.din > u.dout ? u.din : u.dout);
+        int fi = add_factor(&f, &nf, &u, C);
         struct dc_site *ns_p = fi < 0 ? NULL : realloc(s, (size_t)(ns + 1) * sizeof *s);
         if (!ns_p) {
             diag_set(d, ST_ERR_NOMEM, "out of memory selecting sites");
             goto fail;
         }
         s = ns_p;
-        struct dc_site *x = &s[ns];
-        memset(x, 0, sizeof *x);
         int uses = 0;
         for (int i = 0; i < ns; i++)
-            uses += s[i].weight == w;
-        if (uses)
-            snprintf(x->name, sizeof x->name, "%s@%d", W->name, uses);
-        else
-            snprintf(x->name, sizeof x->name, "%s", W->name);
-        x->weight = w;
-        x->node = g->topo[k];
-        x->factor = fi;
-        x->d_in = din;
-        x->d_out = dout;
-        /* the factor is laid out for the first use; later uses may read it transposed */
-        x->transposed = tr != f[fi].tr;
-        x->use_tr = tr;
-        x->C = f[fi].C;
+            uses += s[i].weight == u.w;
         if (uses && C != f[fi].C && c->n_sites) {
             diag_set(d, ST_ERR_INVALID, "weight '%s' is tied but its uses ask for C=%d and C=%d",
-                     W->name, f[fi].C, C);
+                     g->t[u.w].name, f[fi].C, C);
             goto fail;
         }
+        fill_site(g, &s[ns], &u, g->topo[k], uses, fi, &f[fi]);
         ns++;
     }
     if (ns == 0) {
         diag_set(d, ST_ERR_INVALID, "no decomposable site matches %s",
-                 c->n_sites ? "the site patterns (module_info / --sites)" : "(the model has no MatMul/Gemm weights)");
+                 c->n_sites ? "the site patterns (module_info / --sites)"
+                            : "(the model has no MatMul/Gemm/Gather/Conv weights)");
         goto fail;
     }
     *sites = s;

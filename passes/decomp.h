@@ -69,22 +69,41 @@ struct dc_config {
     double feature_probability, value_lo, value_hi;
     int64_t log_freq;
     int64_t checkpoint_every; /* steps between checkpoints (0: none) */
+    /* data source (runtime/data.h): the spec ("": toy with the task settings above);
+     * token files: bytes per token (2, 4), window length (0: the model's), held-out fraction */
+    char data[1024];
+    int data_token_bytes;
+    int64_t data_seq;
+    double data_holdout;
 };
 
 void dc_config_defaults(struct dc_config *c, const char *method);
 
-/* ---- sites (sites.c) ------------------------------------------------------ */
+/* ---- sites (dc_sites.c) ---------------------------------------------------- */
 
 /* One decomposed use of a weight. Tied weights (one initializer used by several
  * nodes, e.g. directly and through a Transpose) give several sites sharing one
- * factor pair; each site has its own CI function and masks. */
+ * factor pair; each site has its own CI function and masks.
+ *
+ * The uses are the ones `pdc inspect` lists (pass_find_sites, same kinds):
+ *   MatMul/Gemm  x·W (or W·x, "left"): rows [pos.., d_in] → [pos.., d_out]
+ *   Gather       table [vocab, d] read by row (axis 0): d_in = vocab, d_out = d
+ *   Conv         W [C_out, C_in, k..] (group 1) as [d_in = C_in·∏k, d_out = C_out]
+ * Every site has "positions" (dc_mask_dims): the dims its masks, δ and CI
+ * outputs share, component axis last — rows of a matmul, the indices' dims of a
+ * Gather, [N, spatial out..] of a Conv. */
 struct dc_site {
     char name[256];        /* "<initializer>" or "<initializer>@<use>" for later uses */
     uint32_t weight;       /* initializer tensor */
-    uint32_t node;         /* the MatMul/Gemm/... using it */
+    uint32_t node;         /* the MatMul/Gemm/Gather/Conv using it */
+    enum pass_site_kind kind; /* as pdc inspect names it (MatMul(left) covers Gemm's too) */
+    int act;               /* the node input carrying the activation (Gather: the indices) */
+    int act_tr;            /* matmul kinds: rows = that input with its last two axes swapped */
+    int out_tr;            /* matmul kinds: the node's output = rows' result, last two swapped */
     int factor;            /* index into the factor list (shared by tied uses) */
     int transposed;        /* this use reads Wᵀ relative to the factor's layout */
-    int use_tr;            /* this use reads the stored initializer transposed */
+    int use_tr;            /* this use's [d_in, d_out] view is the stored initializer, as 2-D
+                            * [dims0, ∏ rest], transposed (Conv: always; Gather: never) */
     int64_t d_in, d_out;
     int C;
 };
@@ -93,7 +112,8 @@ struct dc_factor {         /* V [d_in, C], U [C, d_out] of one initializer */
     uint32_t weight;
     int64_t d_in, d_out;
     int C;
-    int tr;                /* factor layout Wr = tr ? Wᵀ : W (the first use's view) */
+    int tr;                /* factor layout Wr = tr ? W2ᵀ : W2 (the first use's view), W2 the
+                            * initializer as 2-D [dims0, ∏ rest] (itself when 2-D) */
 };
 
 /* select sites from a compiled inference graph by the config's glob patterns */

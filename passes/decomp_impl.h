@@ -11,10 +11,19 @@ struct dc_factor_t {   /* per factor: state tensors and derived tensors of this 
     uint32_t Wr;       /* target weight in the factor layout (constant or Transpose(W)) */
     uint32_t delta;    /* Wr − V·U */
     uint32_t Vt, Ut, deltat; /* transposes, built on first use by a transposed site */
+    uint32_t Vk, Uk, deltak; /* Conv: the factors as kernels, built on first use */
 };
 
-struct dc_site_t {     /* per site, from the clean (target) forward */
-    uint32_t x;        /* site input */
+/* Per site, from the clean (target) forward. Every per-position tensor of a site
+ * (CI z/g_lo/g_up, masks, δ, routing) is [pos.., k] with the component axis
+ * last, whatever the site kind (dc_mask_dims); the masked forward moves it into
+ * the node's own layout (a Conv's channels-first output) where needed. */
+struct dc_site_t {
+    uint32_t x;        /* the node's activation operand (Gather: the indices) */
+    uint32_t rows, h;  /* x as rows [pos.., d_in] (matmul kinds) and its inner
+                        * activations in the node's layout; built on first use */
+    int pr;            /* the positions: rank and dims */
+    int64_t pos[IR_MAX_RANK];
     uint32_t z, g_lo, g_up;
 };
 
@@ -49,8 +58,15 @@ uint32_t dc_uniform(struct dc_ctx *cx, int rank, const int64_t *dims);
 uint32_t dc_scalar(struct dc_ctx *cx, enum dc_scalar which);
 void dc_metric(struct dc_ctx *cx, const char *name, uint32_t t);
 int dc_factors(struct dc_ctx *cx);  /* V, U states and Δ for every factor */
-/* masks shaped like site i's input with the last dim replaced by k */
+/* site i's positions followed by k: masks (k = C), δ and routing (k = 1) */
 void dc_mask_dims(const struct dc_ctx *cx, int i, int64_t k, int *rank, int64_t *dims);
+/* site i's inner activations h = x·V on the clean forward, as [pos.., C] (the
+ * `mlp` CI function's input; for a Gather h = V[idx], for a Conv the per-position
+ * rows of Conv(x, V as a kernel)) */
+uint32_t dc_site_acts(struct dc_ctx *cx, int i);
+/* site i's clean input as rows [pos.., d_in]: matmul kinds only (a Gather or Conv
+ * site has no rows without a one-hot or im2col expansion: an error naming it) */
+uint32_t dc_site_rows(struct dc_ctx *cx, int i);
 /* re-emit the target forward with site i masked by (m[i], delta[i]) where m[i] is
  * not IR_NONE; out[k] receives the k-th target output of this forward */
 int dc_forward(struct dc_ctx *cx, const uint32_t *m, const uint32_t *delta, uint32_t *out);

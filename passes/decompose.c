@@ -5,7 +5,10 @@
  * guarantees: the target forward is kept once and reused by every masked forward
  *   wherever a node does not depend on a masked site (shared activations are
  *   computed once); no per-example weight is ever materialised:
- *   y = ((x·V) ⊙ m)·U + δ ⊙ (x·Δ), with Δ = W − V·U recomputed from the factors. */
+ *   y = ((x·V) ⊙ m)·U + δ ⊙ (x·Δ), with Δ = W − V·U recomputed from the factors;
+ *   for a Gather h = V[idx] and Δ[idx]; for a Conv x·V and x·Δ are Convs with
+ *   the node's own geometry (V, Δ as kernels), ·U a 1×1 Conv. Masks, δ and
+ *   routing are [positions.., k] for every kind (dc_mask_dims). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +126,39 @@ void dc_metric(struct dc_ctx *cx, const char *name, uint32_t t)
     p->n_metric++;
 }
 
+/* ---- per-site geometry ---------------------------------------------------------
+ * A site's positions are what one mask row belongs to: the rows [pos.., d_in]
+ * of a matmul (after Gemm's transA, or the columns of x for W·x), the indices
+ * of a Gather, [N, spatial out..] of a Conv. */
+static void site_positions(struct dc_ctx *cx, int i)
+{
+    const struct dc_site *s = &cx->sites[i];
+    const struct ir_node *n = &cx->g->n[s->node];
+    struct dc_site_t *st = &cx->s[i];
+    st->x = n->in[s->act];
+    st->rows = st->h = IR_NONE;
+    const struct ir_tensor *x = &cx->g->t[st->x], *y = &cx->g->t[n->out[0]];
+    int r = 0;
+    switch (s->kind) {
+    case PASS_SITE_GATHER:
+        for (int k = 0; k < x->rank; k++)
+            st->pos[r++] = x->dims[k];
+        break;
+    case PASS_SITE_CONV: /* y [N, C_out, spatial..] */
+        st->pos[r++] = y->dims[0];
+        for (int k = 2; k < y->rank; k++)
+            st->pos[r++] = y->dims[k];
+        break;
+    default: /* rows: x, or x with its last two axes swapped; positions drop d_in */
+        for (int k = 0; k < x->rank - 1; k++)
+            st->pos[r++] = x->dims[k];
+        if (s->act_tr)
+            st->pos[r - 1] = x->dims[x->rank - 1];
+        break;
+    }
+    st->pr = r;
+}
+
 int dc_ctx_init(struct dc_ctx *cx, struct ir_graph *g, const struct dc_config *cfg,
                 const struct dc_site *sites, int ns, const struct dc_factor *fac, int nf,
                 struct dc_prog *prog, const char *prefix, struct diag *d)
@@ -165,7 +201,7 @@ int dc_ctx_init(struct dc_ctx *cx, struct ir_graph *g, const struct dc_config *c
     prog->in = grow(prog->in, prog->n_in, sizeof *prog->in);
     prog->in[prog->n_in++] = (struct dc_input){cx->data, DC_FEED_DATA, 0, DC_SC_LR, 0, 0};
     for (int i = 0; i < ns; i++)
-        cx->s[i].x = g->n[sites[i].node].in[0];
+        site_positions(cx, i);
     return ST_OK;
 }
 
@@ -175,6 +211,19 @@ void dc_ctx_fini(struct dc_ctx *cx)
     free(cx->outs);
     free(cx->f);
     free(cx->s);
+}
+
+/* the target weight in the factor's [d_in, d_out] layout: W as 2-D [dims0, ∏ rest]
+ * (a Conv kernel [C_out, C_in·∏k]), transposed when the first use reads it so */
+static uint32_t factor_layout(struct dc_ctx *cx, const struct dc_factor *F)
+{
+    static const int64_t swap[2] = {1, 0};
+    uint32_t w = F->weight;
+    if (cx->g->t[w].rank != 2) {
+        int64_t d2[2] = {F->tr ? F->d_out : F->d_in, F->tr ? F->d_in : F->d_out};
+        w = bld_reshape(&cx->b, w, 2, d2);
+    }
+    return F->tr ? bld_transpose(&cx->b, w, 2, swap) : w;
 }
 
 int dc_factors(struct dc_ctx *cx)
@@ -194,21 +243,26 @@ int dc_factors(struct dc_ctx *cx)
         snprintf(nm, sizeof nm, "%s.U", site);
         cx->f[i].U = dc_state(cx, nm, IR_F32, 2, ud, DC_INIT_NORMAL, 1.0 / sqrt((double)F->C),
                               DC_TRAIN_COMPONENT);
-        static const int64_t swap[2] = {1, 0};
-        cx->f[i].Wr = F->tr ? bld_transpose(b, F->weight, 2, swap) : F->weight;
+        cx->f[i].Wr = factor_layout(cx, F);
         cx->f[i].delta = bld_sub(b, cx->f[i].Wr, bld_matmul(b, cx->f[i].V, cx->f[i].U));
         cx->f[i].Vt = cx->f[i].Ut = cx->f[i].deltat = IR_NONE;
+        cx->f[i].Vk = cx->f[i].Uk = cx->f[i].deltak = IR_NONE;
     }
     return b->err;
 }
 
 void dc_mask_dims(const struct dc_ctx *cx, int i, int64_t k, int *rank, int64_t *dims)
 {
-    const struct ir_tensor *x = &cx->g->t[cx->s[i].x];
-    *rank = x->rank;
-    for (int j = 0; j < x->rank; j++)
-        dims[j] = x->dims[j];
-    dims[x->rank - 1] = k;
+    const struct dc_site_t *st = &cx->s[i];
+    for (int j = 0; j < st->pr; j++)
+        dims[j] = st->pos[j];
+    dims[st->pr] = k;
+    *rank = st->pr + 1;
+}
+
+static int is_matmul_kind(enum pass_site_kind k)
+{
+    return k == PASS_SITE_MATMUL || k == PASS_SITE_GEMM || k == PASS_SITE_MATMUL_LEFT;
 }
 
 /* the factor tensors as this site reads them: transposed sites read Wrᵀ = Uᵀ·Vᵀ */
@@ -228,25 +282,150 @@ static void site_factors(struct dc_ctx *cx, int i, uint32_t *V, uint32_t *U, uin
     *V = f->Ut, *U = f->Vt, *D = f->deltat;
 }
 
+/* a [d, C]-shaped factor read as a Conv kernel [C, rest..] (rest: the kernel's
+ * dims after the first, or all ones for a 1×1 kernel of `nsp` spatial dims) */
+static uint32_t as_kernel(struct dc_ctx *cx, uint32_t t, int64_t C, const struct ir_tensor *W,
+                          int nsp)
+{
+    static const int64_t swap[2] = {1, 0};
+    int64_t dims[IR_MAX_RANK];
+    int r = 0;
+    dims[r++] = C;
+    if (W) {
+        for (int k = 1; k < W->rank; k++)
+            dims[r++] = W->dims[k];
+    } else {
+        dims[r++] = cx->g->t[t].dims[0];
+        for (int k = 0; k < nsp; k++)
+            dims[r++] = 1;
+    }
+    return bld_reshape(&cx->b, bld_transpose(&cx->b, t, 2, swap), r, dims);
+}
+
+/* Conv sites: V as [C, C_in, k..] (Vᵀ reshaped), U as a 1×1 kernel [C_out, C, 1..],
+ * Δ as [C_out, C_in, k..]; a Conv weight is never read transposed (all its uses
+ * are Convs with the same view) */
+static void conv_kernels(struct dc_ctx *cx, int i)
+{
+    const struct dc_site *s = &cx->sites[i];
+    struct dc_factor_t *f = &cx->f[s->factor];
+    if (f->Vk != IR_NONE)
+        return;
+    struct ir_tensor W = cx->g->t[s->weight]; /* a copy: building moves the array */
+    int nsp = W.rank - 2;
+    f->Vk = as_kernel(cx, f->V, s->C, &W, nsp);
+    f->Uk = as_kernel(cx, f->U, s->d_out, NULL, nsp);
+    f->deltak = as_kernel(cx, f->delta, s->d_out, &W, nsp);
+}
+
+/* Conv(x, k) with the site node's own attributes (pads, strides, dilations, ..) */
+static uint32_t site_conv(struct dc_ctx *cx, int i, uint32_t x, uint32_t k)
+{
+    const struct ir_node *n = &cx->g->n[cx->sites[i].node];
+    uint32_t na = n->n_attr, in[2] = {x, k};
+    const struct ir_attr *at = n->attr; /* arena storage: stays put while nodes are added */
+    return bld_node(&cx->b, IR_OP_Conv, 2, in, na, at, 1, NULL);
+}
+
+/* the node's activation as rows [pos.., d_in] (matmul kinds) */
+static uint32_t rows_of(struct dc_ctx *cx, int i, uint32_t x)
+{
+    if (x == cx->s[i].x && cx->s[i].rows != IR_NONE)
+        return cx->s[i].rows;
+    uint32_t r = cx->sites[i].act_tr ? bld_swap_last2(&cx->b, x) : x;
+    if (x == cx->s[i].x)
+        cx->s[i].rows = r;
+    return r;
+}
+
+/* inner activations for activation x in the node's layout: rows·V [pos.., C],
+ * V[idx] [idx.., C], or Conv(x, V kernel) [N, C, spatial..]. The clean
+ * forward's are built once and shared by the CI function and every masked
+ * forward whose site input is still the clean one. */
+static uint32_t site_h(struct dc_ctx *cx, int i, uint32_t x)
+{
+    if (x == cx->s[i].x && cx->s[i].h != IR_NONE)
+        return cx->s[i].h;
+    struct ir_builder *b = &cx->b;
+    uint32_t V, U, D, h;
+    site_factors(cx, i, &V, &U, &D);
+    switch (cx->sites[i].kind) {
+    case PASS_SITE_GATHER:
+        h = bld_op2(b, IR_OP_Gather, V, x);
+        break;
+    case PASS_SITE_CONV:
+        conv_kernels(cx, i);
+        h = site_conv(cx, i, x, cx->f[cx->sites[i].factor].Vk);
+        break;
+    default:
+        h = bld_matmul(b, rows_of(cx, i, x), V);
+        break;
+    }
+    if (x == cx->s[i].x)
+        cx->s[i].h = h;
+    return h;
+}
+
+/* a Conv's [N, C, spatial..] as [N, spatial.., C] and back */
+static uint32_t channels_last(struct dc_ctx *cx, uint32_t t, int back)
+{
+    int r = cx->g->t[t].rank;
+    int64_t perm[IR_MAX_RANK];
+    perm[0] = 0;
+    for (int k = 1; k < r; k++)
+        perm[k] = back ? (k == 1 ? r - 1 : k - 1) : (k == r - 1 ? 1 : k + 1);
+    return bld_transpose(&cx->b, t, r, perm);
+}
+
+uint32_t dc_site_acts(struct dc_ctx *cx, int i)
+{
+    uint32_t h = site_h(cx, i, cx->s[i].x);
+    return cx->sites[i].kind == PASS_SITE_CONV ? channels_last(cx, h, 0) : h;
+}
+
+uint32_t dc_site_rows(struct dc_ctx *cx, int i)
+{
+    const struct dc_site *s = &cx->sites[i];
+    if (is_matmul_kind(s->kind))
+        return rows_of(cx, i, cx->s[i].x);
+    cx->b.err = diag_set(cx->b.d, ST_ERR_UNSUPPORTED,
+                         "site '%s' (%s) has no per-position input rows", s->name,
+                         pass_site_kind_name(s->kind));
+    return IR_NONE;
+}
+
+/* a per-position [pos.., 1] tensor (δ, routing) in a layout that broadcasts
+ * against the site node's output */
+static uint32_t pos_to_out(struct dc_ctx *cx, int i, uint32_t t)
+{
+    const struct dc_site *s = &cx->sites[i];
+    if (s->kind == PASS_SITE_CONV) { /* [N, sp.., 1] → [N, 1, sp..]: moving a 1 is a reshape */
+        const struct dc_site_t *st = &cx->s[i];
+        int64_t dims[IR_MAX_RANK];
+        dims[0] = st->pos[0];
+        dims[1] = 1;
+        for (int k = 1; k < st->pr; k++)
+            dims[k + 1] = st->pos[k];
+        return bld_reshape(&cx->b, t, st->pr + 1, dims);
+    }
+    return s->out_tr ? bld_swap_last2(&cx->b, t) : t;
+}
+
 static uint32_t mapped(const struct dc_ctx *cx, const uint32_t *map, uint32_t t)
 {
     return t != IR_NONE && t < cx->nt0 && map[t] != IR_NONE ? map[t] : t;
 }
 
-/* y = ((x·V) ⊙ m)·U + δ ⊙ (x·Δ), then Gemm's alpha/beta/C if the site is a Gemm */
-static uint32_t site_masked(struct dc_ctx *cx, int i, uint32_t x, uint32_t m, uint32_t delta,
-                            const uint32_t *map)
+/* ---- masked forwards of one site (METHOD §1.2, §1.4) ----------------------------- */
+
+/* Gemm's epilogue: alpha·y + beta·C */
+static uint32_t gemm_epilogue(struct dc_ctx *cx, int i, uint32_t y, const uint32_t *map)
 {
     struct ir_builder *b = &cx->b;
-    uint32_t V, U, D;
-    site_factors(cx, i, &V, &U, &D);
-    uint32_t y = bld_matmul(b, bld_mul(b, bld_matmul(b, x, V), m), U);
-    if (delta != IR_NONE)
-        y = bld_add(b, y, bld_mul(b, bld_matmul(b, x, D), delta));
-    /* copy what is needed: building nodes may move the node array */
     const struct ir_node *n = &cx->g->n[cx->sites[i].node];
     if (n->op != IR_OP_Gemm)
         return y;
+    /* copy what is needed: building nodes may move the node array */
     double alpha = ir_attr_float(n, "alpha", 1.0), beta = ir_attr_float(n, "beta", 1.0);
     uint32_t c = n->n_in > 2 ? mapped(cx, map, n->in[2]) : IR_NONE;
     if (alpha != 1.0)
@@ -254,6 +433,60 @@ static uint32_t site_masked(struct dc_ctx *cx, int i, uint32_t x, uint32_t m, ui
     if (c != IR_NONE && beta != 0.0)
         y = bld_add(b, y, beta == 1.0 ? c : bld_mul(b, c, bld_f32(b, beta)));
     return y;
+}
+
+/* rows: y = ((x·V) ⊙ m)·U + δ ⊙ (x·Δ), transposed back for W·x, then Gemm's epilogue */
+static uint32_t matmul_masked(struct dc_ctx *cx, int i, uint32_t x, uint32_t m, uint32_t delta,
+                              const uint32_t *map)
+{
+    struct ir_builder *b = &cx->b;
+    uint32_t V, U, D;
+    site_factors(cx, i, &V, &U, &D);
+    uint32_t y = bld_matmul(b, bld_mul(b, site_h(cx, i, x), m), U);
+    if (delta != IR_NONE)
+        y = bld_add(b, y, bld_mul(b, bld_matmul(b, rows_of(cx, i, x), D), delta));
+    if (cx->sites[i].out_tr)
+        y = bld_swap_last2(b, y);
+    return gemm_epilogue(cx, i, y, map);
+}
+
+/* embedding: y = (V[idx] ⊙ m)·U + δ ⊙ Δ[idx]  (reference EmbeddingComponents) */
+static uint32_t gather_masked(struct dc_ctx *cx, int i, uint32_t idx, uint32_t m, uint32_t delta)
+{
+    struct ir_builder *b = &cx->b;
+    uint32_t V, U, D;
+    site_factors(cx, i, &V, &U, &D);
+    uint32_t y = bld_matmul(b, bld_mul(b, site_h(cx, i, idx), m), U);
+    if (delta != IR_NONE)
+        y = bld_add(b, y, bld_mul(b, bld_op2(b, IR_OP_Gather, D, idx), delta));
+    return y;
+}
+
+/* y = Conv1×1(Conv(x, V) ⊙ m, U) + bias + δ ⊙ Conv(x, Δ): the per-position
+ * W_eff = V·diag(m)·U + δΔ applied to every patch, without im2col */
+static uint32_t conv_masked(struct dc_ctx *cx, int i, uint32_t x, uint32_t m, uint32_t delta,
+                            const uint32_t *map)
+{
+    struct ir_builder *b = &cx->b;
+    const struct ir_node *n = &cx->g->n[cx->sites[i].node];
+    uint32_t bias = n->n_in > 2 ? mapped(cx, map, n->in[2]) : IR_NONE;
+    uint32_t a = bld_mul(b, site_h(cx, i, x), channels_last(cx, m, 1));
+    const struct dc_factor_t *f = &cx->f[cx->sites[i].factor];
+    uint32_t in[3] = {a, f->Uk, bias};
+    uint32_t y = bld_node(b, IR_OP_Conv, bias != IR_NONE ? 3 : 2, in, 0, NULL, 1, NULL);
+    if (delta != IR_NONE)
+        y = bld_add(b, y, bld_mul(b, site_conv(cx, i, x, f->deltak), pos_to_out(cx, i, delta)));
+    return y;
+}
+
+static uint32_t site_masked(struct dc_ctx *cx, int i, uint32_t x, uint32_t m, uint32_t delta,
+                            const uint32_t *map)
+{
+    switch (cx->sites[i].kind) {
+    case PASS_SITE_GATHER: return gather_masked(cx, i, x, m, delta);
+    case PASS_SITE_CONV: return conv_masked(cx, i, x, m, delta, map);
+    default: return matmul_masked(cx, i, x, m, delta, map);
+    }
 }
 
 static int site_of_node(const struct dc_ctx *cx, uint32_t node)
@@ -302,12 +535,12 @@ int dc_forward_routed(struct dc_ctx *cx, const uint32_t *m, const uint32_t *delt
         const struct ir_node *n = &cx->g->n[id];
         int si = site_of_node(cx, id);
         if (si >= 0 && m[si] != IR_NONE) {
-            uint32_t o = n->out[0], x = mapped(cx, map, n->in[0]);
+            uint32_t o = n->out[0], x = mapped(cx, map, n->in[cx->sites[si].act]);
             uint32_t y = site_masked(cx, si, x, m[si], delta[si], map);
             if (rho && rho[si] != IR_NONE) { /* unrouted positions: the target weight, on x */
                 clone_node(cx, &cx->g->n[id], map);
                 struct ir_builder *b = &cx->b;
-                uint32_t plain = map[o], r = rho[si];
+                uint32_t plain = map[o], r = pos_to_out(cx, si, rho[si]);
                 y = bld_add(b, bld_mul(b, r, y),
                             bld_mul(b, bld_sub(b, bld_f32(b, 1.0), r), plain));
             }

@@ -110,14 +110,16 @@ static uint32_t importance_minimality(struct dc_ctx *cx, const struct dc_loss *l
     uint32_t p = dc_scalar(cx, DC_SC_P), tot = IR_NONE;
     for (int i = 0; i < cx->ns; i++) {
         uint32_t g = cx->s[i].g_up;
+        /* copy the shape: building nodes may move the tensor array */
         const struct ir_tensor *t = &cx->g->t[g];
+        int rank = t->rank;
         int64_t axes[IR_MAX_RANK], N = 1;
-        for (int k = 0; k < t->rank - 1; k++) {
+        for (int k = 0; k < rank - 1; k++) {
             axes[k] = k;
             N *= t->dims[k];
         }
         uint32_t pw = bld_op2(b, IR_OP_Pow, bld_add(b, g, bld_f32(b, l->eps)), p);
-        uint32_t S = bld_reduce(b, IR_OP_ReduceSum, pw, t->rank - 1, axes, 0); /* [C] */
+        uint32_t S = bld_reduce(b, IR_OP_ReduceSum, pw, rank - 1, axes, 0); /* [C] */
         uint32_t M = bld_div(b, S, bld_f32(b, (double)N));
         if (l->beta != 0.0) {
             uint32_t lg = bld_div(b, bld_op1(b, IR_OP_Log, bld_add(b, S, bld_f32(b, 1.0))),

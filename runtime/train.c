@@ -2,7 +2,7 @@
  *
  * Random numbers: every draw comes from Philox keyed by (seed, global step,
  * stream, element index) (runtime/philox.h), so a run is reproducible from its
- * seed whatever the thread count. Streams: 1 and 2 are the data generator,
+ * seed whatever the thread count. Streams: 1 to 4 are the data sources (data.c),
  * 1000 + k the program's k-th uniform input, and a hash of the state's name
  * (at step 2^32 − 1) its initialisation. */
 #include <math.h>
@@ -14,8 +14,6 @@
 #include "philox.h"
 #include "train.h"
 
-#define STREAM_DATA_VALUE 1u
-#define STREAM_DATA_ACTIVE 2u
 #define STREAM_UNIFORM_BASE 1000u
 #define STEP_INIT 0xffffffffull
 
@@ -99,16 +97,6 @@ static int store_item(struct rt_store *store, const struct ir_tensor *t, const s
     return ST_OK;
 }
 
-static void fill_data(float *x, int64_t n, const struct rt_data *dt, uint64_t seed, uint64_t step)
-{
-    /* two independent streams: the value and whether the feature is active */
-    philox_uniform_fill(x, n, seed, step, STREAM_DATA_VALUE, 0);
-    for (int64_t i = 0; i < n; i++) {
-        float active = philox_uniform_at(seed, step, STREAM_DATA_ACTIVE, (uint64_t)i);
-        x[i] = (double)active < dt->p ? (float)(dt->lo + (dt->hi - dt->lo) * (double)x[i]) : 0.0f;
-    }
-}
-
 int rt_route_bit(uint64_t seed, uint64_t step, uint32_t stream, uint64_t pos, uint32_t M,
                  uint32_t site)
 {
@@ -144,8 +132,9 @@ static double scalar_value(const struct dc_prog *p, enum dc_scalar which, int64_
     return 0;
 }
 
-static int feed(struct rt_prog *rp, const struct dc_prog *p, const struct rt_data *data,
-                const float *given, const struct rt_train_opts *o, int64_t step, struct diag *d)
+static int feed(struct rt_prog *rp, const struct dc_prog *p, struct ds_source *data,
+                const float *given, const struct rt_train_opts *o, int64_t step,
+                enum ds_split split, struct diag *d)
 {
     uint64_t gstep = (uint64_t)(o->step0 + step);
     for (int i = 0; i < p->n_in; i++) {
@@ -155,13 +144,15 @@ static int feed(struct rt_prog *rp, const struct dc_prog *p, const struct rt_dat
         int64_t n = ir_numel(t);
         switch (in->kind) {
         case DC_FEED_DATA:
-            if (t->dtype != IR_F32)
-                return diag_set(d, ST_ERR_UNSUPPORTED, "data input '%s' is %s; the sparse-feature "
-                                "generator makes float32", t->name, ir_dtype_name(t->dtype));
-            if (given)
-                memcpy(buf, given, (size_t)n * sizeof *buf);
+            if (!given) {
+                int st = ds_fill(data, buf, t, o->seed, gstep, split, d);
+                if (st)
+                    return st;
+            } else if (t->dtype != IR_F32)
+                return diag_set(d, ST_ERR_UNSUPPORTED, "data input '%s' is %s; given data is "
+                                "float32", t->name, ir_dtype_name(t->dtype));
             else
-                fill_data(buf, n, data, o->seed, gstep);
+                memcpy(buf, given, (size_t)n * sizeof *buf);
             break;
         case DC_FEED_UNIFORM:
             philox_uniform_fill(buf, n, o->seed, gstep, STREAM_UNIFORM_BASE + in->stream, 0);
@@ -243,7 +234,7 @@ static int bind_states(const struct dc_prog *p, struct rt_prog *rp, struct rt_st
 }
 
 int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_store *store,
-             const struct rt_data *data, const struct rt_train_opts *o, double *last,
+             struct ds_source *data, const struct rt_train_opts *o, double *last,
              struct diag *d)
 {
     struct rt_prog *rp;
@@ -259,7 +250,7 @@ int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_sto
     double t0 = now(), tlast = t0;
     int64_t to = o->to > 0 && o->to < p->steps ? o->to : p->steps;
     for (int64_t step = o->from; !st && step < to; step++) {
-        if ((st = feed(rp, p, data, NULL, o, step, d)) || (st = rt_prog_run(rp, d)))
+        if ((st = feed(rp, p, data, NULL, o, step, DS_TRAIN, d)) || (st = rt_prog_run(rp, d)))
             break;
         int final = step == to - 1;
         /* log on the phase's own cadence, not at segment ends: a resumed run logs the
@@ -289,7 +280,7 @@ int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_sto
 }
 
 int rt_run_once(const struct dc_prog *p, const struct cg_target *tgt, struct rt_store *store,
-                const struct rt_data *data, const float *given, uint64_t seed, int64_t step,
+                struct ds_source *data, const float *given, uint64_t seed, int64_t step,
                 double *metrics, struct rt_prog **out, struct diag *d)
 {
     struct rt_prog *rp;
@@ -302,7 +293,7 @@ int rt_run_once(const struct dc_prog *p, const struct cg_target *tgt, struct rt_
     st = items ? bind_states(p, rp, store, seed, 1, items, d) : diag_set(d, ST_ERR_NOMEM, "out of memory");
     free(items);
     if (!st)
-        st = feed(rp, p, data, given, &o, 0, d);
+        st = feed(rp, p, data, given, &o, 0, DS_EVAL, d);
     if (!st)
         st = rt_prog_run(rp, d);
     if (st) {

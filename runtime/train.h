@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 
+#include "data.h"
 #include "program.h"
 #include "target.h"
 
@@ -27,12 +28,6 @@ struct rt_store {
 
 void rt_store_free(struct rt_store *s);
 struct rt_store_item *rt_store_find(struct rt_store *s, const char *name);
-
-/* built-in data: sparse features (METHOD §6.1, at_least_zero_active):
- * x_i = u_i · 1[r_i < p], u_i ~ U(lo, hi) */
-struct rt_data {
-    double p, lo, hi;
-};
 
 struct rt_train_opts {
     uint64_t seed;
@@ -57,17 +52,18 @@ int rt_route_bit(uint64_t seed, uint64_t step, uint32_t stream, uint64_t pos, ui
 int rt_store_put(struct rt_store *s, const struct ir_value *v, struct diag *d);
 
 /* Run p once with every state taken from the store (an error names a missing
- * one): the data input from `given` when not NULL (else the generator), draws
- * keyed by (seed, step). Metric values go to metrics[]; *out keeps the program's
- * buffers for reading (rt_prog_buf), freed by the caller with rt_prog_free. */
+ * one): the data input from `given` (float32) when not NULL, else the source's
+ * evaluation split (data.h; `data` may be NULL when given), draws keyed by (seed,
+ * step). Metric values go to metrics[]; *out keeps the program's buffers for
+ * reading (rt_prog_buf), freed by the caller with rt_prog_free. */
 int rt_run_once(const struct dc_prog *p, const struct cg_target *tgt, struct rt_store *store,
-                const struct rt_data *data, const float *given, uint64_t seed, int64_t step,
+                struct ds_source *data, const float *given, uint64_t seed, int64_t step,
                 double *metrics, struct rt_prog **out, struct diag *d);
 
 /* run the phase's steps [o->from, o->to); on success last[] holds the metric values of the
  * last step run (p->n_metric) */
 int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_store *store,
-             const struct rt_data *data, const struct rt_train_opts *o, double *last,
+             struct ds_source *data, const struct rt_train_opts *o, double *last,
              struct diag *d);
 
 #endif

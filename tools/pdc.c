@@ -33,9 +33,11 @@ static int usage(FILE *f)
             "  pdc MODEL.onnx -o DIR [--method spd] [--config FILE.yaml] [--sites 'PAT[:C],...']\n"
             "          [--steps N] [--batch B] [--seed S] [--lr LR] [--warmup-steps N] [--log-every N]\n"
             "          [--checkpoint-every N] [--resume] [--run-steps N]\n"
+            "          [--data toy[:p=P,lo=L,hi=H]|FILE.npy|FILE.npz[:NAME]|FILE.bin]\n"
+            "          [--seq T] [--tokens u16|u32] [--holdout F]\n"
             "      decompose the model's weights; writes DIR/decomposition.json,\n"
             "      DIR/components.safetensors and DIR/metrics.jsonl\n"
-            "  pdc eval DIR\n"
+            "  pdc eval DIR [--data SPEC] [--seq T] [--tokens u16|u32] [--holdout F]\n"
             "      evaluate a decomposition: reconstruction under every mask kind, L0, alive,\n"
             "      toy ground-truth metrics; writes DIR/eval.json\n"
             "  pdc inspect MODEL.onnx [--bind NAME=N,...]\n"
@@ -214,7 +216,7 @@ static int run_model(const char *model, struct inputs *in, const char *bind, con
     int nout = 0;
     if ((bind && (st = ir_bind(g, bind, d))) || (st = pass_bind_inputs(g, in->v, in->n, d)) ||
         (st = pass_compile_inference(g, &cx, d)) ||
-        (st = rt_run(g, &cg_ref, in->v, in->n, &outs, &nout, d))) {
+        (st = rt_run(g, cg_default(), in->v, in->n, &outs, &nout, d))) {
         if (!strstr(d->msg, model)) { /* make sure the message names the model */
             char tmp[sizeof d->msg + 4096];
             snprintf(tmp, sizeof tmp, "%s: %s", model, d->msg);
@@ -379,6 +381,9 @@ static int decompose_option(struct dc_config *c, const char *opt, const char *v,
         return parse_f64(opt, v, &c->lr.start_val, d);
     if (strcmp(opt, "--sites") == 0)
         return pdc_parse_sites(c, v, d);
+    int ds = pdc_data_option(c, opt, v, d); /* --data, --seq, --tokens, --holdout */
+    if (ds >= 0)
+        return ds;
     return diag_set(d, ST_ERR_INVALID, "unknown option '%s' (see pdc --help)", opt);
 }
 

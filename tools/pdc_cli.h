@@ -34,6 +34,14 @@ int pdc_ckpt_save(const char *dir, const struct dc_config *c, const struct rt_st
 int pdc_ckpt_load(const char *dir, const struct dc_config *c, struct rt_store *store, int *phase,
                   int64_t *step, struct diag *d);
 
+/* pdc_decomp.c: the data source. --data SPEC, --seq T, --tokens u16|u32, --holdout F
+ * into c (returns -1 when opt is none of them); open c's source, *rc = c with the
+ * spec resolved (rc may be c): what is recorded and checked on --resume */
+struct ds_source;
+int pdc_data_option(struct dc_config *c, const char *opt, const char *v, struct diag *d);
+int pdc_open_data(const struct dc_config *c, struct ds_source **src, struct dc_config *rc,
+                  struct diag *d);
+
 /* pdc_eval.c */
 int pdc_eval_main(int argc, char **argv);
 

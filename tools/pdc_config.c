@@ -145,6 +145,13 @@ void pdc_config_json(const struct dc_config *c, struct json_w *w)
     json_double(w, c->value_hi);
     json_arr_end(w);
     json_obj_end(w);
+    json_key(w, "data"); /* the source (runtime/data.h) as the run resolved it: eval reuses it */
+    json_obj_begin(w);
+    kv_str(w, "source", c->data[0] ? c->data : "toy");
+    kv_str(w, "tokens", c->data_token_bytes == 4 ? "u32" : "u16");
+    kv_int(w, "seq", c->data_seq);
+    kv_num(w, "holdout", c->data_holdout);
+    json_obj_end(w);
     kv_int(w, "log_freq", c->log_freq);
     kv_int(w, "checkpoint_every", c->checkpoint_every);
     json_obj_end(w);

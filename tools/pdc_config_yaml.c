@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "data.h"
 #include "pdc_cli.h"
 #include "yaml.h"
 
@@ -204,6 +205,38 @@ static int read_task(const struct yaml_node *n, struct dc_config *c, struct diag
     return ST_OK;
 }
 
+/* data: {source: SPEC, tokens: u16|u32, seq: T, holdout: F} (runtime/data.h) */
+static int read_data(const struct yaml_node *n, struct dc_config *c, struct diag *d)
+{
+    if (n->kind != YAML_MAP)
+        return bad_value(n, "a mapping", d);
+    for (int i = 0; i < n->n; i++) {
+        const char *k = n->keys[i], *s;
+        const struct yaml_node *v = n->items[i];
+        int st;
+        if (strcmp(k, "source") == 0) {
+            if (!(st = yaml_as_str(v, &s, d)) && strlen(s) >= sizeof c->data)
+                return bad_value(v, "a data source spec shorter than 1024 bytes", d);
+            if (!st)
+                snprintf(c->data, sizeof c->data, "%s", s);
+        } else if (strcmp(k, "tokens") == 0) {
+            if (!(st = yaml_as_str(v, &s, d)) && !(c->data_token_bytes = ds_token_bytes(s)))
+                return bad_value(v, "u16 or u32", d);
+        } else if (strcmp(k, "seq") == 0) {
+            if (!(st = yaml_as_int64(v, &c->data_seq, d)) && c->data_seq < 0)
+                return bad_value(v, "a window length >= 0", d);
+        } else if (strcmp(k, "holdout") == 0) {
+            if (!(st = yaml_as_double(v, &c->data_holdout, d)) &&
+                !(c->data_holdout >= 0 && c->data_holdout < 1))
+                return bad_value(v, "a fraction in [0, 1)", d);
+        } else
+            st = unknown(n, k, d);
+        if (st)
+            return st;
+    }
+    return ST_OK;
+}
+
 static int read_hidden(const struct yaml_node *v, struct dc_config *c, struct diag *d)
 {
     if (v->kind != YAML_LIST || v->n > DC_MAX_HIDDEN)
@@ -252,6 +285,7 @@ static int read_key(const struct yaml_node *root, const char *k, const struct ya
     if (strcmp(k, "module_info") == 0) return read_sites(v, c, d);
     if (strcmp(k, "loss_metric_configs") == 0) return read_losses(v, c, d);
     if (strcmp(k, "task_config") == 0) return read_task(v, c, d);
+    if (strcmp(k, "data") == 0) return read_data(v, c, d);
     if (strcmp(k, "ci_fn_type") == 0) {
         st = enum_value(v, ci, 4, &e, d);
         c->ci_fn_type = (enum dc_ci_fn)e;

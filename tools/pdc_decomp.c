@@ -36,6 +36,8 @@ int pdc_compiled_model(const char *path, const struct dc_config *c, struct ir_gr
             st = diag_set(d, ST_ERR_SHAPE,
                           "%s: input '%s' has a fixed batch dim %lld, but batch_size is %lld",
                           path, x->name, (long long)x->dims[0], (long long)c->batch_size);
+        if (!st && c->data_seq > 0 && x->rank >= 2 && x->sym[1] >= 0 && g->sym_val[x->sym[1]] < 0)
+            st = ir_bind_sym(g, g->syms[x->sym[1]], c->data_seq, d); /* token windows: --seq */
     }
     struct pass_ctx cx = {.eval = cg_eval_node};
     if (!st)
@@ -45,6 +47,70 @@ int pdc_compiled_model(const char *path, const struct dc_config *c, struct ir_gr
         return st;
     }
     *out = g;
+    return ST_OK;
+}
+
+int pdc_data_option(struct dc_config *c, const char *opt, const char *v, struct diag *d)
+{
+    char *e = NULL;
+    if (strcmp(opt, "--data") == 0) {
+        if (strlen(v) >= sizeof c->data)
+            return diag_set(d, ST_ERR_INVALID, "--data: the spec is longer than %zu bytes",
+                            sizeof c->data - 1);
+        snprintf(c->data, sizeof c->data, "%s", v);
+        return ST_OK;
+    }
+    if (strcmp(opt, "--tokens") == 0)
+        return (c->data_token_bytes = ds_token_bytes(v)) ? ST_OK
+               : diag_set(d, ST_ERR_INVALID, "--tokens: '%s' is not u16 or u32", v);
+    if (strcmp(opt, "--seq") == 0) {
+        long long x = strtoll(v, &e, 10);
+        c->data_seq = x;
+        return *e || e == v || x < 1
+               ? diag_set(d, ST_ERR_INVALID, "--seq: '%s' is not an integer >= 1", v) : ST_OK;
+    }
+    if (strcmp(opt, "--holdout") == 0) {
+        c->data_holdout = strtod(v, &e);
+        return *e || e == v || !(c->data_holdout >= 0 && c->data_holdout < 1)
+               ? diag_set(d, ST_ERR_INVALID, "--holdout: '%s' is not a fraction in [0, 1)", v)
+               : ST_OK;
+    }
+    return -1;
+}
+
+int pdc_open_data(const struct dc_config *c, struct ds_source **src, struct dc_config *rc,
+                  struct diag *d)
+{
+    struct ds_opts o = {c->feature_probability, c->value_lo, c->value_hi, c->data_token_bytes,
+                        c->data_seq, c->data_holdout};
+    if (rc != c)
+        *rc = *c;
+    int st = ds_open(c->data, &o, src, d);
+    if (st)
+        return st;
+    if (strlen(ds_spec(*src)) >= sizeof rc->data) {
+        st = diag_set(d, ST_ERR_INVALID, "%s: the path is too long to record", ds_spec(*src));
+        ds_close(*src);
+        *src = NULL;
+        return st;
+    }
+    snprintf(rc->data, sizeof rc->data, "%s", ds_spec(*src));
+    ds_toy_settings(*src, &rc->feature_probability, &rc->value_lo, &rc->value_hi);
+    return ST_OK;
+}
+
+/* every data input of p can be fed by src, and token ids fit the model's vocabulary */
+static int check_data(struct ds_source *src, const struct dc_prog *p, struct diag *d)
+{
+    for (int i = 0; i < p->n_in; i++) {
+        if (p->in[i].kind != DC_FEED_DATA)
+            continue;
+        int st = ds_check_input(src, &p->g->t[p->in[i].t], d);
+        if (!st)
+            st = ds_check_vocab(src, ds_graph_vocab(p->g, p->in[i].t), d);
+        if (st)
+            return st;
+    }
     return ST_OK;
 }
 
@@ -160,10 +226,10 @@ struct run_budget {
 /* Run one phase from `from` to its end in checkpointed segments. Returns ST_OK
  * with *stopped set when the budget ran out first. */
 static int run_phase(struct dc_prog *p, int phase, int64_t from, struct rt_store *store,
+                     struct ds_source *src,
                      const struct dc_config *c, const char *dir, int64_t step0, const char *name,
                      FILE *mf, double *last, struct run_budget *b, int *stopped, struct diag *d)
 {
-    struct rt_data data = {c->feature_probability, c->value_lo, c->value_hi};
     int st = ST_OK;
     *stopped = 0;
     for (int64_t s = from; !st && s < p->steps;) {
@@ -177,7 +243,7 @@ static int run_phase(struct dc_prog *p, int phase, int64_t from, struct rt_store
             break;
         }
         struct rt_train_opts o = {c->seed, step0, name, mf, c->log_freq, isatty(2), s, to};
-        st = rt_train(p, &cg_ref, store, &data, &o, last, d);
+        st = rt_train(p, cg_default(), store, src, &o, last, d);
         if (mf)
             fflush(mf);
         if (!st && c->checkpoint_every > 0)
@@ -245,7 +311,12 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
     double *last = NULL, *lastw = NULL;
     FILE *mf = NULL;
     char path[4200];
-    int st = mkdir_p(dir, d);
+    struct ds_source *src = NULL;
+    struct dc_config rc; /* c with the data source resolved: recorded, and checked on resume */
+    int st = pdc_open_data(c, &src, &rc, d);
+    c = &rc;
+    if (!st)
+        st = mkdir_p(dir, d);
     if (!st)
         st = pdc_compiled_model(model, c, &g, d);
     if (!st)
@@ -258,6 +329,8 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
         st = dc_build_spd_train(g, c, sites, ns, fac, nf, &train, d);
         g = NULL;
     }
+    if (!st && !(st = check_data(src, &warm, d)))
+        st = check_data(src, &train, d);
     int phase = 0, stopped = 0;
     int64_t from = 0;
     struct run_budget budget = {run_steps};
@@ -269,9 +342,10 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
                 !(last = calloc((size_t)train.n_metric + 1, sizeof *last))))
         st = diag_set(d, ST_ERR_NOMEM, "out of memory");
     if (!st && warm.g && phase == 0)
-        st = run_phase(&warm, 0, from, &store, c, dir, 0, "warmup", mf, lastw, &budget, &stopped, d);
+        st = run_phase(&warm, 0, from, &store, src, c, dir, 0, "warmup", mf, lastw, &budget,
+                       &stopped, d);
     if (!st && !stopped) {
-        st = run_phase(&train, 1, phase == 1 ? from : 0, &store, c, dir,
+        st = run_phase(&train, 1, phase == 1 ? from : 0, &store, src, c, dir,
                        c->faithfulness_warmup_steps, c->method, mf, last, &budget, &stopped, d);
         if (!st && phase == 1 && from >= train.steps) /* resumed a finished run: recompute last */
             st = diag_set(d, ST_ERR_INVALID, "%s: this run already finished", dir);
@@ -293,6 +367,7 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
     if (!st)
         print_summary(&train, last);
 done:
+    ds_close(src);
     free(last);
     free(lastw);
     rt_store_free(&store);

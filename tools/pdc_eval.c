@@ -148,9 +148,8 @@ static int probe(const char *model, const struct dc_config *c, struct rt_store *
         st = diag_set(d, ST_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; !st && i < F; i++)
         x[i * F + i] = 0.75f; /* one-hot inputs of magnitude 0.75 (METHOD §7.3) */
-    struct rt_data data = {c->feature_probability, c->value_lo, c->value_hi};
     if (!st)
-        st = rt_run_once(&p, &cg_ref, store, &data, x, c->seed, EVAL_STEP, met, &rp, d);
+        st = rt_run_once(&p, cg_default(), store, NULL, x, c->seed, EVAL_STEP, met, &rp, d);
     for (int i = 0; !st && i < ns; i++) {
         const float *ci = rt_prog_buf(rp, glo[i]);
         int C = sites[i].C;
@@ -233,7 +232,8 @@ static void print_table(const struct dc_prog *p, const double *met, const struct
     }
 }
 
-static int evaluate(const char *dir, struct diag *d)
+/* opt: --data SPEC, --seq T, --tokens u16|u32, --holdout F pairs overriding the run's */
+static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
 {
     char model[4096], path[4200];
     struct dc_config c;
@@ -250,6 +250,12 @@ static int evaluate(const char *dir, struct diag *d)
     int st = check_model(dir, model, sizeof model, d);
     if (!st)
         st = pdc_config_load(path, &c, d);
+    for (int i = 0; !st && i + 1 < nopt; i += 2)
+        if ((st = pdc_data_option(&c, opt[i], opt[i + 1], d)) < 0)
+            st = diag_set(d, ST_ERR_INVALID, "eval: unknown option '%s'", opt[i]);
+    struct ds_source *src = NULL;
+    if (!st)
+        st = pdc_open_data(&c, &src, &c, d);
     if (!st)
         st = load_store(dir, &store, d);
     if (!st)
@@ -257,9 +263,8 @@ static int evaluate(const char *dir, struct diag *d)
     if (!st && (!(met = calloc((size_t)p.n_metric + 1, sizeof *met)) ||
                 !(es = calloc((size_t)ns + 1, sizeof *es))))
         st = diag_set(d, ST_ERR_NOMEM, "out of memory");
-    struct rt_data data = {c.feature_probability, c.value_lo, c.value_hi};
     if (!st)
-        st = rt_run_once(&p, &cg_ref, &store, &data, NULL, c.seed, EVAL_STEP, met, &rp, d);
+        st = rt_run_once(&p, cg_default(), &store, src, NULL, c.seed, EVAL_STEP, met, &rp, d);
     for (int i = 0; !st && i < ns; i++) {
         const struct ir_tensor *t = &p.g->t[glo[i]];
         int64_t N = ir_numel(t) / sites[i].C;
@@ -282,6 +287,7 @@ static int evaluate(const char *dir, struct diag *d)
         st = json_w_write_file(&w, path, d);
         json_w_free(&w);
     }
+    ds_close(src);
     rt_prog_free(rp);
     dc_prog_free(&p);
     rt_store_free(&store);
@@ -295,11 +301,12 @@ static int evaluate(const char *dir, struct diag *d)
 int pdc_eval_main(int argc, char **argv)
 {
     struct diag d = {0};
-    if (argc != 1 || argv[0][0] == '-') {
-        fprintf(stderr, "usage: pdc eval DIR\n");
+    if (argc < 1 || argv[0][0] == '-' || argc % 2 == 0) {
+        fprintf(stderr, "usage: pdc eval DIR [--data SPEC] [--seq T] [--tokens u16|u32] "
+                "[--holdout F]\n");
         return 2;
     }
-    if (evaluate(argv[0], &d)) {
+    if (evaluate(argv[0], argc - 1, argv + 1, &d)) {
         fprintf(stderr, "pdc: %s\n", d.msg);
         return 1;
     }

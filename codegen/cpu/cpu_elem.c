@@ -1,0 +1,275 @@
+/* cpu_elem.c — float32 broadcasting binary ops (Add Sub Mul Div Pow Max Min
+ * Sum) and Where.
+ *
+ * The output is walked as rows: adjacent dims merge when every operand steps
+ * through them as through one (as in ref_binary.c), so a same-shape op is one
+ * long row, a bias add is [rows, len] with the bias row repeated, and the
+ * innermost loop sees stride 1 or 0 for each operand. Those cases get their own
+ * loops so the compiler vectorises them. The pool splits the flat output range;
+ * every element is computed the same way wherever a split falls, so results do
+ * not depend on the thread count. Arithmetic is float32 exactly as the
+ * reference's float32 paths, so Add..Min and Where are bit-identical to cg_ref;
+ * Pow uses powf (the reference rounds a double pow) except for the exponents
+ * 1 and 2, which are exact. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu_impl.h"
+
+#define NOP_MAX 3
+#define GRAIN_CHEAP 32768 /* elements per thread below which waking the pool costs more */
+
+/* ---- broadcast walk ------------------------------------------------------ */
+
+struct walk {
+    int rank, nop;       /* after merging; rank >= 1 */
+    int64_t dims[IR_MAX_RANK];
+    int64_t st[NOP_MAX][IR_MAX_RANK]; /* operand strides in elements, 0 where broadcast */
+    int64_t len, numel;  /* row length (innermost merged dim), output elements */
+};
+
+/* position of a row: outer-dim indices and the operands' offsets of its first element */
+struct pos {
+    int64_t idx[IR_MAX_RANK];
+    int64_t off[NOP_MAX];
+};
+
+static void walk_init(struct walk *w, const struct ir_tensor *o, int nop,
+                      const struct ir_tensor *const *ops)
+{
+    int ro = o->rank > 0 ? o->rank : 1; /* a scalar is walked as shape [1] */
+    int64_t dims[IR_MAX_RANK], st[NOP_MAX][IR_MAX_RANK];
+    for (int i = 0; i < ro; i++)
+        dims[i] = o->rank > 0 ? o->dims[i] : 1;
+    for (int k = 0; k < nop; k++)
+        ir_broadcast_strides(ops[k]->rank, ops[k]->dims, ro, dims, st[k]);
+    memset(w, 0, sizeof *w);
+    w->nop = nop;
+    for (int i = 0; i < ro; i++) {
+        int r = w->rank, merge = r > 0;
+        for (int k = 0; k < nop && merge; k++)
+            merge = w->st[k][r - 1] == st[k][i] * dims[i];
+        if (!merge)
+            w->rank++;
+        w->dims[w->rank - 1] = merge ? w->dims[r - 1] * dims[i] : dims[i];
+        for (int k = 0; k < nop; k++)
+            w->st[k][w->rank - 1] = st[k][i];
+    }
+    w->numel = 1;
+    for (int i = 0; i < w->rank; i++)
+        w->numel *= w->dims[i];
+    w->len = w->dims[w->rank - 1];
+}
+
+static void walk_seek(const struct walk *w, int64_t row, struct pos *p)
+{
+    memset(p, 0, sizeof *p);
+    for (int i = w->rank - 2; i >= 0; i--) {
+        p->idx[i] = row % w->dims[i];
+        row /= w->dims[i];
+        for (int k = 0; k < w->nop; k++)
+            p->off[k] += p->idx[i] * w->st[k][i];
+    }
+}
+
+/* advance to the next row: odometer over the outer dims */
+static void walk_next(const struct walk *w, struct pos *p)
+{
+    for (int i = w->rank - 2; i >= 0; i--) {
+        for (int k = 0; k < w->nop; k++)
+            p->off[k] += w->st[k][i];
+        if (++p->idx[i] < w->dims[i])
+            return;
+        for (int k = 0; k < w->nop; k++)
+            p->off[k] -= w->st[k][i] * w->dims[i];
+        p->idx[i] = 0;
+    }
+}
+
+/* ---- binary rows --------------------------------------------------------- */
+
+enum bop { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_MIN };
+
+/* o[j] = EXPR(x = a[j*sa], z = b[j*sb]) with the stride-0/1 cases spelled out */
+#define ROW_LOOPS(EXPR)                                                    \
+    do {                                                                   \
+        if (sa == 1 && sb == 1) {                                          \
+            for (int64_t j = 0; j < cnt; j++) {                            \
+                float x = a[j], z = b[j];                                  \
+                o[j] = (EXPR);                                             \
+            }                                                              \
+        } else if (sa == 0 && sb == 1) {                                   \
+            float x = a[0];                                                \
+            for (int64_t j = 0; j < cnt; j++) {                            \
+                float z = b[j];                                            \
+                o[j] = (EXPR);                                             \
+            }                                                              \
+        } else if (sa == 1 && sb == 0) {                                   \
+            float z = b[0];                                                \
+            for (int64_t j = 0; j < cnt; j++) {                            \
+                float x = a[j];                                            \
+                o[j] = (EXPR);                                             \
+            }                                                              \
+        } else {                                                           \
+            for (int64_t j = 0; j < cnt; j++) {                            \
+                float x = a[j * sa], z = b[j * sb];                        \
+                o[j] = (EXPR);                                             \
+            }                                                              \
+        }                                                                  \
+    } while (0)
+
+/* Pow with one exponent for the whole tensor (the only Pow this target runs) */
+static void row_pow(const float *a, int64_t sa, float e, float *restrict o, int64_t cnt)
+{
+    if (e == 2.0f) {
+        for (int64_t j = 0; j < cnt; j++)
+            o[j] = a[j * sa] * a[j * sa];
+    } else if (e == 1.0f) {
+        for (int64_t j = 0; j < cnt; j++)
+            o[j] = a[j * sa];
+    } else {
+        for (int64_t j = 0; j < cnt; j++)
+            o[j] = powf(a[j * sa], e);
+    }
+}
+
+/* NaN propagates from either side, as in ref_binary.c (x != x: x is NaN) */
+static void row_bin(enum bop op, const float *a, int64_t sa, const float *b, int64_t sb,
+                    float *restrict o, int64_t cnt)
+{
+    switch (op) {
+    case B_ADD: ROW_LOOPS(x + z); return;
+    case B_SUB: ROW_LOOPS(x - z); return;
+    case B_MUL: ROW_LOOPS(x * z); return;
+    case B_DIV: ROW_LOOPS(x / z); return;
+    case B_MAX: ROW_LOOPS(x != x || x > z ? x : z); return;
+    case B_MIN: ROW_LOOPS(x != x || x < z ? x : z); return;
+    case B_POW: row_pow(a, sa, b[0], o, cnt); return; /* b is one value: sb is 0 */
+    }
+}
+
+struct bin_job {
+    enum bop op;
+    struct walk w;
+    const float *a, *b;
+    float *y;
+};
+
+static void bin_range(void *ctx, int64_t lo, int64_t hi)
+{
+    const struct bin_job *jb = ctx;
+    const struct walk *w = &jb->w;
+    int last = w->rank - 1;
+    int64_t j = lo % w->len;
+    struct pos p;
+    walk_seek(w, lo / w->len, &p);
+    while (lo < hi) {
+        int64_t cnt = w->len - j < hi - lo ? w->len - j : hi - lo;
+        int64_t sa = w->st[0][last], sb = w->st[1][last];
+        row_bin(jb->op, jb->a + p.off[0] + j * sa, sa, jb->b + p.off[1] + j * sb, sb,
+                jb->y + lo, cnt);
+        lo += cnt;
+        j = 0;
+        walk_next(w, &p);
+    }
+}
+
+static int all_f32(const struct ir_graph *g, const struct ir_node *n)
+{
+    for (uint32_t i = 0; i < n->n_in; i++)
+        if (!cpu_in(g, n, i) || cpu_in(g, n, i)->dtype != IR_F32)
+            return 0;
+    return cpu_out(g, n, 0) && cpu_out(g, n, 0)->dtype == IR_F32;
+}
+
+static int binary(const struct ir_graph *g, const struct ir_node *n, void *const *in,
+                  void *const *out, enum bop op)
+{
+    if (n->n_in != 2 || !all_f32(g, n))
+        return CPU_DELEGATE;
+    if (op == B_POW && ir_numel(cpu_in(g, n, 1)) != 1)
+        return CPU_DELEGATE;
+    if (!out[0])
+        return ST_OK;
+    const struct ir_tensor *ops[2] = {cpu_in(g, n, 0), cpu_in(g, n, 1)};
+    struct bin_job jb = {.op = op, .a = in[0], .b = in[1], .y = out[0]};
+    walk_init(&jb.w, cpu_out(g, n, 0), 2, ops);
+    if (jb.w.numel > 0)
+        cpu_parallel(jb.w.numel, op == B_POW ? GRAIN_CHEAP / 8 : GRAIN_CHEAP, bin_range, &jb);
+    return ST_OK;
+}
+
+CPU_KERNEL(Add) { return binary(g, n, in, out, B_ADD); }
+CPU_KERNEL(Sub) { return binary(g, n, in, out, B_SUB); }
+CPU_KERNEL(Mul) { return binary(g, n, in, out, B_MUL); }
+CPU_KERNEL(Div) { return binary(g, n, in, out, B_DIV); }
+CPU_KERNEL(Pow) { return binary(g, n, in, out, B_POW); }
+/* the variadic ops with exactly two inputs: the reference folds left to right,
+ * which for two inputs is the binary op */
+CPU_KERNEL(Max) { return binary(g, n, in, out, B_MAX); }
+CPU_KERNEL(Min) { return binary(g, n, in, out, B_MIN); }
+CPU_KERNEL(Sum) { return binary(g, n, in, out, B_ADD); }
+
+/* ---- Where ------------------------------------------------------------------ */
+
+struct where_job {
+    struct walk w;
+    const uint8_t *c;
+    const uint32_t *x, *y; /* any 4-byte element: copied as bits */
+    uint32_t *o;
+};
+
+static void where_row(const uint8_t *c, int64_t sc, const uint32_t *x, int64_t sx,
+                      const uint32_t *y, int64_t sy, uint32_t *restrict o, int64_t cnt)
+{
+    if (sc == 1 && sx == 1 && sy == 1) {
+        for (int64_t j = 0; j < cnt; j++)
+            o[j] = c[j] ? x[j] : y[j];
+    } else if (sc == 1 && sx == 1 && sy == 0) {
+        uint32_t yv = y[0];
+        for (int64_t j = 0; j < cnt; j++)
+            o[j] = c[j] ? x[j] : yv;
+    } else if (sc == 1 && sx == 0 && sy == 1) {
+        uint32_t xv = x[0];
+        for (int64_t j = 0; j < cnt; j++)
+            o[j] = c[j] ? xv : y[j];
+    } else {
+        for (int64_t j = 0; j < cnt; j++)
+            o[j] = c[j * sc] ? x[j * sx] : y[j * sy];
+    }
+}
+
+static void where_range(void *ctx, int64_t lo, int64_t hi)
+{
+    const struct where_job *jb = ctx;
+    const struct walk *w = &jb->w;
+    int last = w->rank - 1;
+    int64_t j = lo % w->len, sc = w->st[0][last], sx = w->st[1][last], sy = w->st[2][last];
+    struct pos p;
+    walk_seek(w, lo / w->len, &p);
+    while (lo < hi) {
+        int64_t cnt = w->len - j < hi - lo ? w->len - j : hi - lo;
+        where_row(jb->c + p.off[0] + j * sc, sc, jb->x + p.off[1] + j * sx, sx,
+                  jb->y + p.off[2] + j * sy, sy, jb->o + lo, cnt);
+        lo += cnt;
+        j = 0;
+        walk_next(w, &p);
+    }
+}
+
+/* out = cond ? x : y, all three broadcast; 4-byte element types only */
+CPU_KERNEL(Where)
+{
+    const struct ir_tensor *ops[3] = {cpu_in(g, n, 0), cpu_in(g, n, 1), cpu_in(g, n, 2)};
+    const struct ir_tensor *ty = cpu_out(g, n, 0);
+    if (!ty || ops[0]->dtype != IR_BOOL || ir_dtype_size(ty->dtype) != 4)
+        return CPU_DELEGATE;
+    if (!out[0])
+        return ST_OK;
+    struct where_job jb = {.c = in[0], .x = in[1], .y = in[2], .o = out[0]};
+    walk_init(&jb.w, ty, 3, ops);
+    if (jb.w.numel > 0)
+        cpu_parallel(jb.w.numel, GRAIN_CHEAP, where_range, &jb);
+    return ST_OK;
+}

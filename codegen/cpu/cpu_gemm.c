@@ -1,0 +1,241 @@
+/* cpu_gemm.c — float32 MatMul and Gemm: OpenBLAS for real GEMMs, a direct
+ * loop for the tiny ones.
+ *
+ * Both ops become one batched problem (struct mm): nb GEMMs of the same shape
+ * and transposes, batch i reading A and B at broadcast offsets and writing the
+ * i-th (M, N) block of Y. The CI functions are full of GEMMs too small for
+ * sgemm's packing and call overhead to pay off, e.g. [C, N, 1] @ [C, 1, 16]
+ * (an outer product per component): those run as an i-k-j loop over all rows
+ * of all batches, split across the pool. Everything else goes to cblas_sgemm
+ * (OpenBLAS 0.3.21 has no sgemm_batch) in fixed blocks of rows or columns,
+ * split across the pool, after merging the batch into M when B is shared. */
+#ifdef PDC_HAVE_BLAS
+
+#include <cblas.h>
+#include <string.h>
+
+#include "cpu_impl.h"
+
+/* a GEMM whose M·N·K is below this runs as a direct loop: sgemm packs its
+ * operands and splits the work, which costs more than the arithmetic here */
+#define DIRECT_MAX_MNK 4096
+#define DIRECT_MAX_K 4
+#define JBLOCK 256 /* columns per pass of the direct loop (a stack row buffer) */
+#define BLOCK 256  /* rows (or columns) of Y per sgemm call */
+#define GRAIN_FLOPS 16384 /* multiply-adds per thread below which waking the pool costs more */
+
+struct mm {
+    int ta, tb;             /* op(A) = A^T, op(B) = B^T */
+    int64_t M, N, K, nb;
+    float alpha;
+    int accumulate;         /* Y already holds beta*C: add alpha*op(A)op(B) to it */
+    const float *a, *b;
+    float *y;
+    int rb;                 /* batch rank; Y's batch dims and A/B batch strides in elements */
+    int64_t dims[IR_MAX_RANK], astr[IR_MAX_RANK], bstr[IR_MAX_RANK];
+};
+
+/* row-major index lin of the box dims[0..r) -> offset with strides str */
+static int64_t box_offset(int64_t lin, int r, const int64_t *dims, const int64_t *str)
+{
+    int64_t off = 0;
+    for (int i = r - 1; i >= 0; i--) {
+        off += (lin % dims[i]) * str[i];
+        lin /= dims[i];
+    }
+    return off;
+}
+
+/* ---- direct loop ------------------------------------------------------------ */
+
+/* t[0..jn) = sum_k op(A)[i][k] * op(B)[k][j0 + j] for one row i: a points at
+ * op(A)[i][0] with stride as along k; b at op(B)[0][j0] with strides brs (k)
+ * and bcs (j). The first k assigns, so t needs no clearing. */
+static void direct_row(const float *a, int64_t as, const float *b, int64_t brs, int64_t bcs,
+                       int64_t K, int64_t jn, float *restrict t)
+{
+    float a0 = a[0];
+    if (bcs == 1) {
+        for (int64_t j = 0; j < jn; j++)
+            t[j] = a0 * b[j];
+        for (int64_t k = 1; k < K; k++) {
+            float ak = a[k * as];
+            const float *bk = b + k * brs;
+            for (int64_t j = 0; j < jn; j++)
+                t[j] += ak * bk[j];
+        }
+        return;
+    }
+    for (int64_t j = 0; j < jn; j++) {
+        float s = a0 * b[j * bcs];
+        for (int64_t k = 1; k < K; k++)
+            s += a[k * as] * b[k * brs + j * bcs];
+        t[j] = s;
+    }
+}
+
+/* rows [lo, hi) of all batches stacked: row r is row r % M of batch r / M */
+static void direct_rows(void *ctx, int64_t lo, int64_t hi)
+{
+    const struct mm *m = ctx;
+    int64_t M = m->M, N = m->N, K = m->K;
+    int64_t ars = m->ta ? 1 : K, as = m->ta ? M : 1;  /* op(A)[i][k] = a[i*ars + k*as] */
+    int64_t brs = m->tb ? 1 : N, bcs = m->tb ? K : 1; /* op(B)[k][j] = b[k*brs + j*bcs] */
+    int plain = !m->accumulate && m->alpha == 1.0f;   /* write the sums straight into Y */
+    float tmp[JBLOCK];
+    int64_t cur = -1, aoff = 0, boff = 0;
+    for (int64_t r = lo; r < hi; r++) {
+        int64_t bi = r / M, i = r % M;
+        if (bi != cur) {
+            cur = bi;
+            aoff = box_offset(bi, m->rb, m->dims, m->astr);
+            boff = box_offset(bi, m->rb, m->dims, m->bstr);
+        }
+        const float *a = m->a + aoff + i * ars;
+        float *y = m->y + r * N;
+        for (int64_t j0 = 0; j0 < N; j0 += JBLOCK) {
+            int64_t jn = N - j0 < JBLOCK ? N - j0 : JBLOCK;
+            float *t = plain ? y + j0 : tmp;
+            direct_row(a, as, m->b + boff + j0 * bcs, brs, bcs, K, jn, t);
+            if (plain)
+                continue;
+            for (int64_t j = 0; j < jn; j++)
+                y[j0 + j] = m->alpha * tmp[j] + (m->accumulate ? y[j0 + j] : 0.0f);
+        }
+    }
+}
+
+/* ---- OpenBLAS ------------------------------------------------------------------- */
+
+/* One sgemm per work item: batch bi, and block q of the longer of M and N.
+ * The blocks have a fixed size, so the calls (and their results) are the same
+ * whatever the thread count; OpenBLAS's own threads would split each call by
+ * the thread count, and its edge tiles round differently, so it runs
+ * single-threaded and the pool runs the items. */
+static void blas_items(void *ctx, int64_t lo, int64_t hi)
+{
+    const struct mm *m = ctx;
+    int64_t M = m->M, N = m->N, K = m->K, lda = m->ta ? M : K, ldb = m->tb ? K : N;
+    int by_rows = M >= N;
+    int64_t len = by_rows ? M : N, nblk = (len + BLOCK - 1) / BLOCK;
+    for (int64_t it = lo; it < hi; it++) {
+        int64_t bi = it / nblk, q0 = (it % nblk) * BLOCK;
+        int64_t qn = len - q0 < BLOCK ? len - q0 : BLOCK;
+        const float *a = m->a + box_offset(bi, m->rb, m->dims, m->astr);
+        const float *b = m->b + box_offset(bi, m->rb, m->dims, m->bstr);
+        float *y = m->y + bi * M * N;
+        if (by_rows) { /* rows q0.. of op(A) and Y */
+            a += m->ta ? q0 : q0 * lda;
+            y += q0 * N;
+        } else { /* columns q0.. of op(B) and Y */
+            b += m->tb ? q0 * ldb : q0;
+            y += q0;
+        }
+        cblas_sgemm(CblasRowMajor, m->ta ? CblasTrans : CblasNoTrans,
+                    m->tb ? CblasTrans : CblasNoTrans, (blasint)(by_rows ? qn : M),
+                    (blasint)(by_rows ? N : qn), (blasint)K, m->alpha, a,
+                    (blasint)(lda > 1 ? lda : 1), b, (blasint)(ldb > 1 ? ldb : 1),
+                    m->accumulate ? 1.0f : 0.0f, y, (blasint)(N > 1 ? N : 1));
+    }
+}
+
+static void mm_run(const struct mm *m)
+{
+    int64_t rows = m->nb * m->M, N = m->N, K = m->K;
+    if (rows == 0 || N == 0)
+        return;
+    if (K == 0) { /* op(A)op(B) is all zeros */
+        if (!m->accumulate)
+            memset(m->y, 0, (size_t)(rows * N) * sizeof *m->y);
+        return;
+    }
+    if (K <= DIRECT_MAX_K || m->M * N * K <= DIRECT_MAX_MNK) {
+        cpu_parallel(rows, 1 + GRAIN_FLOPS / (N * K), direct_rows, (void *)m);
+        return;
+    }
+    int64_t len = m->M >= N ? m->M : N, nblk = (len + BLOCK - 1) / BLOCK;
+    int64_t per_item = (len < BLOCK ? len : BLOCK) * (m->M >= N ? N : m->M) * K;
+    cpu_parallel(m->nb * nblk, 1 + 8 * GRAIN_FLOPS / per_item, blas_items, (void *)m);
+}
+
+/* A's batch strides equal the contiguous strides of Y's batch box and B is the
+ * same matrix for every batch: the batch folds into M (one bigger GEMM) */
+static void fold_batch(struct mm *m)
+{
+    int64_t cs[IR_MAX_RANK];
+    ir_contig_strides(m->rb, m->dims, cs);
+    if (m->ta || m->rb == 0)
+        return;
+    for (int i = 0; i < m->rb; i++)
+        if (m->dims[i] != 1 && (m->bstr[i] != 0 || m->astr[i] != cs[i] * m->M * m->K))
+            return;
+    m->M *= m->nb;
+    m->nb = 1;
+    m->rb = 0;
+}
+
+/* Y (batch..., M, N) = A (batch..., M, K) @ B (batch..., K, N); batch dims
+ * broadcast, 1-D operands promoted as numpy does (already reflected in Y) */
+CPU_KERNEL(MatMul)
+{
+    const struct ir_tensor *ta = cpu_in(g, n, 0), *tb = cpu_in(g, n, 1), *ty = cpu_out(g, n, 0);
+    if (ta->dtype != IR_F32 || tb->dtype != IR_F32 || !ty || ty->dtype != IR_F32)
+        return CPU_DELEGATE;
+    if (!out[0])
+        return ST_OK;
+    struct mm m = {.alpha = 1.0f, .a = in[0], .b = in[1], .y = out[0], .nb = 1};
+    m.M = ta->rank >= 2 ? ta->dims[ta->rank - 2] : 1;
+    m.K = ta->dims[ta->rank - 1];
+    m.N = tb->rank >= 2 ? tb->dims[tb->rank - 1] : 1;
+    m.rb = ty->rank - (ta->rank >= 2) - (tb->rank >= 2);
+    ir_broadcast_strides(ta->rank > 2 ? ta->rank - 2 : 0, ta->dims, m.rb, ty->dims, m.astr);
+    ir_broadcast_strides(tb->rank > 2 ? tb->rank - 2 : 0, tb->dims, m.rb, ty->dims, m.bstr);
+    for (int i = 0; i < m.rb; i++) {
+        m.dims[i] = ty->dims[i];
+        m.astr[i] *= m.M * m.K;
+        m.bstr[i] *= m.K * m.N;
+        m.nb *= ty->dims[i];
+    }
+    fold_batch(&m);
+    mm_run(&m);
+    return ST_OK;
+}
+
+/* Y = beta * C broadcast to (M, N); float32 like the rest of the target */
+static void fill_c(float *y, int64_t M, int64_t N, const struct ir_tensor *tc, const float *c,
+                   float beta)
+{
+    int64_t cs[2] = {0, 0};
+    int64_t two[2] = {M, N};
+    ir_broadcast_strides(tc->rank, tc->dims, 2, two, cs);
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++)
+            y[i * N + j] = beta * c[i * cs[0] + j * cs[1]];
+}
+
+/* Y (M, N) = alpha * op(A) @ op(B) + beta * C, C broadcast to (M, N) */
+CPU_KERNEL(Gemm)
+{
+    const struct ir_tensor *ta = cpu_in(g, n, 0), *tb = cpu_in(g, n, 1), *tc = cpu_in(g, n, 2);
+    const struct ir_tensor *ty = cpu_out(g, n, 0);
+    if (ta->dtype != IR_F32 || tb->dtype != IR_F32 || !ty || ty->dtype != IR_F32 ||
+        (tc && tc->dtype != IR_F32))
+        return CPU_DELEGATE;
+    if (!out[0])
+        return ST_OK;
+    struct mm m = {.a = in[0], .b = in[1], .y = out[0], .nb = 1};
+    m.ta = ir_attr_int(n, "transA", 0) != 0;
+    m.tb = ir_attr_int(n, "transB", 0) != 0;
+    m.alpha = (float)ir_attr_float(n, "alpha", 1.0);
+    float beta = (float)ir_attr_float(n, "beta", 1.0);
+    m.M = ty->dims[0];
+    m.N = ty->dims[1];
+    m.K = ta->dims[m.ta ? 0 : 1];
+    m.accumulate = tc && in[2] && beta != 0.0f;
+    if (m.accumulate)
+        fill_c(m.y, m.M, m.N, tc, in[2], beta);
+    mm_run(&m);
+    return ST_OK;
+}
+
+#endif /* PDC_HAVE_BLAS */

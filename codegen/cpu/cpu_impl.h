@@ -1,0 +1,86 @@
+/* cpu_impl.h — private to the cpu target (codegen/cpu/).
+ *
+ * The cpu target runs the hot float32 ops with its own kernels (OpenBLAS GEMMs,
+ * elementwise loops the compiler vectorises, split across a small thread pool)
+ * and hands every other node to cg_ref. A kernel that meets a case it does not
+ * cover (another dtype, an odd attribute) returns CPU_DELEGATE and the target
+ * runs cg_ref's kernel instead, so coverage can grow one case at a time. */
+#ifndef PDC_CPU_IMPL_H
+#define PDC_CPU_IMPL_H
+
+#include "ir.h"
+
+#define CPU_DELEGATE (-1) /* "not mine": run the node on the reference target */
+#define CPU_MAX_THREADS 256
+
+#define CPU_KERNEL(name) \
+    int cpu_##name(const struct ir_graph *g, const struct ir_node *n, void *const *in, \
+                   void *const *out)
+
+/* ---- thread pool (cpu_pool.c) --------------------------------------------
+ * Persistent pthreads, started on first use. Size: PDC_THREADS if set, else the
+ * number of online CPUs. Calls come from one thread at a time (the executor),
+ * and the caller blocks until the job is done. OpenBLAS runs single-threaded
+ * inside the pool's jobs (cpu_gemm.c), so only one pool ever runs. */
+
+/* fn(ctx, lo, hi) over a split of [0, n): contiguous ranges, one per thread,
+ * each at least `grain` long (fewer threads if n is small). The split depends on
+ * the thread count, so fn must make every element's result independent of where
+ * the range boundaries fall. */
+typedef void (*cpu_range_fn)(void *ctx, int64_t lo, int64_t hi);
+void cpu_parallel(int64_t n, int64_t grain, cpu_range_fn fn, void *ctx);
+int cpu_threads(void);
+/* resize the pool (and OpenBLAS); n <= 0 restores the default. Not thread-safe:
+ * call it while no kernel runs (tests, start-up). */
+void cpu_set_threads(int n);
+
+/* ---- kernels --------------------------------------------------------------- */
+
+/* cpu_gemm.c (only with OpenBLAS) */
+CPU_KERNEL(MatMul);
+CPU_KERNEL(Gemm);
+
+/* cpu_elem.c: broadcasting binary ops, Where */
+CPU_KERNEL(Add);
+CPU_KERNEL(Sub);
+CPU_KERNEL(Mul);
+CPU_KERNEL(Div);
+CPU_KERNEL(Pow);
+CPU_KERNEL(Max);
+CPU_KERNEL(Min);
+CPU_KERNEL(Sum);
+CPU_KERNEL(Where);
+
+/* cpu_unary.c: unary float32 ops and the squashing functions with their VJPs */
+CPU_KERNEL(Relu);
+CPU_KERNEL(Gelu);
+CPU_KERNEL(Erf);
+CPU_KERNEL(Exp);
+CPU_KERNEL(Log);
+CPU_KERNEL(Sqrt);
+CPU_KERNEL(Sigmoid);
+CPU_KERNEL(Tanh);
+CPU_KERNEL(Neg);
+CPU_KERNEL(Reciprocal);
+CPU_KERNEL(LowerLeakyHard);
+CPU_KERNEL(UpperLeakyHard);
+CPU_KERNEL(LowerLeakyHardGrad);
+CPU_KERNEL(UpperLeakyHardGrad);
+
+/* cpu_reduce.c */
+CPU_KERNEL(ReduceSum);
+CPU_KERNEL(ReduceMean);
+
+static inline const struct ir_tensor *cpu_in(const struct ir_graph *g, const struct ir_node *n,
+                                             uint32_t i)
+{
+    return i < n->n_in && n->in[i] != IR_NONE ? &g->t[n->in[i]] : NULL;
+}
+
+static inline const struct ir_tensor *cpu_out(const struct ir_graph *g, const struct ir_node *n,
+                                              uint32_t k)
+{
+    return k < n->n_out && n->out[k] != IR_NONE ? &g->t[n->out[k]] : NULL;
+}
+
+#endif
