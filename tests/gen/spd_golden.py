@@ -370,7 +370,7 @@ def usable(extra, sign_check=True):
     z = torch.cat([d["z"][s].detach().reshape(-1) for s in SITES])
     regions = [(z <= 0).sum(), ((z > 0) & (z <= 1)).sum(), (z > 1).sum()]
     if min(int(r) for r in regions) < 4:
-        return False, f"z regions {[int(r) for r in regions]}"
+        return False, f"a squashing region nearly empty {[int(r) for r in regions]}"
     margin = min(z.abs().min(), (z - 1).abs().min())
     pre = torch.cat([p.detach().reshape(-1) for p in d["relu_in"]])
     if margin < 1e-3 or pre.abs().min() < 1e-3:
@@ -460,7 +460,7 @@ def pick_seed(W, b):
                 print(f"seeds below {seed} rejected, by reason: {rejected}")
                 return seed, inp, f"{why}; FD64 vs autograd64 max rel err {fd_err:.2g}"
             why = why if not ok else "FD64 disagrees"
-        reason = why.split(" (")[0].split(" in ")[0]
+        reason = why.split(" [")[0].split(" (")[0].split(" in ")[0]
         rejected[reason] = rejected.get(reason, 0) + 1
     sys.exit("spd_golden: no usable seed")
 
