@@ -21,14 +21,28 @@ static uint32_t mse(struct dc_ctx *cx, const uint32_t *y)
     return tot;
 }
 
+/* Σ over outputs of the mean over positions of KL(P‖Q), P = softmax(target logits),
+ * Q = softmax(predicted logits) over the last axis (METHOD §4.1); the target is a constant */
+static uint32_t kl(struct dc_ctx *cx, const uint32_t *y)
+{
+    struct ir_builder *b = &cx->b;
+    struct ir_attr ax = bld_attr_int("axis", -1);
+    int64_t last = -1;
+    uint32_t tot = IR_NONE;
+    for (uint32_t k = 0; k < cx->nouts; k++) {
+        uint32_t lp = bld_node(b, IR_OP_LogSoftmax, 1, &cx->outs[k], 1, &ax, 1, NULL);
+        uint32_t lq = bld_node(b, IR_OP_LogSoftmax, 1, &y[k], 1, &ax, 1, NULL);
+        uint32_t t = bld_mul(b, bld_op1(b, IR_OP_Exp, lp), bld_sub(b, lp, lq));
+        uint32_t per_pos = bld_reduce(b, IR_OP_ReduceSum, t, 1, &last, 0);
+        uint32_t l = bld_reduce(b, IR_OP_ReduceMean, per_pos, 0, NULL, 0);
+        tot = tot == IR_NONE ? l : bld_add(b, tot, l);
+    }
+    return tot;
+}
+
 static uint32_t divergence(struct dc_ctx *cx, const uint32_t *y)
 {
-    if (cx->cfg->output_loss_type != DC_OUT_MSE) {
-        cx->b.err = diag_set(cx->b.d, ST_ERR_UNSUPPORTED,
-                             "output_loss_type kl is not available for SPD yet (use mse)");
-        return IR_NONE;
-    }
-    return mse(cx, y);
+    return cx->cfg->output_loss_type == DC_OUT_KL ? kl(cx, y) : mse(cx, y);
 }
 
 /* m = g + (1 − g) ⊙ r with fresh uniform r; δ ~ U(0,1) per position when Δ is on */

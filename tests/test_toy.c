@@ -108,7 +108,8 @@ TEST(same_seed_same_weights)
     CHECK_EQ(train(s, 64, 20, 7, &b, loss), 20);
     CHECK_EQ(train(s, 64, 20, 8, &c, loss), 20);
     const struct rt_store_item *wa = rt_store_find(&a, "linear1");
-    const struct rt_store_item *wb = rt_store_find(&b, "linear1"), *wc = rt_store_find(&c, "linear1");
+    const struct rt_store_item *wb = rt_store_find(&b, "linear1");
+    const struct rt_store_item *wc = rt_store_find(&c, "linear1");
     CHECK(wa && wb && wc);
     if (wa && wb && wc) {
         CHECK(memcmp(wa->data, wb->data, wa->nbytes) == 0);

@@ -40,6 +40,9 @@ static int usage(FILE *f)
             "  pdc eval DIR [--data SPEC] [--seq T] [--tokens u16|u32] [--holdout F]\n"
             "      evaluate a decomposition: reconstruction under every mask kind, L0, alive,\n"
             "      toy ground-truth metrics; writes DIR/eval.json\n"
+            "  pdc toy NAME -o MODEL.onnx [--seed S] [--steps N]\n"
+            "      train a toy target with known ground truth (tms-5-2, tms-40-10, tms-5-2-id,\n"
+            "      tms-40-10-id, resid-mlp-1, resid-mlp-2, resid-mlp-3)\n"
             "  pdc inspect MODEL.onnx [--bind NAME=N,...]\n"
             "      inputs, outputs, op histogram, parameter count, decomposable sites\n"
             "  pdc run MODEL.onnx --input NAME=FILE.npy [--input ...] [--input FILE.npz]\n"
@@ -455,6 +458,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "eval") == 0)
         return pdc_eval_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "toy") == 0)
+        return pdc_toy_main(argc - 2, argv + 2);
     if (strcmp(cmd, "convert") == 0)
         return cmd_convert(argc - 2, argv + 2);
     if (strcmp(cmd, "--version") == 0) {

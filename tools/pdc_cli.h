@@ -42,6 +42,9 @@ int pdc_data_option(struct dc_config *c, const char *opt, const char *v, struct 
 int pdc_open_data(const struct dc_config *c, struct ds_source **src, struct dc_config *rc,
                   struct diag *d);
 
+/* pdc_toy.c */
+int pdc_toy_main(int argc, char **argv);
+
 /* pdc_eval.c */
 int pdc_eval_main(int argc, char **argv);
 

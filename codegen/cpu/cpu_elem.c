@@ -220,23 +220,32 @@ struct where_job {
     uint32_t *o;
 };
 
+/* both sides are loaded before the select, so the loops have no branches */
 static void where_row(const uint8_t *c, int64_t sc, const uint32_t *x, int64_t sx,
                       const uint32_t *y, int64_t sy, uint32_t *restrict o, int64_t cnt)
 {
     if (sc == 1 && sx == 1 && sy == 1) {
-        for (int64_t j = 0; j < cnt; j++)
-            o[j] = c[j] ? x[j] : y[j];
+        for (int64_t j = 0; j < cnt; j++) {
+            uint32_t xv = x[j], yv = y[j];
+            o[j] = c[j] ? xv : yv;
+        }
     } else if (sc == 1 && sx == 1 && sy == 0) {
         uint32_t yv = y[0];
-        for (int64_t j = 0; j < cnt; j++)
-            o[j] = c[j] ? x[j] : yv;
+        for (int64_t j = 0; j < cnt; j++) {
+            uint32_t xv = x[j];
+            o[j] = c[j] ? xv : yv;
+        }
     } else if (sc == 1 && sx == 0 && sy == 1) {
         uint32_t xv = x[0];
-        for (int64_t j = 0; j < cnt; j++)
-            o[j] = c[j] ? xv : y[j];
+        for (int64_t j = 0; j < cnt; j++) {
+            uint32_t yv = y[j];
+            o[j] = c[j] ? xv : yv;
+        }
     } else {
-        for (int64_t j = 0; j < cnt; j++)
-            o[j] = c[j * sc] ? x[j * sx] : y[j * sy];
+        for (int64_t j = 0; j < cnt; j++) {
+            uint32_t xv = x[j * sx], yv = y[j * sy];
+            o[j] = c[j * sc] ? xv : yv;
+        }
     }
 }
 

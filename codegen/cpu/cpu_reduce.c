@@ -79,6 +79,12 @@ static int red_shape(const struct ir_tensor *x, const int *mask, int64_t *outer,
     return k == r;
 }
 
+static void add_row(double *restrict acc, const float *restrict x, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++)
+        acc[j] += (double)x[j];
+}
+
 static void red_items(void *ctx, int64_t lo, int64_t hi)
 {
     const struct red_job *jb = ctx;
@@ -98,8 +104,7 @@ static void red_items(void *ctx, int64_t lo, int64_t hi)
         for (int64_t j = 0; j < inner; j++)
             acc[j] = 0;
         for (int64_t r = 0; r < rn; r++)
-            for (int64_t j = 0; j < inner; j++)
-                acc[j] += (double)x[r * inner + j];
+            add_row(acc, x + r * inner, inner);
     }
 }
 

@@ -35,7 +35,7 @@ struct un_job {
 /* exp, erf and GELU through cpu_math.h (double inside, one rounding at the
  * store); exact GELU is x Phi(x) = x erfc(-x / sqrt 2) / 2, where erfc keeps
  * its relative accuracy in the left tail and 1 + erf(x / sqrt 2) would cancel */
-static void libm_loop(enum uop op, const float *x, float *restrict y, int64_t cnt)
+CPU_CLONES static void libm_loop(enum uop op, const float *x, float *restrict y, int64_t cnt)
 {
     switch (op) {
     case U_ERF: for (int64_t i = 0; i < cnt; i++) y[i] = (float)cpu_erf((double)x[i]); return;
