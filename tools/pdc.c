@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "exec.h"
 #include "pdc_cli.h"
@@ -43,8 +44,9 @@ static int usage(FILE *f)
             "  pdc toy NAME -o MODEL.onnx [--seed S] [--steps N]\n"
             "      train a toy target with known ground truth (tms-5-2, tms-40-10, tms-5-2-id,\n"
             "      tms-40-10-id, resid-mlp-1, resid-mlp-2, resid-mlp-3)\n"
-            "  pdc inspect MODEL.onnx [--bind NAME=N,...]\n"
-            "      inputs, outputs, op histogram, parameter count, decomposable sites\n"
+            "  pdc inspect MODEL.onnx [--bind NAME=N,...] | pdc inspect DIR\n"
+            "      inputs, outputs, op histogram, parameter count, decomposable sites;\n"
+            "      for a decomposition folder: the subcomponents each site carries\n"
             "  pdc run MODEL.onnx --input NAME=FILE.npy [--input ...] [--input FILE.npz]\n"
             "          [--bind NAME=N,...] [-o OUT.npz] [-d PASS|all]\n"
             "      run the model; outputs go to OUT.npz (a summary is printed without -o)\n"
@@ -131,6 +133,9 @@ static int cmd_inspect(int argc, char **argv)
     if (!model)
         return usage(stderr);
     struct diag d = {0};
+    struct stat sb;
+    if (stat(model, &sb) == 0 && S_ISDIR(sb.st_mode)) /* a decomposition's folder */
+        return pdc_inspect_dir(model, &d) ? fail(&d) : 0;
     struct ir_graph *g;
     if (onnx_load_file(model, &g, &d))
         return fail(&d);

@@ -42,6 +42,9 @@ int pdc_data_option(struct dc_config *c, const char *opt, const char *v, struct 
 int pdc_open_data(const struct dc_config *c, struct ds_source **src, struct dc_config *rc,
                   struct diag *d);
 
+/* pdc_inspect_dir.c: `pdc inspect DIR` */
+int pdc_inspect_dir(const char *dir, struct diag *d);
+
 /* pdc_toy.c */
 int pdc_toy_main(int argc, char **argv);
 
