@@ -16,12 +16,10 @@
 #include "exec.h"
 #include "onnx.h"
 #include "pass.h"
+#include "pdc_cli.h"
 #include "target.h"
 #include "toy.h"
 #include "train.h"
-
-/* the lead declares this in pdc_cli.h; repeated here so the file stands alone */
-int pdc_toy_main(int argc, char **argv);
 
 #define ONEHOT_VALUE 0.75 /* METHOD §6.2, spd's train_tms.py */
 
@@ -108,7 +106,7 @@ static int run_prog(const struct dc_prog *p, struct rt_store *store, const struc
     int st = last ? ds_open_toy(s->p, s->lo, s->hi, &data, d)
                   : diag_set(d, ST_ERR_NOMEM, "out of memory");
     if (!st)
-        st = rt_train(p, &cg_ref, store, data, &o, last, d);
+        st = rt_train(p, cg_default(), store, data, &o, last, d);
     *loss = NAN;
     for (int i = 0; !st && i < p->n_metric; i++)
         if (strcmp(p->metric[i].name, "loss") == 0)
@@ -147,7 +145,7 @@ static int onehot_check(const char *path, const struct toy_spec *s, double *mean
     for (int64_t i = 0; !st && i < n; i++)
         xv[i * n + i] = (float)ONEHOT_VALUE;
     if (!st && !(st = ir_bind_sym(g, "batch", n, d)) && !(st = pass_compile_inference(g, &cx, d)))
-        st = rt_run(g, &cg_ref, &x, 1, &outs, &nout, d);
+        st = rt_run(g, cg_default(), &x, 1, &outs, &nout, d);
     if (!st && (nout != 1 || ir_value_numel(&outs[0]) != n * n || outs[0].dtype != IR_F32))
         st = diag_set(d, ST_ERR_INVALID, "%s: expected one float output [%lld, %lld]", path,
                       (long long)n, (long long)n);

@@ -1,5 +1,5 @@
 /* cpu_elem.c — float32 broadcasting binary ops (Add Sub Mul Div Pow Max Min
- * Sum) and Where.
+ * Sum), the comparisons of float32 (bool out), and Where.
  *
  * The output is walked as rows: adjacent dims merge when every operand steps
  * through them as through one (as in ref_binary.c), so a same-shape op is one
@@ -8,9 +8,9 @@
  * loops so the compiler vectorises them. The pool splits the flat output range;
  * every element is computed the same way wherever a split falls, so results do
  * not depend on the thread count. Arithmetic is float32 exactly as the
- * reference's float32 paths, so Add..Min and Where are bit-identical to cg_ref;
- * Pow uses powf (the reference rounds a double pow) except for the exponents
- * 1 and 2, which are exact. */
+ * reference's float32 paths, so Add..Min, the comparisons and Where are
+ * bit-identical to cg_ref; Pow uses powf (the reference rounds a double pow,
+ * which powf matches within an ulp) except for a few exact exponents. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -89,7 +89,8 @@ static void walk_next(const struct walk *w, struct pos *p)
 
 /* ---- binary rows --------------------------------------------------------- */
 
-enum bop { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_MIN };
+/* arithmetic (float32 out), then the comparisons (bool out) */
+enum bop { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_MIN, B_EQ, B_LT, B_LE, B_GT, B_GE };
 
 /* o[j] = EXPR(x = a[j*sa], z = b[j*sb]) with the stride-0/1 cases spelled out */
 #define ROW_LOOPS(EXPR)                                                    \
@@ -119,7 +120,11 @@ enum bop { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_MIN };
         }                                                                  \
     } while (0)
 
-/* Pow with one exponent for the whole tensor (the only Pow this target runs) */
+/* Pow with one exponent for the whole tensor (the only Pow this target runs).
+ * The exponents autodiff and the minimality loss produce (p and p - 1 with
+ * p = 1 or 2, and 1/2) skip powf; these give exactly what the reference's
+ * double pow rounds to, including pow(x, 0) = 1 for NaN and pow(-0, 1/2) = +0,
+ * pow(-inf, 1/2) = +inf (sqrt would give -0 and NaN). */
 static void row_pow(const float *a, int64_t sa, float e, float *restrict o, int64_t cnt)
 {
     if (e == 2.0f) {
@@ -128,6 +133,17 @@ static void row_pow(const float *a, int64_t sa, float e, float *restrict o, int6
     } else if (e == 1.0f) {
         for (int64_t j = 0; j < cnt; j++)
             o[j] = a[j * sa];
+    } else if (e == 0.0f) {
+        for (int64_t j = 0; j < cnt; j++)
+            o[j] = 1.0f;
+    } else if (e == -1.0f) {
+        for (int64_t j = 0; j < cnt; j++)
+            o[j] = 1.0f / a[j * sa];
+    } else if (e == 0.5f) {
+        for (int64_t j = 0; j < cnt; j++) {
+            float x = a[j * sa];
+            o[j] = x == -INFINITY ? INFINITY : sqrtf(x) + 0.0f;
+        }
     } else {
         for (int64_t j = 0; j < cnt; j++)
             o[j] = powf(a[j * sa], e);
@@ -146,6 +162,22 @@ static void row_bin(enum bop op, const float *a, int64_t sa, const float *b, int
     case B_MAX: ROW_LOOPS(x != x || x > z ? x : z); return;
     case B_MIN: ROW_LOOPS(x != x || x < z ? x : z); return;
     case B_POW: row_pow(a, sa, b[0], o, cnt); return; /* b is one value: sb is 0 */
+    case B_EQ: case B_LT: case B_LE: case B_GT: case B_GE: return; /* row_cmp */
+    }
+}
+
+/* NaN compares false, as in C and the reference */
+static void row_cmp(enum bop op, const float *a, int64_t sa, const float *b, int64_t sb,
+                    uint8_t *restrict o, int64_t cnt)
+{
+    switch (op) {
+    case B_EQ: ROW_LOOPS(x == z); return;
+    case B_LT: ROW_LOOPS(x < z); return;
+    case B_LE: ROW_LOOPS(x <= z); return;
+    case B_GT: ROW_LOOPS(x > z); return;
+    case B_GE: ROW_LOOPS(x >= z); return;
+    case B_ADD: case B_SUB: case B_MUL: case B_DIV: case B_POW: case B_MAX: case B_MIN:
+        return; /* row_bin */
     }
 }
 
@@ -153,7 +185,7 @@ struct bin_job {
     enum bop op;
     struct walk w;
     const float *a, *b;
-    float *y;
+    void *y; /* float, or bool for the comparisons */
 };
 
 static void bin_range(void *ctx, int64_t lo, int64_t hi)
@@ -167,26 +199,30 @@ static void bin_range(void *ctx, int64_t lo, int64_t hi)
     while (lo < hi) {
         int64_t cnt = w->len - j < hi - lo ? w->len - j : hi - lo;
         int64_t sa = w->st[0][last], sb = w->st[1][last];
-        row_bin(jb->op, jb->a + p.off[0] + j * sa, sa, jb->b + p.off[1] + j * sb, sb,
-                jb->y + lo, cnt);
+        const float *a = jb->a + p.off[0] + j * sa, *b = jb->b + p.off[1] + j * sb;
+        if (jb->op >= B_EQ)
+            row_cmp(jb->op, a, sa, b, sb, (uint8_t *)jb->y + lo, cnt);
+        else
+            row_bin(jb->op, a, sa, b, sb, (float *)jb->y + lo, cnt);
         lo += cnt;
         j = 0;
         walk_next(w, &p);
     }
 }
 
-static int all_f32(const struct ir_graph *g, const struct ir_node *n)
+/* float32 inputs; a float32 output, or bool for a comparison */
+static int f32_operands(const struct ir_graph *g, const struct ir_node *n, enum bop op)
 {
     for (uint32_t i = 0; i < n->n_in; i++)
         if (!cpu_in(g, n, i) || cpu_in(g, n, i)->dtype != IR_F32)
             return 0;
-    return cpu_out(g, n, 0) && cpu_out(g, n, 0)->dtype == IR_F32;
+    return cpu_out(g, n, 0) && cpu_out(g, n, 0)->dtype == (op >= B_EQ ? IR_BOOL : IR_F32);
 }
 
 static int binary(const struct ir_graph *g, const struct ir_node *n, void *const *in,
                   void *const *out, enum bop op)
 {
-    if (n->n_in != 2 || !all_f32(g, n))
+    if (n->n_in != 2 || !f32_operands(g, n, op))
         return CPU_DELEGATE;
     if (op == B_POW && ir_numel(cpu_in(g, n, 1)) != 1)
         return CPU_DELEGATE;
@@ -210,6 +246,11 @@ CPU_KERNEL(Pow) { return binary(g, n, in, out, B_POW); }
 CPU_KERNEL(Max) { return binary(g, n, in, out, B_MAX); }
 CPU_KERNEL(Min) { return binary(g, n, in, out, B_MIN); }
 CPU_KERNEL(Sum) { return binary(g, n, in, out, B_ADD); }
+CPU_KERNEL(Equal) { return binary(g, n, in, out, B_EQ); }
+CPU_KERNEL(Less) { return binary(g, n, in, out, B_LT); }
+CPU_KERNEL(LessOrEqual) { return binary(g, n, in, out, B_LE); }
+CPU_KERNEL(Greater) { return binary(g, n, in, out, B_GT); }
+CPU_KERNEL(GreaterOrEqual) { return binary(g, n, in, out, B_GE); }
 
 /* ---- Where ------------------------------------------------------------------ */
 

@@ -6,12 +6,14 @@
  * i-th (M, N) block of Y. The CI functions are full of GEMMs too small for
  * sgemm's packing and call overhead to pay off, e.g. [C, N, 1] @ [C, 1, 16]
  * (an outer product per component): those run as an i-k-j loop over all rows
- * of all batches, split across the pool. Everything else goes to cblas_sgemm
- * (OpenBLAS 0.3.21 has no sgemm_batch) in fixed blocks of rows or columns,
- * split across the pool, after merging the batch into M when B is shared. */
+ * of all batches, split across the pool. Everything else goes to OpenBLAS
+ * (0.3.21 has no sgemm_batch) in fixed blocks of rows or columns, split across
+ * the pool, after merging the batch into M when B is shared: sgemv when M or N
+ * is 1 (the VJPs of those products), sgemm otherwise. */
 #ifdef PDC_HAVE_BLAS
 
 #include <cblas.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "cpu_impl.h"
@@ -74,68 +76,121 @@ static void direct_row(const float *a, int64_t as, const float *b, int64_t brs, 
     }
 }
 
-/* rows [lo, hi) of all batches stacked: row r is row r % M of batch r / M */
-static void direct_rows(void *ctx, int64_t lo, int64_t hi)
+/* Y row i of one batch = op(A) row i times op(B), for i in [i0, i1) */
+static void direct_batch(const struct mm *m, const float *a, const float *b, float *y,
+                         int64_t i0, int64_t i1)
 {
-    const struct mm *m = ctx;
     int64_t M = m->M, N = m->N, K = m->K;
     int64_t ars = m->ta ? 1 : K, as = m->ta ? M : 1;  /* op(A)[i][k] = a[i*ars + k*as] */
     int64_t brs = m->tb ? 1 : N, bcs = m->tb ? K : 1; /* op(B)[k][j] = b[k*brs + j*bcs] */
     int plain = !m->accumulate && m->alpha == 1.0f;   /* write the sums straight into Y */
-    float tmp[JBLOCK];
-    int64_t cur = -1, aoff = 0, boff = 0;
-    for (int64_t r = lo; r < hi; r++) {
-        int64_t bi = r / M, i = r % M;
-        if (bi != cur) {
-            cur = bi;
-            aoff = box_offset(bi, m->rb, m->dims, m->astr);
-            boff = box_offset(bi, m->rb, m->dims, m->bstr);
+    if (plain && K == 1 && bcs == 1) { /* an outer product: one rounding per element */
+        for (int64_t i = i0; i < i1; i++) {
+            float ai = a[i * ars], *restrict yi = y + i * N;
+            for (int64_t j = 0; j < N; j++)
+                yi[j] = ai * b[j];
         }
-        const float *a = m->a + aoff + i * ars;
-        float *y = m->y + r * N;
+        return;
+    }
+    float tmp[JBLOCK];
+    for (int64_t i = i0; i < i1; i++) {
+        float *yi = y + i * N;
         for (int64_t j0 = 0; j0 < N; j0 += JBLOCK) {
             int64_t jn = N - j0 < JBLOCK ? N - j0 : JBLOCK;
-            float *t = plain ? y + j0 : tmp;
-            direct_row(a, as, m->b + boff + j0 * bcs, brs, bcs, K, jn, t);
+            float *t = plain ? yi + j0 : tmp;
+            direct_row(a + i * ars, as, b + j0 * bcs, brs, bcs, K, jn, t);
             if (plain)
                 continue;
             for (int64_t j = 0; j < jn; j++)
-                y[j0 + j] = m->alpha * tmp[j] + (m->accumulate ? y[j0 + j] : 0.0f);
+                yi[j0 + j] = m->alpha * tmp[j] + (m->accumulate ? yi[j0 + j] : 0.0f);
         }
+    }
+}
+
+/* rows [lo, hi) of all batches stacked: row r is row r % M of batch r / M */
+static void direct_rows(void *ctx, int64_t lo, int64_t hi)
+{
+    const struct mm *m = ctx;
+    for (int64_t r = lo; r < hi;) {
+        int64_t bi = r / m->M, i0 = r % m->M;
+        int64_t i1 = hi - r < m->M - i0 ? i0 + (hi - r) : m->M;
+        direct_batch(m, m->a + box_offset(bi, m->rb, m->dims, m->astr),
+                     m->b + box_offset(bi, m->rb, m->dims, m->bstr), m->y + bi * m->M * m->N, i0,
+                     i1);
+        r += i1 - i0;
     }
 }
 
 /* ---- OpenBLAS ------------------------------------------------------------------- */
 
-/* One sgemm per work item: batch bi, and block q of the longer of M and N.
- * The blocks have a fixed size, so the calls (and their results) are the same
- * whatever the thread count; OpenBLAS's own threads would split each call by
- * the thread count, and its edge tiles round differently, so it runs
+/* Y (M, 1) = op(A) x, rows [q0, q0 + qn): a matrix-vector product needs no
+ * packing, which sgemm would do */
+static void gemv_rows(const struct mm *m, const float *a, const float *x, float *y, int64_t q0,
+                      int64_t qn)
+{
+    float beta = m->accumulate ? 1.0f : 0.0f;
+    if (m->ta) /* A is (K, M): rows of op(A) are columns of A */
+        cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)m->K, (blasint)qn, m->alpha, a + q0,
+                    (blasint)m->M, x, 1, beta, y + q0, 1);
+    else
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)qn, (blasint)m->K, m->alpha,
+                    a + q0 * m->K, (blasint)m->K, x, 1, beta, y + q0, 1);
+}
+
+/* Y (1, N) = x op(B), columns [q0, q0 + qn) */
+static void gemv_cols(const struct mm *m, const float *x, const float *b, float *y, int64_t q0,
+                      int64_t qn)
+{
+    float beta = m->accumulate ? 1.0f : 0.0f;
+    if (m->tb) /* B is (N, K) */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)qn, (blasint)m->K, m->alpha,
+                    b + q0 * m->K, (blasint)m->K, x, 1, beta, y + q0, 1);
+    else
+        cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)m->K, (blasint)qn, m->alpha, b + q0,
+                    (blasint)m->N, x, 1, beta, y + q0, 1);
+}
+
+/* rows (by_rows) or columns q0.. of Y through sgemm */
+static void gemm_block(const struct mm *m, const float *a, const float *b, float *y, int by_rows,
+                       int64_t q0, int64_t qn)
+{
+    int64_t M = m->M, N = m->N, lda = m->ta ? M : m->K, ldb = m->tb ? m->K : N;
+    if (by_rows) {
+        a += m->ta ? q0 : q0 * lda;
+        y += q0 * N;
+    } else {
+        b += m->tb ? q0 * ldb : q0;
+        y += q0;
+    }
+    cblas_sgemm(CblasRowMajor, m->ta ? CblasTrans : CblasNoTrans,
+                m->tb ? CblasTrans : CblasNoTrans, (blasint)(by_rows ? qn : M),
+                (blasint)(by_rows ? N : qn), (blasint)m->K, m->alpha, a,
+                (blasint)(lda > 1 ? lda : 1), b, (blasint)(ldb > 1 ? ldb : 1),
+                m->accumulate ? 1.0f : 0.0f, y, (blasint)(N > 1 ? N : 1));
+}
+
+/* One OpenBLAS call per work item: batch bi, and block q of the longer of M
+ * and N. The blocks have a fixed size, so the calls (and their results) are
+ * the same whatever the thread count; OpenBLAS's own threads would split each
+ * call by the thread count, and its edge tiles round differently, so it runs
  * single-threaded and the pool runs the items. */
 static void blas_items(void *ctx, int64_t lo, int64_t hi)
 {
     const struct mm *m = ctx;
-    int64_t M = m->M, N = m->N, K = m->K, lda = m->ta ? M : K, ldb = m->tb ? K : N;
-    int by_rows = M >= N;
-    int64_t len = by_rows ? M : N, nblk = (len + BLOCK - 1) / BLOCK;
+    int by_rows = m->M >= m->N;
+    int64_t len = by_rows ? m->M : m->N, nblk = (len + BLOCK - 1) / BLOCK;
     for (int64_t it = lo; it < hi; it++) {
         int64_t bi = it / nblk, q0 = (it % nblk) * BLOCK;
         int64_t qn = len - q0 < BLOCK ? len - q0 : BLOCK;
         const float *a = m->a + box_offset(bi, m->rb, m->dims, m->astr);
         const float *b = m->b + box_offset(bi, m->rb, m->dims, m->bstr);
-        float *y = m->y + bi * M * N;
-        if (by_rows) { /* rows q0.. of op(A) and Y */
-            a += m->ta ? q0 : q0 * lda;
-            y += q0 * N;
-        } else { /* columns q0.. of op(B) and Y */
-            b += m->tb ? q0 * ldb : q0;
-            y += q0;
-        }
-        cblas_sgemm(CblasRowMajor, m->ta ? CblasTrans : CblasNoTrans,
-                    m->tb ? CblasTrans : CblasNoTrans, (blasint)(by_rows ? qn : M),
-                    (blasint)(by_rows ? N : qn), (blasint)K, m->alpha, a,
-                    (blasint)(lda > 1 ? lda : 1), b, (blasint)(ldb > 1 ? ldb : 1),
-                    m->accumulate ? 1.0f : 0.0f, y, (blasint)(N > 1 ? N : 1));
+        float *y = m->y + bi * m->M * m->N;
+        if (m->N == 1)
+            gemv_rows(m, a, b, y, q0, qn);
+        else if (m->M == 1)
+            gemv_cols(m, a, b, y, q0, qn);
+        else
+            gemm_block(m, a, b, y, by_rows, q0, qn);
     }
 }
 
@@ -156,6 +211,12 @@ static void mm_run(const struct mm *m)
     int64_t len = m->M >= N ? m->M : N, nblk = (len + BLOCK - 1) / BLOCK;
     int64_t per_item = (len < BLOCK ? len : BLOCK) * (m->M >= N ? N : m->M) * K;
     cpu_parallel(m->nb * nblk, 1 + 8 * GRAIN_FLOPS / per_item, blas_items, (void *)m);
+}
+
+/* OpenBLAS takes 32-bit sizes and leading dimensions (M·N is never one) */
+static int blas_sized(const struct mm *m)
+{
+    return m->M <= INT32_MAX && m->N <= INT32_MAX && m->K <= INT32_MAX;
 }
 
 /* A's batch strides equal the contiguous strides of Y's batch box and B is the
@@ -197,6 +258,8 @@ CPU_KERNEL(MatMul)
         m.nb *= ty->dims[i];
     }
     fold_batch(&m);
+    if (!blas_sized(&m))
+        return CPU_DELEGATE;
     mm_run(&m);
     return ST_OK;
 }
@@ -232,6 +295,8 @@ CPU_KERNEL(Gemm)
     m.N = ty->dims[1];
     m.K = ta->dims[m.ta ? 0 : 1];
     m.accumulate = tc && in[2] && beta != 0.0f;
+    if (!blas_sized(&m))
+        return CPU_DELEGATE;
     if (m.accumulate)
         fill_c(m.y, m.M, m.N, tc, in[2], beta);
     mm_run(&m);

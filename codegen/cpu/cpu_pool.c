@@ -1,13 +1,20 @@
 /* cpu_pool.c — the cpu target's thread pool (see cpu_impl.h).
  *
- * One job at a time: the caller publishes (fn, ctx, n, parts), bumps a
- * generation counter and wakes the workers; worker i runs part i, the caller
- * runs part 0 and then waits for the others. Workers sleep on a condition
- * variable between jobs instead of spinning, so they hold no core while the
- * caller runs serial code. OpenBLAS is kept to one thread: its own pool would
- * compete with this one for the cores, and its results depend on its thread
- * count; cpu_gemm.c instead splits GEMMs into fixed blocks run on this pool.
- * A job posted from inside a job runs inline. */
+ * One job at a time. The caller publishes (fn, ctx, n) cut into a few chunks
+ * per thread, bumps a generation counter, wakes the workers and starts taking
+ * chunks itself; whoever is running takes the next chunk under the mutex, and
+ * the caller returns once every chunk is done. Taking chunks instead of owning
+ * a fixed part matters on a loaded machine: a worker the kernel does not
+ * schedule in time leaves its chunks to the others instead of stalling the job.
+ * Chunk bounds depend only on (n, grain, pool size), and kernels compute every
+ * element the same way whichever chunk it falls in, so results never depend on
+ * which thread ran what. A worker that wakes after its job is over finds no
+ * chunk left (or joins the next job, whose parameters it reads under the
+ * mutex). Workers sleep on a condition variable between jobs instead of
+ * spinning, so they hold no core while the caller runs serial code. OpenBLAS is
+ * kept to one thread: its own pool would compete with this one for the cores,
+ * and its results depend on its thread count; cpu_gemm.c instead splits GEMMs
+ * into fixed blocks run on this pool. A job posted from inside a job runs inline. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,6 +26,8 @@
 #include <cblas.h>
 #endif
 
+#define CHUNKS_PER_THREAD 4
+
 struct pool {
     pthread_mutex_t mu;
     pthread_cond_t go, done;
@@ -27,11 +36,11 @@ struct pool {
     int quit;
     unsigned long gen;   /* bumped once per job */
     unsigned long gen0;  /* gen when the workers were started */
-    int pending;         /* workers still running the current job */
-    cpu_range_fn fn;     /* the current job */
+    cpu_range_fn fn;     /* the current job: chunk c covers [n*c/nchunks, n*(c+1)/nchunks) */
     void *ctx;
-    int64_t n;
-    int parts;
+    int64_t n, nchunks;
+    int64_t next;        /* chunks handed out */
+    int64_t finished;    /* chunks completed */
 };
 
 static struct pool P = {
@@ -40,7 +49,7 @@ static struct pool P = {
     .done = PTHREAD_COND_INITIALIZER,
 };
 static int requested;             /* cpu_set_threads; 0: default */
-static _Thread_local int in_job;  /* this thread is running a part of a job */
+static _Thread_local int in_job;  /* this thread is running a chunk */
 
 static int clamp_threads(long v)
 {
@@ -59,18 +68,27 @@ static int default_threads(void)
     return clamp_threads(sysconf(_SC_NPROCESSORS_ONLN));
 }
 
-static void run_part(int i)
+/* Run chunks of the current job until none is left; called and returns with
+ * the mutex held. */
+static void take_chunks(void)
 {
-    int64_t lo = P.n * i / P.parts, hi = P.n * (i + 1) / P.parts;
-    in_job = 1;
-    P.fn(P.ctx, lo, hi);
-    in_job = 0;
+    while (P.next < P.nchunks) {
+        int64_t c = P.next++, n = P.n, nc = P.nchunks;
+        cpu_range_fn fn = P.fn;
+        void *ctx = P.ctx;
+        pthread_mutex_unlock(&P.mu);
+        in_job = 1;
+        fn(ctx, n * c / nc, n * (c + 1) / nc);
+        in_job = 0;
+        pthread_mutex_lock(&P.mu);
+        if (++P.finished == P.nchunks)
+            pthread_cond_signal(&P.done);
+    }
 }
 
-/* workers 1..size-1; a worker whose index is past the job's part count skips it */
 static void *worker(void *arg)
 {
-    int id = (int)(intptr_t)arg;
+    (void)arg;
     pthread_mutex_lock(&P.mu);
     unsigned long seen = P.gen0;
     for (;;) {
@@ -79,13 +97,7 @@ static void *worker(void *arg)
         if (P.quit)
             break;
         seen = P.gen;
-        if (id >= P.parts)
-            continue;
-        pthread_mutex_unlock(&P.mu);
-        run_part(id);
-        pthread_mutex_lock(&P.mu);
-        if (--P.pending == 0)
-            pthread_cond_signal(&P.done);
+        take_chunks();
     }
     pthread_mutex_unlock(&P.mu);
     return NULL;
@@ -98,7 +110,7 @@ static void pool_start(void)
     P.gen0 = P.gen;
     P.size = 1;
     for (int i = 1; i < size; i++) {
-        if (pthread_create(&P.th[i], NULL, worker, (void *)(intptr_t)i) != 0)
+        if (pthread_create(&P.th[i], NULL, worker, NULL) != 0)
             break; /* run with the threads we got */
         P.size = i + 1;
     }
@@ -138,10 +150,10 @@ void cpu_parallel(int64_t n, int64_t grain, cpu_range_fn fn, void *ctx)
 {
     if (n <= 0)
         return;
-    int64_t parts = cpu_threads(), most = n / (grain > 0 ? grain : 1);
-    if (parts > most)
-        parts = most;
-    if (parts <= 1 || in_job) {
+    int64_t size = cpu_threads(), chunks = n / (grain > 0 ? grain : 1);
+    if (chunks > size * CHUNKS_PER_THREAD)
+        chunks = size * CHUNKS_PER_THREAD;
+    if (size == 1 || chunks <= 1 || in_job) {
         fn(ctx, 0, n);
         return;
     }
@@ -149,14 +161,12 @@ void cpu_parallel(int64_t n, int64_t grain, cpu_range_fn fn, void *ctx)
     P.fn = fn;
     P.ctx = ctx;
     P.n = n;
-    P.parts = (int)parts;
-    P.pending = (int)parts - 1;
+    P.nchunks = chunks;
+    P.next = P.finished = 0;
     P.gen++;
     pthread_cond_broadcast(&P.go);
-    pthread_mutex_unlock(&P.mu);
-    run_part(0);
-    pthread_mutex_lock(&P.mu);
-    while (P.pending > 0)
+    take_chunks();
+    while (P.finished < P.nchunks)
         pthread_cond_wait(&P.done, &P.mu);
     pthread_mutex_unlock(&P.mu);
 }

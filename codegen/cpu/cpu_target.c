@@ -1,7 +1,8 @@
 /* cpu_target.c — the cpu target, first piece: hand-written float32 kernels for
  * the ops that dominate training (GEMMs through OpenBLAS, broadcasting
- * elementwise ops, the unary activations, the squashing functions and their
- * VJPs, ReduceSum/ReduceMean), threaded by a small pool (cpu_pool.c).
+ * elementwise ops and comparisons, the unary activations, the squashing
+ * functions and their VJPs, ReduceSum/ReduceMean, Transpose, Cast to and from
+ * bool), threaded by a small pool (cpu_pool.c).
  *
  * Every other node, and every case a kernel declines (CPU_DELEGATE: another
  * dtype, an attribute it does not cover), runs on cg_ref's kernel. This is a
@@ -32,7 +33,14 @@ static const cpu_fn cpu_table[IR_OP_COUNT] = {
     [IR_OP_Max] = cpu_Max,
     [IR_OP_Min] = cpu_Min,
     [IR_OP_Sum] = cpu_Sum,
+    [IR_OP_Equal] = cpu_Equal,
+    [IR_OP_Less] = cpu_Less,
+    [IR_OP_LessOrEqual] = cpu_LessOrEqual,
+    [IR_OP_Greater] = cpu_Greater,
+    [IR_OP_GreaterOrEqual] = cpu_GreaterOrEqual,
     [IR_OP_Where] = cpu_Where,
+    [IR_OP_Transpose] = cpu_Transpose,
+    [IR_OP_Cast] = cpu_Cast,
     [IR_OP_Relu] = cpu_Relu,
     [IR_OP_Gelu] = cpu_Gelu,
     [IR_OP_Erf] = cpu_Erf,
@@ -58,62 +66,13 @@ static int cpu_supports(const struct ir_graph *g, const struct ir_node *n)
     return cg_ref.supports(g, n);
 }
 
-#include <stdio.h>
-#include <time.h>
-static double prof_t[IR_OP_COUNT * 2];
-static long prof_c[IR_OP_COUNT * 2];
-static int prof_on = -1;
-static void prof_dump(void)
-{
-    for (int i = 0; i < IR_OP_COUNT * 2; i++)
-        if (prof_c[i])
-            fprintf(stderr, "PROF %-22s %-4s %8ld calls %9.1f ms\n", ir_ops[i / 2].name,
-                    i % 2 ? "ref" : "cpu", prof_c[i], prof_t[i] * 1e3);
-}
-static int cpu_run_(const struct ir_graph *g, const struct ir_node *n, void *const *in,
-                   void *const *out, int *deleg);
 static int cpu_run(const struct ir_graph *g, const struct ir_node *n, void *const *in,
                    void *const *out)
 {
-    if (prof_on < 0) {
-        prof_on = getenv("PDC_PROF") != NULL;
-        if (prof_on)
-            atexit(prof_dump);
-    }
-    if (!prof_on) {
-        int dd;
-        return cpu_run_(g, n, in, out, &dd);
-    }
-    struct timespec a, b;
-    int deleg = 0;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    int st = cpu_run_(g, n, in, out, &deleg);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    prof_t[n->op * 2 + deleg] += (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
-    prof_c[n->op * 2 + deleg]++;
-    if (getenv("PDC_PROF_SHAPES")) {
-        fprintf(stderr, "NODE %s%s", ir_ops[n->op].name, deleg ? "(ref)" : "");
-        for (uint32_t i = 0; i < n->n_in; i++) {
-            if (n->in[i] == IR_NONE) continue;
-            const struct ir_tensor *t = &g->t[n->in[i]];
-            fprintf(stderr, " [");
-            for (int k = 0; k < t->rank; k++) fprintf(stderr, "%s%lld", k ? "," : "", (long long)t->dims[k]);
-            fprintf(stderr, "]%s", t->dtype == IR_F32 ? "" : ir_dtype_name(t->dtype));
-        }
-        fprintf(stderr, " %.3f ms\n", 1e3 * ((double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec)));
-    }
-    return st;
-}
-static int cpu_run_(const struct ir_graph *g, const struct ir_node *n, void *const *in,
-                   void *const *out, int *deleg)
-{
-    *deleg = 1;
     if (n->op < IR_OP_COUNT && cpu_table[n->op]) {
         int st = cpu_table[n->op](g, n, in, out);
-        if (st != CPU_DELEGATE) {
-            *deleg = 0;
+        if (st != CPU_DELEGATE)
             return st;
-        }
     }
     return cg_ref.run(g, n, in, out);
 }

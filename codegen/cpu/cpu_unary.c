@@ -6,10 +6,10 @@
  * cpu_math.h (within an ulp of the reference, an order of magnitude cheaper
  * than glibc's erff); Log and Tanh, rare in training, call logf/tanhf (a few
  * ulps). Relu, Neg, Reciprocal and Sqrt are correctly rounded either way, so
- * they match the reference bit for bit. The squashing functions
- * keep the reference's double arithmetic for their one multiply-add: it costs
- * nothing next to the memory traffic and keeps them bit-identical (their alpha,
- * 0.01, is not a float). */
+ * they match the reference bit for bit. The squashing functions keep the
+ * reference's double arithmetic for their one multiply-add: it costs nothing
+ * next to the memory traffic and keeps them bit-identical (their alpha, 0.01,
+ * is not a float). */
 #include <math.h>
 #include <string.h>
 
@@ -18,7 +18,7 @@
 
 #define SQUASH_ALPHA 0.01 /* the default, as in ref_grad.c */
 #define GRAIN_CHEAP 32768 /* elements per thread for loads and stores only */
-#define GRAIN_LIBM 4096   /* ... for a libm call per element */
+#define GRAIN_LIBM 4096   /* ... for a transcendental function per element */
 
 enum uop {
     U_RELU, U_GELU, U_ERF, U_EXP, U_LOG, U_SQRT, U_SIGMOID, U_TANH, U_NEG, U_RECIP,
