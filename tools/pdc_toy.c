@@ -27,13 +27,15 @@ struct toy_args {
     const char *name, *out;
     uint64_t seed;
     int64_t steps, batch; /* 0: the target's own */
+    int64_t restarts;     /* TMS: retrain with derived seeds while features are missing */
 };
 
 static int toy_usage(void)
 {
     int n;
     const struct toy_spec *s = toy_specs(&n);
-    fprintf(stderr, "usage: pdc toy NAME -o MODEL.onnx [--seed S] [--steps N] [--batch B]\n"
+    fprintf(stderr, "usage: pdc toy NAME -o MODEL.onnx [--seed S] [--steps N] [--batch B] "
+                    "[--restarts N]\n"
                     "targets (METHOD §6):\n");
     for (int i = 0; i < n; i++)
         fprintf(stderr, "  %-14s %lld steps, batch %lld\n", s[i].name, (long long)s[i].steps,
@@ -57,6 +59,7 @@ static int parse_count(const char *opt, const char *v, int64_t lo, int64_t *out,
 static int parse_args(int argc, char **argv, struct toy_args *a, struct diag *d)
 {
     memset(a, 0, sizeof *a);
+    a->restarts = 16;
     int64_t seed = 0;
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -69,6 +72,8 @@ static int parse_args(int argc, char **argv, struct toy_args *a, struct diag *d)
             st = parse_count(o, v, 1, &a->steps, d);
         else if (strcmp(o, "--batch") == 0 && v)
             st = parse_count(o, v, 1, &a->batch, d);
+        else if (strcmp(o, "--restarts") == 0 && v)
+            st = parse_count(o, v, 0, &a->restarts, d);
         else if (o[0] != '-' && !a->name) {
             a->name = o;
             continue;
@@ -208,21 +213,30 @@ int pdc_toy_main(int argc, char **argv)
     double t0 = now(), loss = NAN, diag_mean = NAN;
     int64_t steps = 0;
     int missed = 0;
-    if (!st)
+    /* TMS 5-2's recipe ends in a local minimum (2 or 4 of 5 features kept) for most
+     * seeds, the reference's too (about 1 in 3 finds the pentagon). A target whose
+     * ground truth is not the one decompositions are checked against is no use, so
+     * retrain with derived seeds, deterministically, and report the seed that worked. */
+    for (int64_t r = 0; !st && (r == 0 || (missed && s->family == TOY_TMS && r <= a.restarts));
+         r++) {
+        if (r) {
+            fprintf(stderr, "pdc: toy %s: seed %llu kept %lld of %lld features; retraining\n",
+                    s->name, (unsigned long long)a.seed, (long long)(s->n_features - missed),
+                    (long long)s->n_features);
+            a.seed += 1000003;
+        }
         st = train_and_export(&a, s, &loss, &steps, &d);
-    if (!st)
-        st = onehot_check(a.out, s, &diag_mean, &missed, &d);
+        if (!st)
+            st = onehot_check(a.out, s, &diag_mean, &missed, &d);
+    }
     if (st) {
         fprintf(stderr, "pdc: %s\n", d.msg[0] ? d.msg : status_name(d.status));
         return 1;
     }
-    /* TMS 5-2's recipe ends in a local minimum (2 or 4 of 5 features kept) for
-     * most seeds, the reference's too: say so rather than hand over a model
-     * whose ground truth is not the one decompositions are checked against */
     if (missed && s->family == TOY_TMS)
         fprintf(stderr, "pdc: toy %s: warning: %d of %lld features are not reproduced (a local "
-                "minimum of this recipe); try another --seed\n", s->name, missed,
-                (long long)s->n_features);
+                "minimum of this recipe) after %lld restarts; try another --seed\n", s->name,
+                missed, (long long)s->n_features, (long long)a.restarts);
     printf("pdc toy %s: seed %llu, %lld steps, final loss %.6g, one-hot %.2f -> mean y[i][i] "
            "%.4f (want %.2f, %lld/%lld features within half), wrote %s in %.1f s\n", s->name,
            (unsigned long long)a.seed, (long long)steps, loss, ONEHOT_VALUE, diag_mean,
