@@ -184,6 +184,7 @@ static void write_metrics(const struct dc_prog *p, const struct rt_train_opts *o
     for (int i = 0; i < p->n_metric; i++)
         fprintf(o->metrics, ", \"%s\": %.9g", p->metric[i].name, last[i]);
     fprintf(o->metrics, ", \"steps_per_s\": %.4g}\n", sps);
+    fflush(o->metrics); /* a log people tail: a line per logged step, as it happens */
 }
 
 static double now(void)
