@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "exec.h"
+#include "io.h"
 #include "onnx.h"
 #include "pdc_cli.h"
 #include "safetensors.h"
@@ -132,7 +133,8 @@ static void site_ground_truth(const struct dc_site *s, const struct ir_graph *g,
 }
 
 static int probe(const char *model, const struct dc_config *c, struct rt_store *store, int64_t F,
-                 const struct dc_site *sites, int ns, struct eval_site *es, struct diag *d)
+                 const struct dc_site *sites, int ns, struct eval_site *es,
+                 const char *probe_path, struct diag *d)
 {
     struct dc_prog p = {0};
     struct dc_site *ps = NULL;
@@ -150,14 +152,31 @@ static int probe(const char *model, const struct dc_config *c, struct rt_store *
         x[i * F + i] = 0.75f; /* one-hot inputs of magnitude 0.75 (METHOD §7.3) */
     if (!st)
         st = rt_run_once(&p, cg_default(), store, NULL, x, c->seed, EVAL_STEP, met, &rp, d);
+    struct ir_value *dump = st ? NULL : calloc((size_t)ns + 1, sizeof *dump);
     for (int i = 0; !st && i < ns; i++) {
         const float *ci = rt_prog_buf(rp, glo[i]);
         int C = sites[i].C;
+        int64_t k = sites[i].d_in < sites[i].d_out ? sites[i].d_in : sites[i].d_out;
         es[i].identity_err = tm_identity_ci_error(ci, F, C, 0.1, TM_PERM_AUTO, NULL);
         es[i].identity_err_0p2 = tm_identity_ci_error(ci, F, C, 0.2, TM_PERM_AUTO, NULL);
-        es[i].dense_err = tm_dense_ci_error(ci, F, C, (int)sites[i].d_in, 1, 0.1, NULL);
+        /* dense pattern with k = the matrix's rank (e.g. W_out's one rank-50 component) */
+        es[i].dense_err = tm_dense_ci_error(ci, F, C, (int)(k < C ? k : C), 1, 0.1, NULL);
         es[i].probe_l0 = tm_l0(ci, F, C, c->ci_alive_threshold);
+        if (dump) { /* the probe's CI matrices, for plots and closer looks */
+            dump[i] = (struct ir_value){strdup(sites[i].name), IR_F32, 2, {F, C}, NULL,
+                                        (size_t)(F * C) * sizeof(float)};
+            dump[i].data = malloc(dump[i].nbytes);
+            if (dump[i].data)
+                memcpy(dump[i].data, ci, dump[i].nbytes);
+            if (!dump[i].name || !dump[i].data)
+                st = diag_set(d, ST_ERR_NOMEM, "out of memory");
+        }
     }
+    if (!st && dump)
+        st = npz_write_file(probe_path, dump, ns, d);
+    for (int i = 0; dump && i < ns; i++)
+        ir_value_free(&dump[i]);
+    free(dump);
     rt_prog_free(rp);
     dc_prog_free(&p);
     free(ps);
@@ -274,10 +293,12 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
         site_ground_truth(&sites[i], p.g, &store, &es[i]);
     }
     int64_t F = st ? 0 : probe_width(&p);
-    if (!st && F > 0 && F <= 4096)
-        st = probe(model, &c, &store, F, sites, ns, es, d);
-    else
+    if (!st && F > 0 && F <= 4096) {
+        snprintf(path, sizeof path, "%s/probe_ci.npz", dir);
+        st = probe(model, &c, &store, F, sites, ns, es, path, d);
+    } else {
         F = 0;
+    }
     if (!st) {
         print_table(&p, met, sites, ns, es, F);
         struct json_w w;
