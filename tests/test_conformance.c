@@ -51,6 +51,7 @@ struct tally {
 };
 
 static int verbose;
+static const struct cg_target *target = &cg_ref; /* --target cpu runs the default target */
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -196,7 +197,7 @@ static enum verdict run_set(const char *model, const char *setdir, char *why, si
     if (!st)
         st = pass_compile_inference(g, &cx, &d);
     if (!st)
-        st = rt_run(g, &cg_ref, in, nin, &got, &ngot, &d);
+        st = rt_run(g, target, in, nin, &got, &ngot, &d);
     if (st) {
         v = st == ST_ERR_UNSUPPORTED ? V_NA : V_FAIL;
         snprintf(why, whyn, "%s", d.msg);
@@ -274,8 +275,10 @@ int main(int argc, char **argv)
             filter = argv[++i];
         else if (strcmp(argv[i], "--suite") == 0 && i + 1 < argc)
             suites = argv[++i];
+        else if (strcmp(argv[i], "--target") == 0 && i + 1 < argc)
+            target = strcmp(argv[++i], "cpu") == 0 ? &cg_cpu : &cg_ref;
         else if (strcmp(argv[i], "--help") == 0) {
-            printf("usage: %s DATA_ROOT [--suite a,b] [--filter SUBSTR] [-v]\n", argv[0]);
+            printf("usage: %s DATA_ROOT [--suite a,b] [--filter SUBSTR] [--target ref|cpu] [-v]\n", argv[0]);
             return 0;
         } else
             root = argv[i];
@@ -303,8 +306,8 @@ int main(int argc, char **argv)
             free(cases[i]);
         }
         free(cases);
-        printf("conformance %-18s %d passed / %d applicable (%d failed); %d not applicable, "
-               "%d excluded (bad data), of %d\n", s, t.pass, t.pass + t.fail, t.fail, t.na,
+        printf("[%s] conformance %-18s %d passed / %d applicable (%d failed); %d not applicable, "
+               "%d excluded (bad data), of %d\n", target->name, s, t.pass, t.pass + t.fail, t.fail, t.na,
                t.excluded, t.pass + t.fail + t.na + t.excluded);
         if (t.unsupported[0])
             printf("  unsupported ops met:%s\n", t.unsupported);
