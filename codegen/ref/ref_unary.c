@@ -138,7 +138,8 @@ static double gelu_f(double x, const struct upar *p)
 {
     if (p->tanh_gelu) /* 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))) */
         return 0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)));
-    return 0.5 * x * (1.0 + erf(x * 0.7071067811865476)); /* x * Phi(x) */
+    /* x * Phi(x); Phi via erfc, since 1 + erf(x/√2) cancels in the left tail (x < −5) */
+    return 0.5 * x * erfc(-x * 0.7071067811865476);
 }
 
 static double sign_f(double x, const struct upar *p)
