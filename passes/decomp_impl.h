@@ -81,6 +81,10 @@ int dc_finish(struct dc_ctx *cx);
 /* ci_fn.c: z, g_lo, g_up for every site from the clean forward's site inputs */
 int dc_ci_fn(struct dc_ctx *cx);
 
+/* objective_spd.c: shared loss pieces */
+uint32_t dc_mse(struct dc_ctx *cx, const uint32_t *y); /* Σ_outputs mean((y − target)²) */
+uint32_t dc_l0(struct dc_ctx *cx, int i);              /* mean_n Σ_c 1[g_lo > threshold] */
+
 /* optimizer.c: AdamW on the trainable states with gradients from autodiff;
  * optional global-norm clip (<= 0: none); moment states named "<prefix>.m.<param>" */
 int dc_adamw(struct dc_ctx *cx, uint32_t loss, double wd, double clip, const char *prefix);

@@ -13,20 +13,12 @@
 
 static uint32_t mse_to_target(struct dc_ctx *cx, const uint32_t *m, const uint32_t *dl)
 {
-    struct ir_builder *b = &cx->b;
-    uint32_t y[64], tot = IR_NONE;
+    uint32_t y[64];
     if (cx->nouts > 64) {
-        b->err = diag_set(b->d, ST_ERR_UNSUPPORTED, "too many model outputs");
+        cx->b.err = diag_set(cx->b.d, ST_ERR_UNSUPPORTED, "too many model outputs");
         return IR_NONE;
     }
-    if (dc_forward(cx, m, dl, y))
-        return IR_NONE;
-    for (uint32_t k = 0; k < cx->nouts; k++) {
-        uint32_t e = bld_sub(b, y[k], cx->outs[k]);
-        uint32_t l = bld_reduce(b, IR_OP_ReduceMean, bld_mul(b, e, e), 0, NULL, 0);
-        tot = tot == IR_NONE ? l : bld_add(b, tot, l);
-    }
-    return tot;
+    return dc_forward(cx, m, dl, y) ? IR_NONE : dc_mse(cx, y);
 }
 
 enum mask_kind { MK_ONES, MK_STOCH, MK_STOCH_NO_DELTA, MK_CI, MK_ROUND, MK_ZERO };
@@ -87,17 +79,10 @@ int dc_build_eval(struct ir_graph *g, const struct dc_config *c, const struct dc
         dc_metric(&cx, rows[r].name, mse_to_target(&cx, m, dl));
     }
     for (int i = 0; !st && i < ns && !cx.b.err; i++) {
-        uint32_t gl = cx.s[i].g_lo;
-        const struct ir_tensor *t = &g->t[gl];
-        int64_t N = ir_numel(t) / t->dims[t->rank - 1];
-        struct ir_builder *b = &cx.b;
-        uint32_t on = bld_cast(b, bld_op2(b, IR_OP_Greater, gl, bld_f32(b, c->ci_alive_threshold)),
-                               IR_F32);
         char nm[300];
         snprintf(nm, sizeof nm, "l0/%s", sites[i].name);
-        dc_metric(&cx, nm, bld_div(b, bld_reduce(b, IR_OP_ReduceSum, on, 0, NULL, 0),
-                                   bld_f32(b, (double)N)));
-        g_lo[i] = gl; /* live (the CI-masked row reads it): its buffer survives the run */
+        dc_metric(&cx, nm, dc_l0(&cx, i));
+        g_lo[i] = cx.s[i].g_lo; /* live (the CI-masked row reads it): its buffer survives */
     }
     for (int i = 0; i < prog->n_st; i++) /* evaluation trains nothing */
         prog->st[i].trainable = DC_TRAIN_NO;

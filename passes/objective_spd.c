@@ -9,7 +9,7 @@
 #include "decomp_impl.h"
 
 /* Σ over the model's float outputs of mean((y − t)²) (reference: sum / numel) */
-static uint32_t mse(struct dc_ctx *cx, const uint32_t *y)
+uint32_t dc_mse(struct dc_ctx *cx, const uint32_t *y)
 {
     struct ir_builder *b = &cx->b;
     uint32_t tot = IR_NONE;
@@ -42,7 +42,7 @@ static uint32_t kl(struct dc_ctx *cx, const uint32_t *y)
 
 static uint32_t divergence(struct dc_ctx *cx, const uint32_t *y)
 {
-    return cx->cfg->output_loss_type == DC_OUT_KL ? kl(cx, y) : mse(cx, y);
+    return cx->cfg->output_loss_type == DC_OUT_KL ? kl(cx, y) : dc_mse(cx, y);
 }
 
 /* m = g + (1 − g) ⊙ r with fresh uniform r; δ ~ U(0,1) per position when Δ is on */
@@ -161,20 +161,24 @@ static uint32_t faithfulness(struct dc_ctx *cx)
     return bld_div(b, tot, bld_f32(b, count));
 }
 
-/* mean over positions of Σ_c 1[g_lo > threshold] */
-static void l0_metrics(struct dc_ctx *cx)
+/* mean over positions of Σ_c 1[g_lo > threshold] for site i */
+uint32_t dc_l0(struct dc_ctx *cx, int i)
 {
     struct ir_builder *b = &cx->b;
+    uint32_t g = cx->s[i].g_lo;
+    const struct ir_tensor *t = &cx->g->t[g];
+    int64_t N = ir_numel(t) / t->dims[t->rank - 1];
+    uint32_t on = bld_cast(b, bld_op2(b, IR_OP_Greater, g, bld_f32(b, cx->cfg->ci_alive_threshold)),
+                           IR_F32);
+    return bld_div(b, bld_reduce(b, IR_OP_ReduceSum, on, 0, NULL, 0), bld_f32(b, (double)N));
+}
+
+static void l0_metrics(struct dc_ctx *cx)
+{
     for (int i = 0; i < cx->ns; i++) {
-        uint32_t g = cx->s[i].g_lo;
-        const struct ir_tensor *t = &cx->g->t[g];
-        int64_t N = ir_numel(t) / t->dims[t->rank - 1];
-        uint32_t on = bld_cast(b, bld_op2(b, IR_OP_Greater, g, bld_f32(b, cx->cfg->ci_alive_threshold)),
-                               IR_F32);
-        uint32_t l0 = bld_div(b, bld_reduce(b, IR_OP_ReduceSum, on, 0, NULL, 0), bld_f32(b, (double)N));
         char nm[300];
         snprintf(nm, sizeof nm, "l0/%s", cx->sites[i].name);
-        dc_metric(cx, nm, l0);
+        dc_metric(cx, nm, dc_l0(cx, i));
     }
 }
 
