@@ -194,7 +194,8 @@ static int convert_attr(struct importer *im, const char *node, Onnx__AttributePr
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
         a->n = (int64_t)ap->n_ints;
         a->ints = ir_arena_alloc(ar, (ap->n_ints + 1) * sizeof *a->ints);
-        memcpy(a->ints, ap->ints, ap->n_ints * sizeof *a->ints);
+        if (ap->n_ints) /* an empty list comes with a NULL pointer */
+            memcpy(a->ints, ap->ints, ap->n_ints * sizeof *a->ints);
         break;
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS:
         a->n = (int64_t)ap->n_strings;
@@ -451,6 +452,10 @@ int onnx_load_mem(const void *buf, size_t len, const char *dir, const char *name
     const char *file = name ? name : "<memory>";
     if (len == 0)
         return diag_set(d, ST_ERR_PARSE, "%s: empty file, not an ONNX model", file);
+    if (onnx_check_depth(buf, len, &onnx__model_proto__descriptor))
+        return diag_set(d, ST_ERR_UNSUPPORTED,
+                        "%s: messages nested more than %d deep (a graph or type inside a graph or "
+                        "type ...); refused", file, ONNX_MAX_DEPTH);
     Onnx__ModelProto *m = onnx__model_proto__unpack(&onnx_pb_alloc, len, buf);
     if (!m)
         return diag_set(d, ST_ERR_PARSE,

@@ -26,6 +26,11 @@ int onnx_tensor_decode(Onnx__TensorProto *tp, const char *dir, const char *what,
                        struct onnx_data *out, struct diag *d);
 void onnx_data_release(struct onnx_data *od);
 
+/* messages nested deeper than this are refused before unpacking (onnx_depth.c):
+ * protobuf-c recurses without a limit; ONNX's own parser stops at 100 */
+#define ONNX_MAX_DEPTH 100
+int onnx_check_depth(const void *buf, size_t len, const ProtobufCMessageDescriptor *desc);
+
 /* protobuf-c allocator on malloc/free, so stolen bytes can be free()d later */
 extern ProtobufCAllocator onnx_pb_alloc;
 

@@ -38,7 +38,8 @@ void onnx_data_release(struct onnx_data *od)
 
 int onnx_read_file(const char *path, size_t max, void **buf, size_t *len, struct diag *d)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO must not hang the open; the regular-file check follows */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return diag_set(d, ST_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
@@ -216,7 +217,7 @@ static int decode_external(const Onnx__TensorProto *tp, const char *dir, const c
     if (has_len && len != need)
         return diag_set(d, ST_ERR_INVALID, "%s: external data length %llu, but the shape needs %llu bytes",
                         what, (unsigned long long)len, (unsigned long long)need);
-    int fd = open(full, O_RDONLY | O_CLOEXEC);
+    int fd = open(full, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         if (fd >= 0)
@@ -312,6 +313,10 @@ int onnx_read_tensor_file(const char *path, struct ir_value *v, struct diag *d)
     int st = onnx_read_file(path, ONNX_MAX_FILE_BYTES, &buf, &len, d);
     if (st)
         return st;
+    if (onnx_check_depth(buf, len, &onnx__tensor_proto__descriptor)) {
+        free(buf);
+        return diag_set(d, ST_ERR_UNSUPPORTED, "%s: messages nested too deep", path);
+    }
     Onnx__TensorProto *tp = onnx__tensor_proto__unpack(&onnx_pb_alloc, len, buf);
     free(buf);
     if (!tp)

@@ -63,7 +63,8 @@ void *ir_arena_alloc(struct ir_arena *a, size_t n)
 char *ir_arena_strndup(struct ir_arena *a, const char *s, size_t n)
 {
     char *p = ir_arena_alloc(a, n + 1);
-    memcpy(p, s, n);
+    if (n) /* an empty protobuf string may come with a NULL pointer */
+        memcpy(p, s, n);
     p[n] = 0;
     return p;
 }

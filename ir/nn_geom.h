@@ -84,6 +84,17 @@ static inline int nn_geom_fill(const struct ir_node *n, int nsp, const int64_t *
                      (long long)pads[i], (long long)pads[nsp + i]);
             return ST_ERR_INVALID;
         }
+        /* every quantity below must stay far from int64 overflow: a model file may
+         * claim dilation 2^62 so that the extent wraps to a small, "valid" value */
+        if (gm->k[i] > IR_MAX_ELEMS || gm->s[i] > IR_MAX_ELEMS || gm->dl[i] > IR_MAX_ELEMS ||
+            pads[i] > IR_MAX_ELEMS || pads[nsp + i] > IR_MAX_ELEMS ||
+            (gm->k[i] - 1) > IR_MAX_ELEMS / gm->dl[i]) {
+            snprintf(err, errlen, "spatial dim %d: kernel %lld, stride %lld, dilation %lld or "
+                     "pads %lld/%lld are implausibly large (limit 2^34)", i, (long long)gm->k[i],
+                     (long long)gm->s[i], (long long)gm->dl[i], (long long)pads[i],
+                     (long long)pads[nsp + i]);
+            return ST_ERR_INVALID;
+        }
         int64_t dk = (gm->k[i] - 1) * gm->dl[i] + 1; /* dilated kernel extent */
         if (same_upper || same_lower) {
             gm->out[i] = (gm->in[i] + gm->s[i] - 1) / gm->s[i];

@@ -27,9 +27,10 @@ struct use {
     char why[160]; /* non-empty: a site pdc inspect lists that cannot be decomposed */
 };
 
+/* a float initializer with at least one element (an empty weight has nothing to decompose) */
 static int is_param(const struct ir_graph *g, uint32_t t)
 {
-    return t != IR_NONE && (g->t[t].flags & IR_T_PARAM) && g->t[t].data;
+    return t != IR_NONE && (g->t[t].flags & IR_T_PARAM) && g->t[t].data && ir_numel(&g->t[t]) > 0;
 }
 
 /* a 2-D weight read directly or through a Transpose (sets *tr); IR_NONE otherwise */

@@ -7,9 +7,10 @@
 
 #include "pass.h"
 
+/* a float initializer with at least one element (an empty weight has nothing to decompose) */
 static int is_param(const struct ir_graph *g, uint32_t t)
 {
-    return t != IR_NONE && (g->t[t].flags & IR_T_PARAM) && g->t[t].data;
+    return t != IR_NONE && (g->t[t].flags & IR_T_PARAM) && g->t[t].data && ir_numel(&g->t[t]) > 0;
 }
 
 /* W, or Transpose(W) with a 2-D W: returns W and sets *tr */

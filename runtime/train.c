@@ -253,6 +253,12 @@ int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_sto
     for (int64_t step = o->from; !st && step < to; step++) {
         if ((st = feed(rp, p, data, NULL, o, step, DS_TRAIN, d)) || (st = rt_prog_run(rp, d)))
             break;
+        if (p->loss != IR_NONE && !isfinite(*(const float *)rt_prog_buf(rp, p->loss))) {
+            st = diag_set(d, ST_ERR_INVALID, "%s: the loss became %g at step %lld (a too-large "
+                          "learning rate, or non-finite weights in the model?)", o->phase,
+                          (double)*(const float *)rt_prog_buf(rp, p->loss), (long long)step);
+            break;
+        }
         int final = step == to - 1;
         /* log on the phase's own cadence, not at segment ends: a resumed run logs the
          * same lines as an uninterrupted one */

@@ -3,6 +3,7 @@
  *   pdc run MODEL.onnx --input NAME=X.npy  run the model on the reference target
  *   pdc convert IN.onnx -o OUT.onnx        import and re-export (pdc's canonical form)
  * Every error prints one line "pdc: <file>: <what is wrong>" and exits non-zero. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -385,8 +386,12 @@ static int decompose_option(struct dc_config *c, const char *opt, const char *v,
         return parse_i64(opt, v, 1, &c->log_freq, d);
     if (strcmp(opt, "--checkpoint-every") == 0)
         return parse_i64(opt, v, 0, &c->checkpoint_every, d);
-    if (strcmp(opt, "--lr") == 0)
-        return parse_f64(opt, v, &c->lr.start_val, d);
+    if (strcmp(opt, "--lr") == 0) {
+        int st = parse_f64(opt, v, &c->lr.start_val, d);
+        if (!st && !(c->lr.start_val > 0 && isfinite(c->lr.start_val)))
+            st = diag_set(d, ST_ERR_INVALID, "--lr %s: must be a finite positive number", v);
+        return st;
+    }
     if (strcmp(opt, "--sites") == 0)
         return pdc_parse_sites(c, v, d);
     int ds = pdc_data_option(c, opt, v, d); /* --data, --seq, --tokens, --holdout */
@@ -436,8 +441,11 @@ static int cmd_decompose(int argc, char **argv)
     }
     if (!d.status && (!model || !dir))
         diag_set(&d, ST_ERR_INVALID, "usage: pdc MODEL.onnx -o DIR [options] (see pdc --help)");
-    if (!d.status)
-        pdc_decompose(model, dir, &c, resume, run_steps, &d);
+    if (!d.status && pdc_decompose(model, dir, &c, resume, run_steps, &d) && !strstr(d.msg, model)) {
+        char tmp[sizeof d.msg + 4096]; /* every message names the model it is about */
+        snprintf(tmp, sizeof tmp, "%s: %s", model, d.msg);
+        snprintf(d.msg, sizeof d.msg, "%.1000s", tmp);
+    }
     return d.status ? fail(&d) : 0;
 }
 
