@@ -123,4 +123,37 @@ static inline int nn_geom_fill(const struct ir_node *n, int nsp, const int64_t *
     return ST_OK;
 }
 
+/* The same geometry padded to 3 spatial dims (leading dims of size 1), with plane
+ * sizes: what the reference conv/pool kernels and their gradients loop over.
+ * xd: the (N, C, spatial...) input dims of rank `rank`; k: the kernel dims. */
+struct nn_geom3 {
+    int64_t in[3], k[3], s[3], dl[3], pb[3], pe[3], out[3];
+    int64_t in_plane, out_plane, kvol;
+};
+
+static inline int nn_geom3_fill(const struct ir_node *n, int rank, const int64_t *xd,
+                                const int64_t *k, int ceil_mode, struct nn_geom3 *w)
+{
+    struct nn_geom gm;
+    char err[256];
+    int nsp = rank - 2, off = 3 - nsp;
+    if (nsp < 1 || nsp > 3 || nn_geom_fill(n, nsp, xd + 2, k, ceil_mode, &gm, err, sizeof err))
+        return ST_ERR_INVALID;
+    w->in_plane = w->out_plane = w->kvol = 1;
+    for (int i = 0; i < 3; i++) {
+        int j = i - off;
+        w->in[i] = j < 0 ? 1 : gm.in[j];
+        w->k[i] = j < 0 ? 1 : gm.k[j];
+        w->s[i] = j < 0 ? 1 : gm.s[j];
+        w->dl[i] = j < 0 ? 1 : gm.dl[j];
+        w->pb[i] = j < 0 ? 0 : gm.pb[j];
+        w->pe[i] = j < 0 ? 0 : gm.pe[j];
+        w->out[i] = j < 0 ? 1 : gm.out[j];
+        w->in_plane *= w->in[i];
+        w->out_plane *= w->out[i];
+        w->kvol *= w->k[i];
+    }
+    return ST_OK;
+}
+
 #endif

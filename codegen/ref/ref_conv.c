@@ -11,40 +11,17 @@
 #include "ref_impl.h"
 
 /* nn_geom with unused leading spatial dims filled in as size 1 */
-struct g3 {
-    int64_t in[3], k[3], s[3], dl[3], pb[3], pe[3], out[3];
-    int64_t in_plane, out_plane, kvol;
-};
-
-/* geometry for node n, whose X is (N, C, spatial...); kernel from W or kernel_shape */
+/* geometry for node n, whose X is (N, C, spatial...); kernel from W or kernel_shape
+ * (struct nn_geom3 is shared with the gradient kernels: ir/nn_geom.h) */
 static int g3_fill(const struct ir_node *n, const struct ir_tensor *x, const int64_t *kernel,
-                   int ceil_mode, struct g3 *q)
+                   int ceil_mode, struct nn_geom3 *q)
 {
-    struct nn_geom gm;
-    char err[256];
-    int nsp = x->rank - 2, off = 3 - nsp;
-    if (nn_geom_fill(n, nsp, x->dims + 2, kernel, ceil_mode, &gm, err, sizeof err) != ST_OK)
-        return ST_ERR_INVALID;
-    q->in_plane = q->out_plane = q->kvol = 1;
-    for (int i = 0; i < 3; i++) {
-        int j = i - off;
-        q->in[i] = j < 0 ? 1 : gm.in[j];
-        q->k[i] = j < 0 ? 1 : gm.k[j];
-        q->s[i] = j < 0 ? 1 : gm.s[j];
-        q->dl[i] = j < 0 ? 1 : gm.dl[j];
-        q->pb[i] = j < 0 ? 0 : gm.pb[j];
-        q->pe[i] = j < 0 ? 0 : gm.pe[j];
-        q->out[i] = j < 0 ? 1 : gm.out[j];
-        q->in_plane *= q->in[i];
-        q->out_plane *= q->out[i];
-        q->kvol *= q->k[i];
-    }
-    return ST_OK;
+    return nn_geom3_fill(n, x->rank, x->dims, kernel, ceil_mode, q);
 }
 
 /* output positions o in dim i whose tap kk lands inside the input:
  * 0 <= o*s - pb + kk*dl < in, as the half-open range [*lo, *hi) */
-static void tap_range(const struct g3 *q, int i, int64_t kk, int64_t *lo, int64_t *hi)
+static void tap_range(const struct nn_geom3 *q, int i, int64_t kk, int64_t *lo, int64_t *hi)
 {
     int64_t off = kk * q->dl[i] - q->pb[i];
     *lo = off >= 0 ? 0 : (-off + q->s[i] - 1) / q->s[i];
@@ -86,7 +63,7 @@ static void store_f64(enum ir_dtype dt, void *p, int64_t base, int64_t cnt, cons
  * w[c, kd, kh, kw] * x[c, od*s - pb + kd*dl, ...]. x is (cg, D, H, W).
  * One weight at a time sweeps a contiguous output row: cache-friendly and
  * branch-free in the innermost loop. */
-static void conv_acc(const struct g3 *q, const double *x, const double *w, int64_t cg, double *acc)
+static void conv_acc(const struct nn_geom3 *q, const double *x, const double *w, int64_t cg, double *acc)
 {
     const int64_t H = q->in[1], W = q->in[2], OH = q->out[1], OW = q->out[2];
     for (int64_t c = 0; c < cg; c++) {
@@ -123,7 +100,7 @@ REF_KERNEL(Conv)
 {
     const struct ir_tensor *x = ref_in(g, n, 0), *w = ref_in(g, n, 1), *b = ref_in(g, n, 2);
     const struct ir_tensor *y = ref_out(g, n, 0);
-    struct g3 q;
+    struct nn_geom3 q;
     if (g3_fill(n, x, w->dims + 2, 0, &q) != ST_OK)
         return ST_ERR_INVALID;
     int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], group = ir_attr_int(n, "group", 1);
@@ -153,7 +130,7 @@ REF_KERNEL(Conv)
 /* ---- MaxPool / AveragePool ------------------------------------------------ */
 
 /* taps kk of dim i at output o landing in [lo_b, hi_b) (input or padded extent) */
-static int64_t tap_count(const struct g3 *q, int i, int64_t o, int64_t lo_b, int64_t hi_b)
+static int64_t tap_count(const struct nn_geom3 *q, int i, int64_t o, int64_t lo_b, int64_t hi_b)
 {
     int64_t cnt = 0;
     for (int64_t kk = 0; kk < q->k[i]; kk++) {
@@ -165,7 +142,7 @@ static int64_t tap_count(const struct g3 *q, int i, int64_t o, int64_t lo_b, int
 
 /* one window: max, or the average over valid taps (count_include_pad: over
  * taps inside the padded extent, as onnxruntime does with ceil_mode) */
-static double pool_window(const struct g3 *q, const double *x, const int64_t *o, int is_max,
+static double pool_window(const struct nn_geom3 *q, const double *x, const int64_t *o, int is_max,
                           int include_pad)
 {
     double m = -HUGE_VAL, s = 0;
@@ -205,7 +182,7 @@ static int pool_run(const struct ir_graph *g, const struct ir_node *n, void *con
     const struct ir_tensor *x = ref_in(g, n, 0), *y = ref_out(g, n, 0);
     const int64_t *ks;
     ir_attr_ints(n, "kernel_shape", &ks);
-    struct g3 q;
+    struct nn_geom3 q;
     if (g3_fill(n, x, ks, ir_attr_int(n, "ceil_mode", 0) != 0, &q) != ST_OK)
         return ST_ERR_INVALID;
     int include_pad = ir_attr_int(n, "count_include_pad", 0) != 0;

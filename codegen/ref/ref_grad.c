@@ -90,40 +90,9 @@ REF_KERNEL(UpperLeakyHardGrad) { return squash_grad(g, n, in, out, upper_grad_f)
 
 /* ---- window geometry, padded to three spatial dims ---------------------- */
 
-struct win {
-    int64_t in[3], k[3], s[3], dl[3], pb[3], pe[3], out[3];
-    int64_t in_plane, out_plane, kvol;
-};
-
-/* xd: the (N, C, spatial...) input dims of rank `rank`; k: kernel dims */
-static int win_fill(const struct ir_node *n, int rank, const int64_t *xd, const int64_t *k,
-                    int ceil_mode, struct win *w)
-{
-    struct nn_geom gm;
-    char err[256];
-    int nsp = rank - 2, off = 3 - nsp;
-    if (nsp < 1 || nsp > 3 || nn_geom_fill(n, nsp, xd + 2, k, ceil_mode, &gm, err, sizeof err))
-        return ST_ERR_INVALID;
-    w->in_plane = w->out_plane = w->kvol = 1;
-    for (int i = 0; i < 3; i++) {
-        int j = i - off;
-        w->in[i] = j < 0 ? 1 : gm.in[j];
-        w->k[i] = j < 0 ? 1 : gm.k[j];
-        w->s[i] = j < 0 ? 1 : gm.s[j];
-        w->dl[i] = j < 0 ? 1 : gm.dl[j];
-        w->pb[i] = j < 0 ? 0 : gm.pb[j];
-        w->pe[i] = j < 0 ? 0 : gm.pe[j];
-        w->out[i] = j < 0 ? 1 : gm.out[j];
-        w->in_plane *= w->in[i];
-        w->out_plane *= w->out[i];
-        w->kvol *= w->k[i];
-    }
-    return ST_OK;
-}
-
 /* input offset within a plane of output position o (3 coords) and tap t (3
  * coords), or -1 when the tap falls in the padding */
-static int64_t win_tap(const struct win *w, const int64_t *o, const int64_t *t)
+static int64_t win_tap(const struct nn_geom3 *w, const int64_t *o, const int64_t *t)
 {
     int64_t off = 0;
     for (int i = 0; i < 3; i++) {
@@ -153,8 +122,8 @@ static int odo3(int64_t *c, const int64_t *dims)
 REF_KERNEL(ConvGradInput)
 {
     const struct ir_tensor *dy = ref_in(g, n, 0), *wt = ref_in(g, n, 1), *dx = ref_out(g, n, 0);
-    struct win w;
-    if (win_fill(n, dx->rank, dx->dims, wt->dims + 2, 0, &w))
+    struct nn_geom3 w;
+    if (nn_geom3_fill(n, dx->rank, dx->dims, wt->dims + 2, 0, &w))
         return ST_ERR_INVALID;
     int64_t N = dx->dims[0], C = dx->dims[1], M = wt->dims[0], group = ir_attr_int(n, "group", 1);
     int64_t cg = C / group, mg = M / group, xsz = C * w.in_plane, ysz = M * w.out_plane;
@@ -189,8 +158,8 @@ REF_KERNEL(ConvGradInput)
 REF_KERNEL(ConvGradWeight)
 {
     const struct ir_tensor *x = ref_in(g, n, 0), *dy = ref_in(g, n, 1), *dw = ref_out(g, n, 0);
-    struct win w;
-    if (win_fill(n, x->rank, x->dims, dw->dims + 2, 0, &w))
+    struct nn_geom3 w;
+    if (nn_geom3_fill(n, x->rank, x->dims, dw->dims + 2, 0, &w))
         return ST_ERR_INVALID;
     int64_t N = x->dims[0], C = x->dims[1], M = dw->dims[0], group = ir_attr_int(n, "group", 1);
     int64_t cg = C / group, mg = M / group, xsz = C * w.in_plane, ysz = M * w.out_plane;
@@ -234,8 +203,8 @@ REF_KERNEL(MaxPoolGrad)
     const struct ir_tensor *x = ref_in(g, n, 0), *dy = ref_in(g, n, 1);
     const int64_t *ks;
     ir_attr_ints(n, "kernel_shape", &ks);
-    struct win w;
-    if (win_fill(n, x->rank, x->dims, ks, ir_attr_int(n, "ceil_mode", 0) != 0, &w))
+    struct nn_geom3 w;
+    if (nn_geom3_fill(n, x->rank, x->dims, ks, ir_attr_int(n, "ceil_mode", 0) != 0, &w))
         return ST_ERR_INVALID;
     int64_t planes = x->dims[0] * x->dims[1];
     double *xd = malloc((size_t)(w.in_plane ? w.in_plane : 1) * sizeof *xd);
@@ -270,7 +239,7 @@ REF_KERNEL(MaxPoolGrad)
 }
 
 /* taps of dim i at output coordinate o landing in [lo, hi) */
-static int64_t tap_count(const struct win *w, int i, int64_t o, int64_t lo, int64_t hi)
+static int64_t tap_count(const struct nn_geom3 *w, int i, int64_t o, int64_t lo, int64_t hi)
 {
     int64_t cnt = 0;
     for (int64_t kk = 0; kk < w->k[i]; kk++) {
@@ -288,8 +257,8 @@ REF_KERNEL(AveragePoolGrad)
     const struct ir_tensor *dy = ref_in(g, n, 0), *dx = ref_out(g, n, 0);
     const int64_t *ks;
     ir_attr_ints(n, "kernel_shape", &ks);
-    struct win w;
-    if (win_fill(n, dx->rank, dx->dims, ks, ir_attr_int(n, "ceil_mode", 0) != 0, &w))
+    struct nn_geom3 w;
+    if (nn_geom3_fill(n, dx->rank, dx->dims, ks, ir_attr_int(n, "ceil_mode", 0) != 0, &w))
         return ST_ERR_INVALID;
     int inc = ir_attr_int(n, "count_include_pad", 0) != 0;
     int64_t planes = dx->dims[0] * dx->dims[1];
