@@ -12,7 +12,7 @@ build/pdc inspect models/tms-5-2.onnx
 echo
 echo "== pdc models/tms-5-2.onnx -o $out --config configs/tms-5-2.yaml --batch 2048 --steps 8000"
 echo "   (the shipped config runs 10000 steps at batch 4096; this budget recovers the same parts)"
-build/pdc models/tms-5-2.onnx -o "$out" --config configs/tms-5-2.yaml --batch 2048 --steps 8000
+build/pdc models/tms-5-2.onnx -o "$out" --config configs/tms-5-2.yaml --batch 2048 --steps 8000 --force
 echo
 echo "== pdc eval $out"
 build/pdc eval "$out"

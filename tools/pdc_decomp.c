@@ -299,8 +299,25 @@ static void print_summary(const struct dc_prog *p, const double *last)
         printf("  %-40s %.6g\n", p->metric[i].name, last[i]);
 }
 
+/* a DIR that holds a decomposition (or a checkpoint of one) is not overwritten
+ * unless asked: a failed or mistaken re-run must not damage earlier results */
+static int refuse_existing(const char *dir, struct diag *d)
+{
+    static const char *const files[] = {"decomposition.json", "checkpoint.safetensors",
+                                        "components.safetensors"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (access(path, F_OK) == 0)
+            return diag_set(d, ST_ERR_INVALID,
+                            "%s already holds a decomposition (%s); continue it with --resume, "
+                            "or replace it with --force", dir, files[i]);
+    }
+    return ST_OK;
+}
+
 int pdc_decompose(const char *model, const char *dir, const struct dc_config *c, int resume,
-                  int64_t run_steps, struct diag *d)
+                  int force, int64_t run_steps, struct diag *d)
 {
     struct ir_graph *g = NULL, *gw = NULL;
     struct dc_site *sites = NULL;
@@ -315,10 +332,12 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
     struct dc_config rc; /* c with the data source resolved: recorded, and checked on resume */
     int st = pdc_open_data(c, &src, &rc, d);
     c = &rc;
-    if (!st)
-        st = mkdir_p(dir, d);
+    if (!st && !resume && !force)
+        st = refuse_existing(dir, d);
     if (!st)
         st = pdc_compiled_model(model, c, &g, d);
+    if (!st) /* only once the model compiled: a bad model leaves no empty DIR behind */
+        st = mkdir_p(dir, d);
     if (!st)
         st = dc_select_sites(g, c, &sites, &ns, &fac, &nf, d);
     if (!st && c->faithfulness_warmup_steps > 0 && !(st = pdc_compiled_model(model, c, &gw, d))) {

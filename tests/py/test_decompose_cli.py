@@ -131,6 +131,16 @@ def check_errors(args, res, tmp):
     res.check("bad --steps rejected", p.returncode != 0 and "--steps" in p.stderr, p.stderr)
 
 
+def check_no_overwrite(args, res, tmp, full):
+    before = {f: open(os.path.join(full, f), "rb").read() for f in os.listdir(full)}
+    p = run_pdc(args.pdc, [MODEL, "-o", full, "--config", os.path.join(tmp, "cfg.yaml"),
+                           "--steps", "1"])
+    res.check("re-run into a finished DIR is refused", p.returncode != 0 and "--resume" in p.stderr
+              and "--force" in p.stderr, p.stderr)
+    after = {f: open(os.path.join(full, f), "rb").read() for f in os.listdir(full)}
+    res.check("refused re-run leaves the DIR untouched", before == after, "files changed")
+
+
 def check_eval(args, res, full):
     p = run_pdc(args.pdc, ["eval", full])
     if not res.check("eval exits 0", p.returncode == 0, p.stderr):
@@ -156,6 +166,7 @@ def main():
         full = check_run(args, res, tmp)
         if full:
             check_resume(args, res, tmp, full)
+            check_no_overwrite(args, res, tmp, full)
             check_eval(args, res, full)
         check_errors(args, res, tmp)
     res.finish()
