@@ -3,6 +3,7 @@
  * the sweep). Products get the usual transposed products; Conv and the
  * windowed pools use the internal adjoint ops (codegen/ref/ref_grad.c);
  * normalisations recompute their statistics in the data's dtype. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "autodiff_impl.h"
@@ -70,19 +71,41 @@ int vjp_gemm(struct ad *a, const struct ir_node *n)
 
 static char ein_letter(int label) { return (char)(label < 26 ? 'a' + label : 'A' + label - 26); }
 
+/* I(n) laid out along axes a and b of a rank-r tensor (1 elsewhere): the
+ * mask that puts a repeated index's gradient back on its diagonal */
+static uint32_t ein_eye(struct ad *a, const struct ir_node *node, enum ir_dtype dt, int r,
+                        int ax, int bx, int64_t n)
+{
+    int64_t dims[IR_MAX_RANK];
+    for (int i = 0; i < r; i++)
+        dims[i] = i == ax || i == bx ? n : 1;
+    size_t es = ir_dtype_size(dt);
+    void *buf = calloc((size_t)(n * n), es);
+    if (!buf)
+        return ad_fail(a, node, ST_ERR_NOMEM, "out of memory for an Einsum diagonal mask"), IR_NONE;
+    for (int64_t i = 0; i < n; i++)
+        ir_store_f64(dt, buf, i * n + i, 1.0);
+    uint32_t t = bld_const(&a->b, dt, r, dims, buf);
+    free(buf);
+    return t;
+}
+
 /* the gradient of operand t: einsum of dY (output labels) with the other
- * operand, producing t's labels that occur in dY or the other operand; labels
- * only t has (summed in the forward pass) come back by broadcasting, and
- * broadcast ellipsis dims (size 1 in t) are summed. A label repeated within t
- * (a diagonal or trace) is refused. */
+ * operand, producing t's distinct labels that occur in dY or the other
+ * operand; labels only t has (summed in the forward pass) come back by
+ * broadcasting, and broadcast ellipsis dims (size 1 in t) are summed. A label
+ * repeated within t (a diagonal or trace, "ii->i") reads only the diagonal,
+ * so its gradient is the distinct-label gradient broadcast over the repeated
+ * axes and multiplied by an identity mask per repeat. */
 static uint32_t ein_grad(struct ad *a, const struct ir_node *n, const struct ein_spec *sp, int t)
 {
     char eq[3 * IR_MAX_RANK + 8];
     int len = 0, o = 1 - t, seen[EIN_MAX_LAB] = {0}, present[EIN_MAX_LAB] = {0};
-    for (int i = 0; i < sp->rank[t]; i++)
-        if (seen[sp->lab[t][i]]++)
-            return ad_fail(a, n, ST_ERR_UNSUPPORTED, "the gradient of an operand with a repeated "
-                           "index (diagonal) is not implemented"), IR_NONE;
+    int first[IR_MAX_RANK], rep = 0; /* axis i holds the first use of its label */
+    for (int i = 0; i < sp->rank[t]; i++) {
+        first[i] = !seen[sp->lab[t][i]]++;
+        rep |= !first[i];
+    }
     for (int i = 0; i < sp->out_rank; i++) {
         present[sp->out_lab[i]] = 1;
         eq[len++] = ein_letter(sp->out_lab[i]);
@@ -97,37 +120,44 @@ static uint32_t ein_grad(struct ad *a, const struct ir_node *n, const struct ein
     eq[len++] = '-';
     eq[len++] = '>';
     struct ad_info ti = ad_info(a, n->in[t]);
-    int64_t red[IR_MAX_RANK];
+    int64_t red[IR_MAX_RANK], full[IR_MAX_RANK];
     for (int i = 0; i < sp->rank[t]; i++) {
-        int l = sp->lab[t][i];
-        if (present[l])
+        int l = sp->lab[t][i], keep = present[l] && first[i];
+        if (keep)
             eq[len++] = ein_letter(l);
-        red[i] = present[l] ? ti.dims[i] : 1;
+        red[i] = keep ? ti.dims[i] : 1;
+        full[i] = keep ? sp->size[l] : 1;
     }
     eq[len] = '\0';
     struct ir_attr at = bld_attr_str("equation", eq);
     uint32_t in[2] = {ad_dy(a, n, 0), sp->nops == 2 ? n->in[o] : IR_NONE};
     if (sp->nops == 2) { /* letters do not broadcast: stretch the other's size-1 ellipsis dims */
         struct ad_info oi = ad_info(a, in[1]);
-        int64_t full[IR_MAX_RANK];
+        int64_t od[IR_MAX_RANK];
         int stretch = 0;
         for (int i = 0; i < oi.rank; i++) {
-            full[i] = sp->size[sp->lab[o][i]];
-            stretch |= full[i] != oi.dims[i];
+            od[i] = sp->size[sp->lab[o][i]];
+            stretch |= od[i] != oi.dims[i];
         }
         if (stretch)
-            in[1] = ad_expand(a, in[1], oi.rank, full);
+            in[1] = ad_expand(a, in[1], oi.rank, od);
     }
     uint32_t g = bld_node(&a->b, IR_OP_Einsum, (uint32_t)sp->nops, in, 1, &at, 1, NULL);
     if (a->b.err)
         return IR_NONE;
-    /* to t's rank with 1 for the missing labels, sum broadcast dims, expand */
-    int64_t full[IR_MAX_RANK];
-    for (int i = 0; i < sp->rank[t]; i++)
-        full[i] = present[sp->lab[t][i]] ? sp->size[sp->lab[t][i]] : 1;
+    /* to t's rank with 1 for the missing and repeated labels, sum broadcast dims, expand */
     g = bld_reshape(&a->b, g, sp->rank[t], full);
     g = bld_sum_to(&a->b, g, sp->rank[t], red);
-    return ad_reshape_to(a, ad_expand(a, g, ti.rank, ti.dims), n->in[t]);
+    g = ad_expand(a, g, ti.rank, ti.dims);
+    for (int j = 0; rep && j < sp->rank[t]; j++) {
+        if (first[j])
+            continue;
+        int i = 0;
+        while (sp->lab[t][i] != sp->lab[t][j])
+            i++;
+        g = bld_mul(&a->b, g, ein_eye(a, n, ti.dt, ti.rank, i, j, ti.dims[j]));
+    }
+    return ad_reshape_to(a, g, n->in[t]);
 }
 
 int vjp_einsum(struct ad *a, const struct ir_node *n)
