@@ -14,6 +14,7 @@ void dc_prog_free(struct dc_prog *p)
     free(p->in);
     free(p->st);
     free(p->metric);
+    free(p->tap);
     memset(p, 0, sizeof *p);
 }
 

@@ -23,8 +23,11 @@ struct dc_anneal {
  * random order of the M sites; site `route_site` is routed (1) when its rank is < k. All
  * route inputs of one forward share a stream, so they see the same k and order. */
 enum dc_feed { DC_FEED_DATA, DC_FEED_UNIFORM, DC_FEED_SCALAR, DC_FEED_ROUTE };
-/* BC1 = 1 − β1^t, BC2 = √(1 − β2^t) at the 1-based optimizer step t (PyTorch's AdamW form) */
-enum dc_scalar { DC_SC_LR, DC_SC_P, DC_SC_BC1, DC_SC_BC2 };
+/* BC1 = 1 − β1^t, BC2 = √(1 − β2^t) at the 1-based optimizer step t (PyTorch's AdamW form).
+ * SRC_*: the same for the persistent adversarial sources (METHOD §4.7), whose Adam counts
+ * `src.per_step` ascents per training step: ascent `sub` of step k has t = k·per_step + sub + 1 */
+enum dc_scalar { DC_SC_LR, DC_SC_P, DC_SC_BC1, DC_SC_BC2, DC_SC_SRC_LR, DC_SC_SRC_BC1,
+                 DC_SC_SRC_BC2, DC_SC_COUNT };
 
 struct dc_input {          /* what the runtime writes into a program input each step */
     uint32_t t;
@@ -32,10 +35,12 @@ struct dc_input {          /* what the runtime writes into a program input each 
     uint32_t stream;       /* DC_FEED_UNIFORM: Philox stream id (unique per input) */
     enum dc_scalar scalar; /* DC_FEED_SCALAR */
     uint32_t route_site, route_n; /* DC_FEED_ROUTE: this site's index among route_n sites */
+    uint32_t sub;          /* DC_SC_SRC_BC1/BC2: the ascent's index within the step */
 };
 
-/* UNIFORM: U(−a, a) with a in `std` (PyTorch's default Linear init, METHOD §6.2) */
-enum dc_init { DC_INIT_ZERO, DC_INIT_NORMAL, DC_INIT_UNIFORM };
+/* UNIFORM: U(−a, a) with a in `std` (PyTorch's default Linear init, METHOD §6.2);
+ * UNIT: U(0, 1) (adversarial sources, METHOD §4.7) */
+enum dc_init { DC_INIT_ZERO, DC_INIT_NORMAL, DC_INIT_UNIFORM, DC_INIT_UNIT };
 enum { DC_TRAIN_NO, DC_TRAIN_COMPONENT, DC_TRAIN_CI }; /* the clip applies to components only */
 
 struct dc_state {          /* persistent tensor: parameter or optimizer moment */
@@ -47,7 +52,7 @@ struct dc_state {          /* persistent tensor: parameter or optimizer moment *
     char name[256];        /* saved as this name ("<site>.V", "ci.<site>.W1", ...) */
 };
 
-struct dc_metric {         /* scalar outputs logged to metrics.jsonl */
+struct dc_metric {         /* scalar outputs logged to metrics.jsonl (and taps, below) */
     uint32_t t;
     char name[128];
 };
@@ -57,6 +62,11 @@ struct dc_prog {
     struct dc_schedule_cfg lr;      /* how the runtime computes DC_SC_LR per step */
     double beta1, beta2;            /* for the DC_SC_BC1/BC2 bias corrections */
     struct dc_anneal p;             /* importance-minimality p per step (DC_SC_P) */
+    struct {                        /* the persistent adversary's Adam (DC_SC_SRC_*) */
+        struct dc_schedule_cfg lr;
+        double beta1, beta2;
+        int per_step;
+    } src;
     int64_t steps;                  /* the program's own step count (fractions, schedules) */
     struct dc_input *in;
     int n_in;
@@ -64,6 +74,8 @@ struct dc_prog {
     int n_st;
     struct dc_metric *metric;
     int n_metric;
+    struct dc_metric *tap;          /* non-scalar tensors kept alive by name (tests, debugging) */
+    int n_tap;
     uint32_t loss;
 };
 

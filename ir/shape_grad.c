@@ -89,6 +89,8 @@ static int squash_grad_rule(struct ir_graph *g, struct ir_node *n, struct diag *
 SHAPE_RULE(LowerLeakyHard) { return squash_rule(g, n, d); }
 SHAPE_RULE(UpperLeakyHard) { return squash_rule(g, n, d); }
 SHAPE_RULE(LowerLeakyHardGrad) { return squash_grad_rule(g, n, d); }
+/* the value passes unchanged; only autodiff treats it differently (a leaf) */
+SHAPE_RULE(StopGradient) { return squash_rule(g, n, d); }
 SHAPE_RULE(UpperLeakyHardGrad) { return squash_grad_rule(g, n, d); }
 
 /* ---- Conv and pooling adjoints ------------------------------------------ */

@@ -594,6 +594,7 @@ static int vjp(struct ad *a, const struct ir_node *n)
     case IR_OP_GreaterOrEqual: case IR_OP_And: case IR_OP_Or: case IR_OP_Xor:
     case IR_OP_ArgMax: case IR_OP_ArgMin: case IR_OP_Hardmax:
     case IR_OP_Shape: case IR_OP_Size: case IR_OP_ConstantOfShape: case IR_OP_Range:
+    case IR_OP_StopGradient: /* a leaf by request: values computed here are constants */
         return ST_OK;
     /* internal gradient ops: first-order only */
     case IR_OP_LowerLeakyHardGrad: case IR_OP_UpperLeakyHardGrad:

@@ -6,6 +6,52 @@
 
 #include "decomp.h"
 
+const char *dc_loss_classname(enum dc_loss_kind k)
+{
+    static const char *const names[DC_LOSS_KIND_COUNT] = {
+        [DC_LOSS_IMPORTANCE_MINIMALITY] = "ImportanceMinimalityLoss",
+        [DC_LOSS_STOCHASTIC_RECON] = "StochasticReconLoss",
+        [DC_LOSS_STOCHASTIC_RECON_LAYERWISE] = "StochasticReconLayerwiseLoss",
+        [DC_LOSS_STOCHASTIC_RECON_SUBSET] = "StochasticReconSubsetLoss",
+        [DC_LOSS_CI_MASKED_RECON] = "CIMaskedReconLoss",
+        [DC_LOSS_FAITHFULNESS] = "FaithfulnessLoss",
+        [DC_LOSS_PGD_RECON] = "PGDReconLoss",
+        [DC_LOSS_PGD_RECON_SUBSET] = "PGDReconSubsetLoss",
+        [DC_LOSS_PERSISTENT_PGD_RECON] = "PersistentPGDReconLoss",
+    };
+    return (unsigned)k < DC_LOSS_KIND_COUNT ? names[k] : "?";
+}
+
+/* The VPD run's objective and optimisation (METHOD §4.9 "VPD Pile 4L", §4.7, §5.2,
+ * §5.3, §13.5): importance 2e-4 with p 2 → 0.4 over training and the frequency term
+ * β 0.5, subset-routed stochastic reconstruction 0.5, persistent PGD 0.5, faithfulness
+ * 1e7; AdamW 5e-5 cosine to 0.1×, component gradients clipped at 0.01; warmup 400
+ * steps at 1e-3. The step count stays pdc's default: the paper's 400k steps fit its
+ * 4-layer LM on GPUs, not a first run. */
+static void vpd_defaults(struct dc_config *c)
+{
+    c->lr = (struct dc_schedule_cfg){5e-5, 0.0, 0.1, DC_SCHED_COSINE};
+    c->grad_clip_norm = 0.01;
+    c->ci_fn_type = DC_CI_GLOBAL_SHARED_MLP;
+    c->ci_fn_hidden_dims[0] = 128;
+    c->n_ci_hidden = 1;
+    c->faithfulness_warmup_steps = 400;
+    c->faithfulness_warmup_lr = 1e-3;
+    c->faithfulness_warmup_weight_decay = 0.0;
+    c->ci_alive_threshold = 0.0;
+    c->losses[0] = (struct dc_loss){.kind = DC_LOSS_IMPORTANCE_MINIMALITY, .coeff = 2e-4,
+                                    .pnorm = 2.0, .eps = 1e-12, .beta = 0.5,
+                                    .p_anneal_start_frac = 0.0, .p_anneal_final_p = 0.4,
+                                    .p_anneal_end_frac = 1.0};
+    c->losses[1] = (struct dc_loss){.kind = DC_LOSS_STOCHASTIC_RECON_SUBSET, .coeff = 0.5};
+    c->losses[2] = (struct dc_loss){
+        .kind = DC_LOSS_PERSISTENT_PGD_RECON, .coeff = 0.5, .n_steps = 2,
+        .scope = DC_SCOPE_PER_POSITION,
+        .opt = {1, {0.01, 0.025, 1.0, DC_SCHED_CONSTANT}, 0.5, 0.99, 1e-8}};
+    c->losses[3] = (struct dc_loss){.kind = DC_LOSS_FAITHFULNESS, .coeff = 1e7};
+    c->n_losses = 4;
+}
+
 void dc_config_defaults(struct dc_config *c, const char *method)
 {
     memset(c, 0, sizeof *c);
@@ -39,4 +85,6 @@ void dc_config_defaults(struct dc_config *c, const char *method)
     c->losses[1] = (struct dc_loss){.kind = DC_LOSS_STOCHASTIC_RECON, .coeff = 1.0};
     c->losses[2] = (struct dc_loss){.kind = DC_LOSS_STOCHASTIC_RECON_LAYERWISE, .coeff = 1.0};
     c->n_losses = 3;
+    if (strcmp(c->method, "vpd") == 0)
+        vpd_defaults(c);
 }

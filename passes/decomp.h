@@ -19,6 +19,9 @@
 #define DC_MAX_HIDDEN 8
 #define DC_MAX_SITE_SPECS 64
 #define DC_MAX_LOSSES 16
+#define DC_MAX_ASCENTS 16   /* persistent-PGD ascents per training step (warmup + final) */
+#define DC_MAX_PGD_STEPS 64 /* inner steps of a non-persistent PGD loss (each a forward and
+                             * backward in the one step graph) */
 
 enum dc_ci_fn { DC_CI_MLP, DC_CI_VECTOR_MLP, DC_CI_SHARED_MLP, DC_CI_GLOBAL_SHARED_MLP };
 enum dc_sigmoid { DC_SIG_LEAKY_HARD, DC_SIG_HARD };
@@ -31,6 +34,25 @@ enum dc_loss_kind {
     DC_LOSS_STOCHASTIC_RECON_SUBSET,
     DC_LOSS_CI_MASKED_RECON,
     DC_LOSS_FAITHFULNESS,
+    DC_LOSS_PGD_RECON,            /* fresh adversary each step (METHOD §4.6) */
+    DC_LOSS_PGD_RECON_SUBSET,     /* the same under UniformKSubset routing */
+    DC_LOSS_PERSISTENT_PGD_RECON, /* VPD: sources persist across steps (METHOD §4.7) */
+    DC_LOSS_KIND_COUNT
+};
+
+const char *dc_loss_classname(enum dc_loss_kind k); /* the reference's classname */
+
+enum dc_pgd_init { DC_PGD_INIT_RANDOM, DC_PGD_INIT_ONES, DC_PGD_INIT_ZEROES };
+/* which dims of [pos.., C+1] a source has its own values for: all (per position),
+ * all but the batch axis (broadcast_across_batch) or none (one source for every
+ * position; `shared_across_batch` of the fresh PGD on data without positions) */
+enum dc_pgd_scope { DC_SCOPE_PER_POSITION, DC_SCOPE_BROADCAST_BATCH, DC_SCOPE_SINGLE };
+
+/* the ascent on adversarial sources: sign steps, or Adam with bias correction */
+struct dc_src_opt {
+    int adam;                 /* 0: s += lr·sign(g); 1: s += lr·m̂/(√v̂ + eps) */
+    struct dc_schedule_cfg lr; /* PGD: constant step_size; PPGD: lr with warmup (§4.7) */
+    double beta1, beta2, eps;
 };
 
 struct dc_loss {
@@ -39,6 +61,12 @@ struct dc_loss {
     /* importance minimality */
     double pnorm, eps, beta;
     double p_anneal_start_frac, p_anneal_final_p, p_anneal_end_frac; /* final_p < 0: none */
+    /* adversarial losses: PGD (init, n_steps, scope, opt with lr = step_size) and
+     * persistent PGD (n_warmup_steps ascents before the loss, scope, opt) */
+    enum dc_pgd_init init;
+    int n_steps;
+    enum dc_pgd_scope scope;
+    struct dc_src_opt opt;
 };
 
 
@@ -136,5 +164,13 @@ int dc_build_faith_warmup(struct ir_graph *g, const struct dc_config *c,
 int dc_build_eval(struct ir_graph *g, const struct dc_config *c, const struct dc_site *sites,
                   int ns, const struct dc_factor *fac, int nf, struct dc_prog *prog,
                   uint32_t *g_lo, struct diag *d);
+/* adversary.c: one step of the evaluation adversary (METHOD §4.6, §7.6 Table 4): a
+ * source shared across the batch (state "pgd_eval.<site>", U(0,1)), metric
+ * "pgd/<divergence>" = the output divergence under the current source, next source
+ * = clamp(s + step·sign(∂/∂s), 0, 1). Run it n + 1 times on one fixed batch: the
+ * metric of the last run is the divergence after n steps. */
+int dc_build_pgd_eval(struct ir_graph *g, const struct dc_config *c, const struct dc_site *sites,
+                      int ns, const struct dc_factor *fac, int nf, double step_size,
+                      struct dc_prog *prog, struct diag *d);
 
 #endif

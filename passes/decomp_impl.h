@@ -42,7 +42,8 @@ struct dc_ctx {
     uint32_t data;             /* the model's data input */
     struct dc_factor_t *f;
     struct dc_site_t *s;
-    uint32_t scalar[4];        /* per enum dc_scalar, created on demand */
+    uint32_t scalar[DC_SC_COUNT]; /* per enum dc_scalar, created on demand */
+    uint32_t src_bc[2][DC_MAX_ASCENTS]; /* DC_SC_SRC_BC1/2 per ascent of a step */
     uint32_t next_stream;
 };
 
@@ -56,7 +57,10 @@ uint32_t dc_state(struct dc_ctx *cx, const char *name, enum ir_dtype dt, int ran
 void dc_state_next(struct dc_ctx *cx, uint32_t state, uint32_t next);
 uint32_t dc_uniform(struct dc_ctx *cx, int rank, const int64_t *dims);
 uint32_t dc_scalar(struct dc_ctx *cx, enum dc_scalar which);
+/* DC_SC_SRC_BC1/BC2 of ascent `sub` (< DC_MAX_ASCENTS) of the step */
+uint32_t dc_scalar_sub(struct dc_ctx *cx, enum dc_scalar which, int sub);
 void dc_metric(struct dc_ctx *cx, const char *name, uint32_t t);
+void dc_tap(struct dc_ctx *cx, const char *name, uint32_t t); /* keep t alive, by name */
 int dc_factors(struct dc_ctx *cx);  /* V, U states and Δ for every factor */
 /* site i's positions followed by k: masks (k = C), δ and routing (k = 1) */
 void dc_mask_dims(const struct dc_ctx *cx, int i, int64_t k, int *rank, int64_t *dims);
@@ -82,11 +86,27 @@ int dc_finish(struct dc_ctx *cx);
 int dc_ci_fn(struct dc_ctx *cx);
 
 /* objective_spd.c: shared loss pieces */
+uint32_t dc_divergence(struct dc_ctx *cx, const uint32_t *y); /* the config's output loss */
 uint32_t dc_mse(struct dc_ctx *cx, const uint32_t *y); /* Σ_outputs mean((y − target)²) */
 uint32_t dc_l0(struct dc_ctx *cx, int i);              /* mean_n Σ_c 1[g_lo > threshold] */
 
 /* optimizer.c: AdamW on the trainable states with gradients from autodiff;
  * optional global-norm clip (<= 0: none); moment states named "<prefix>.m.<param>" */
 int dc_adamw(struct dc_ctx *cx, uint32_t loss, double wd, double clip, const char *prefix);
+/* the same, also returning ∂loss/∂extra[k] in extra_grad[k] from the same backward */
+int dc_adamw_with(struct dc_ctx *cx, uint32_t loss, double wd, double clip, const char *prefix,
+                  int n_extra, const uint32_t *extra, uint32_t *extra_grad);
+
+/* adversary.c: adversarial reconstruction losses (METHOD §4.6, §4.7) */
+struct dc_ppgd {           /* a persistent PGD term between its loss and its final ascent */
+    const struct dc_loss *loss;
+    uint32_t state[256], m0[256], v0[256]; /* the persistent states per site */
+    uint32_t s[256];       /* sources after the warmup ascents (StopGradient: leaves) */
+    uint32_t m[256], v[256]; /* Adam moments after the warmup ascents */
+};
+uint32_t dc_pgd_recon(struct dc_ctx *cx, const struct dc_loss *l, int subset);
+uint32_t dc_ppgd_recon(struct dc_ctx *cx, const struct dc_loss *l, struct dc_ppgd *pp);
+/* the step's last ascent from grad_total[i] = ∂L_total/∂pp->s[i] */
+int dc_ppgd_finish(struct dc_ctx *cx, struct dc_ppgd *pp, const uint32_t *grad_total);
 
 #endif

@@ -77,7 +77,7 @@ uint32_t dc_uniform(struct dc_ctx *cx, int rank, const int64_t *dims)
         return t;
     struct dc_prog *p = cx->prog;
     p->in = grow(p->in, p->n_in, sizeof *p->in);
-    p->in[p->n_in++] = (struct dc_input){t, DC_FEED_UNIFORM, cx->next_stream++, DC_SC_LR, 0, 0};
+    p->in[p->n_in++] = (struct dc_input){t, DC_FEED_UNIFORM, cx->next_stream++, DC_SC_LR, 0, 0, 0};
     return t;
 }
 
@@ -96,23 +96,49 @@ void dc_routes(struct dc_ctx *cx, uint32_t *rho)
         struct dc_prog *p = cx->prog;
         p->in = grow(p->in, p->n_in, sizeof *p->in);
         p->in[p->n_in++] = (struct dc_input){rho[i], DC_FEED_ROUTE, stream, DC_SC_LR,
-                                             (uint32_t)i, (uint32_t)cx->ns};
+                                             (uint32_t)i, (uint32_t)cx->ns, 0};
     }
 }
 
-uint32_t dc_scalar(struct dc_ctx *cx, enum dc_scalar which)
+static uint32_t scalar_input(struct dc_ctx *cx, enum dc_scalar which, int sub)
 {
-    static const char *names[] = {"lr", "p", "bias_correction1", "bias_correction2"};
-    if (cx->scalar[which] != IR_NONE)
-        return cx->scalar[which];
-    uint32_t t = new_input(cx, names[which], IR_F32, 0, NULL);
+    static const char *names[] = {"lr", "p", "bias_correction1", "bias_correction2", "src_lr",
+                                  "src_bias_correction1", "src_bias_correction2"};
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s%s%.0d", names[which], sub ? "." : "", sub);
+    uint32_t t = new_input(cx, nm, IR_F32, 0, NULL);
     if (t == IR_NONE)
         return t;
     struct dc_prog *p = cx->prog;
     p->in = grow(p->in, p->n_in, sizeof *p->in);
-    p->in[p->n_in++] = (struct dc_input){t, DC_FEED_SCALAR, 0, which, 0, 0};
-    cx->scalar[which] = t;
+    p->in[p->n_in++] = (struct dc_input){t, DC_FEED_SCALAR, 0, which, 0, 0, (uint32_t)sub};
     return t;
+}
+
+uint32_t dc_scalar(struct dc_ctx *cx, enum dc_scalar which)
+{
+    if (cx->scalar[which] == IR_NONE)
+        cx->scalar[which] = scalar_input(cx, which, 0);
+    return cx->scalar[which];
+}
+
+uint32_t dc_scalar_sub(struct dc_ctx *cx, enum dc_scalar which, int sub)
+{
+    uint32_t *slot = &cx->src_bc[which == DC_SC_SRC_BC2][sub];
+    if (*slot == IR_NONE)
+        *slot = scalar_input(cx, which, sub);
+    return *slot;
+}
+
+void dc_tap(struct dc_ctx *cx, const char *name, uint32_t t)
+{
+    if (cx->b.err)
+        return;
+    struct dc_prog *p = cx->prog;
+    p->tap = grow(p->tap, p->n_tap, sizeof *p->tap);
+    p->tap[p->n_tap].t = t;
+    snprintf(p->tap[p->n_tap].name, sizeof p->tap[p->n_tap].name, "%s", name);
+    p->n_tap++;
 }
 
 void dc_metric(struct dc_ctx *cx, const char *name, uint32_t t)
@@ -172,8 +198,10 @@ int dc_ctx_init(struct dc_ctx *cx, struct ir_graph *g, const struct dc_config *c
     cx->fac = fac;
     cx->nf = nf;
     cx->prog = prog;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < DC_SC_COUNT; i++)
         cx->scalar[i] = IR_NONE;
+    for (int i = 0; i < DC_MAX_ASCENTS; i++)
+        cx->src_bc[0][i] = cx->src_bc[1][i] = IR_NONE;
     prog->g = g;
     prog->loss = IR_NONE;
     if (!(g->valid & IR_VALID_TOPO) && ir_fill_topo(g, d))
@@ -199,7 +227,7 @@ int dc_ctx_init(struct dc_ctx *cx, struct ir_graph *g, const struct dc_config *c
                         g->n_inputs);
     cx->data = g->inputs[0];
     prog->in = grow(prog->in, prog->n_in, sizeof *prog->in);
-    prog->in[prog->n_in++] = (struct dc_input){cx->data, DC_FEED_DATA, 0, DC_SC_LR, 0, 0};
+    prog->in[prog->n_in++] = (struct dc_input){cx->data, DC_FEED_DATA, 0, DC_SC_LR, 0, 0, 0};
     for (int i = 0; i < ns; i++)
         site_positions(cx, i);
     return ST_OK;
@@ -577,6 +605,9 @@ int dc_finish(struct dc_ctx *cx)
     for (int i = 0; i < p->n_st; i++)
         if (p->st[i].next != IR_NONE && !(g->t[p->st[i].next].flags & IR_T_OUTPUT))
             ir_graph_add_output(g, p->st[i].next);
+    for (int i = 0; i < p->n_tap; i++)
+        if (!(g->t[p->tap[i].t].flags & IR_T_OUTPUT))
+            ir_graph_add_output(g, p->tap[i].t);
     struct pass_ctx pc = {0};
     int st = pass_dce(g, &pc, cx->b.d);
     if (!st)

@@ -4,6 +4,7 @@
  * guarantees: a finished program (dc_finish): loss, metrics, next states. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "decomp_impl.h"
@@ -40,7 +41,7 @@ static uint32_t kl(struct dc_ctx *cx, const uint32_t *y)
     return tot;
 }
 
-static uint32_t divergence(struct dc_ctx *cx, const uint32_t *y)
+uint32_t dc_divergence(struct dc_ctx *cx, const uint32_t *y)
 {
     return cx->cfg->output_loss_type == DC_OUT_KL ? kl(cx, y) : dc_mse(cx, y);
 }
@@ -75,7 +76,7 @@ static uint32_t stochastic_recon(struct dc_ctx *cx, int only)
     }
     if (dc_forward(cx, m, dl, y))
         return IR_NONE;
-    return divergence(cx, y);
+    return dc_divergence(cx, y);
 }
 
 /* every site masked, but each position uses the components of only a random
@@ -90,7 +91,7 @@ static uint32_t subset_recon(struct dc_ctx *cx)
     dc_routes(cx, rho);
     if (dc_forward_routed(cx, m, dl, rho, y))
         return IR_NONE;
-    return divergence(cx, y);
+    return dc_divergence(cx, y);
 }
 
 static uint32_t layerwise_recon(struct dc_ctx *cx)
@@ -114,7 +115,7 @@ static uint32_t ci_masked_recon(struct dc_ctx *cx)
     }
     if (dc_forward(cx, m, dl, y))
         return IR_NONE;
-    return divergence(cx, y);
+    return dc_divergence(cx, y);
 }
 
 /* Σ_sites Σ_c [M + β·M·log2(1 + S)], S = Σ_n (g_up + eps)^p, M = S / N  (METHOD §4.3) */
@@ -182,20 +183,7 @@ static void l0_metrics(struct dc_ctx *cx)
     }
 }
 
-static const char *loss_name(enum dc_loss_kind k)
-{
-    switch (k) {
-    case DC_LOSS_IMPORTANCE_MINIMALITY: return "ImportanceMinimalityLoss";
-    case DC_LOSS_STOCHASTIC_RECON: return "StochasticReconLoss";
-    case DC_LOSS_STOCHASTIC_RECON_LAYERWISE: return "StochasticReconLayerwiseLoss";
-    case DC_LOSS_STOCHASTIC_RECON_SUBSET: return "StochasticReconSubsetLoss";
-    case DC_LOSS_CI_MASKED_RECON: return "CIMaskedReconLoss";
-    case DC_LOSS_FAITHFULNESS: return "FaithfulnessLoss";
-    }
-    return "?";
-}
-
-static uint32_t loss_term(struct dc_ctx *cx, const struct dc_loss *l)
+static uint32_t loss_term(struct dc_ctx *cx, const struct dc_loss *l, struct dc_ppgd *pp)
 {
     switch (l->kind) {
     case DC_LOSS_IMPORTANCE_MINIMALITY: return importance_minimality(cx, l);
@@ -204,8 +192,18 @@ static uint32_t loss_term(struct dc_ctx *cx, const struct dc_loss *l)
     case DC_LOSS_CI_MASKED_RECON: return ci_masked_recon(cx);
     case DC_LOSS_FAITHFULNESS: return faithfulness(cx);
     case DC_LOSS_STOCHASTIC_RECON_SUBSET: return subset_recon(cx);
+    case DC_LOSS_PGD_RECON: return dc_pgd_recon(cx, l, 0);
+    case DC_LOSS_PGD_RECON_SUBSET: return dc_pgd_recon(cx, l, 1);
+    case DC_LOSS_PERSISTENT_PGD_RECON:
+        if (pp->loss || l->coeff <= 0) /* one adversary; its gradient is recovered from coeff */
+            break;
+        return dc_ppgd_recon(cx, l, pp);
+    case DC_LOSS_KIND_COUNT: break;
     }
-    cx->b.err = diag_set(cx->b.d, ST_ERR_INVALID, "unknown loss kind %d", (int)l->kind);
+    cx->b.err = diag_set(cx->b.d, ST_ERR_INVALID, "%s: %s", dc_loss_classname(l->kind),
+                         l->kind == DC_LOSS_PERSISTENT_PGD_RECON
+                             ? "at most one persistent adversary, with a coeff > 0"
+                             : "unknown loss kind");
     return IR_NONE;
 }
 
@@ -221,11 +219,14 @@ int dc_build_spd_train(struct ir_graph *g, const struct dc_config *c, const stru
         st = dc_ci_fn(&cx);
     struct ir_builder *b = &cx.b;
     uint32_t total = IR_NONE;
+    struct dc_ppgd *pp = calloc(1, sizeof *pp);
+    if (!pp)
+        st = diag_set(d, ST_ERR_NOMEM, "out of memory");
     for (int i = 0; !st && i < c->n_losses && !b->err; i++) {
         const struct dc_loss *l = &c->losses[i];
-        uint32_t v = loss_term(&cx, l);
+        uint32_t v = loss_term(&cx, l, pp);
         char nm[160];
-        snprintf(nm, sizeof nm, "loss/%s", loss_name(l->kind));
+        snprintf(nm, sizeof nm, "loss/%s", dc_loss_classname(l->kind));
         dc_metric(&cx, nm, v);
         if (l->kind == DC_LOSS_IMPORTANCE_MINIMALITY)
             prog->p = (struct dc_anneal){l->pnorm, l->p_anneal_final_p, l->p_anneal_start_frac,
@@ -241,8 +242,13 @@ int dc_build_spd_train(struct ir_graph *g, const struct dc_config *c, const stru
         l0_metrics(&cx);
         prog->lr = c->lr;
         prog->steps = c->steps;
-        st = dc_adamw(&cx, total, 0.0, c->grad_clip_norm, "adam");
+        uint32_t gs[256];
+        int na = pp->loss ? ns : 0;
+        st = dc_adamw_with(&cx, total, 0.0, c->grad_clip_norm, "adam", na, pp->s, gs);
+        if (!st && na)
+            st = dc_ppgd_finish(&cx, pp, gs);
     }
+    free(pp);
     if (!st)
         st = dc_finish(&cx);
     dc_ctx_fini(&cx);

@@ -71,14 +71,21 @@ static void adamw_one(struct dc_ctx *cx, const char *prefix, int si, uint32_t g,
 
 int dc_adamw(struct dc_ctx *cx, uint32_t loss, double wd, double clip, const char *prefix)
 {
+    return dc_adamw_with(cx, loss, wd, clip, prefix, 0, NULL, NULL);
+}
+
+int dc_adamw_with(struct dc_ctx *cx, uint32_t loss, double wd, double clip, const char *prefix,
+                  int n_extra, const uint32_t *extra, uint32_t *extra_grad)
+{
     struct ir_builder *b = &cx->b;
     if (b->err)
         return b->err;
     struct dc_prog *p = cx->prog;
     int n = 0;
-    int *which = malloc(((size_t)p->n_st + 1) * sizeof *which);
-    uint32_t *params = malloc(((size_t)p->n_st + 1) * sizeof *params);
-    uint32_t *grads = malloc(((size_t)p->n_st + 1) * sizeof *grads);
+    size_t cap = (size_t)p->n_st + (size_t)n_extra + 1;
+    int *which = malloc(cap * sizeof *which);
+    uint32_t *params = malloc(cap * sizeof *params);
+    uint32_t *grads = malloc(cap * sizeof *grads);
     if (!which || !params || !grads) {
         free(which); free(params); free(grads);
         return b->err = diag_set(b->d, ST_ERR_NOMEM, "out of memory");
@@ -88,9 +95,13 @@ int dc_adamw(struct dc_ctx *cx, uint32_t loss, double wd, double clip, const cha
             which[n] = i;
             params[n++] = p->st[i].t;
         }
-    int st = pass_autodiff(cx->g, loss, (uint32_t)n, params, grads, b->d);
+    for (int k = 0; k < n_extra; k++) /* after the parameters: `which` indexes those only */
+        params[n + k] = extra[k];
+    int st = pass_autodiff(cx->g, loss, (uint32_t)(n + n_extra), params, grads, b->d);
     if (st)
         b->err = st;
+    for (int k = 0; k < n_extra && !st; k++)
+        extra_grad[k] = grads[n + k];
     p->beta1 = ADAM_BETA1;
     p->beta2 = ADAM_BETA2;
     uint32_t scale = clip > 0 && !b->err ? clip_scale(cx, grads, which, n, clip) : IR_NONE;

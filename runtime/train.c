@@ -92,7 +92,8 @@ static int store_item(struct rt_store *store, const struct ir_tensor *t, const s
         philox_uniform_fill(f, n, seed, STEP_INIT, name_stream(s->name), 0);
         for (int64_t i = 0; i < n; i++)
             f[i] = (float)(s->std * (2.0 * (double)f[i] - 1.0));
-    }
+    } else if (s->init == DC_INIT_UNIT)
+        philox_uniform_fill(it->data, ir_numel(t), seed, STEP_INIT, name_stream(s->name), 0);
     *out = it;
     return ST_OK;
 }
@@ -120,14 +121,19 @@ static void fill_route(float *buf, int64_t n, const struct dc_input *in, uint64_
                                 in->route_n, in->route_site) ? 1.0f : 0.0f;
 }
 
-static double scalar_value(const struct dc_prog *p, enum dc_scalar which, int64_t step)
+static double scalar_value(const struct dc_prog *p, const struct dc_input *in, int64_t step)
 {
     double t = (double)(step + 1); /* optimizer steps count from 1 */
-    switch (which) {
+    double ts = (double)step * p->src.per_step + in->sub + 1;
+    switch (in->scalar) {
     case DC_SC_LR: return dc_schedule_value(&p->lr, step, p->steps);
     case DC_SC_P: return dc_anneal_p(&p->p, p->steps ? (double)step / (double)p->steps : 0.0);
     case DC_SC_BC1: return 1.0 - pow(p->beta1, t);
     case DC_SC_BC2: return sqrt(1.0 - pow(p->beta2, t));
+    case DC_SC_SRC_LR: return dc_schedule_value(&p->src.lr, step, p->steps);
+    case DC_SC_SRC_BC1: return 1.0 - pow(p->src.beta1, ts);
+    case DC_SC_SRC_BC2: return sqrt(1.0 - pow(p->src.beta2, ts));
+    case DC_SC_COUNT: break;
     }
     return 0;
 }
@@ -145,7 +151,8 @@ static int feed(struct rt_prog *rp, const struct dc_prog *p, struct ds_source *d
         switch (in->kind) {
         case DC_FEED_DATA:
             if (!given) {
-                int st = ds_fill(data, buf, t, o->seed, gstep, split, d);
+                int st = o->fixed_data ? ds_fill(data, buf, t, o->seed, (uint64_t)o->step0, DS_EVAL, d)
+                                       : ds_fill(data, buf, t, o->seed, gstep, split, d);
                 if (st)
                     return st;
             } else if (t->dtype != IR_F32)
@@ -158,7 +165,7 @@ static int feed(struct rt_prog *rp, const struct dc_prog *p, struct ds_source *d
             philox_uniform_fill(buf, n, o->seed, gstep, STREAM_UNIFORM_BASE + in->stream, 0);
             break;
         case DC_FEED_SCALAR:
-            buf[0] = (float)scalar_value(p, in->scalar, step);
+            buf[0] = (float)scalar_value(p, in, step);
             break;
         case DC_FEED_ROUTE:
             fill_route(buf, n, in, o->seed, gstep);
@@ -296,7 +303,7 @@ int rt_run_once(const struct dc_prog *p, const struct cg_target *tgt, struct rt_
     if (st)
         return st;
     int *items = calloc((size_t)p->n_st + 1, sizeof *items);
-    struct rt_train_opts o = {seed, step, "eval", NULL, 0, 0, 0, 0};
+    struct rt_train_opts o = {seed, step, "eval", NULL, 0, 0, 0, 0, 0};
     st = items ? bind_states(p, rp, store, seed, 1, items, d) : diag_set(d, ST_ERR_NOMEM, "out of memory");
     free(items);
     if (!st)

@@ -38,6 +38,8 @@ struct rt_train_opts {
     int progress;        /* draw a progress line (a TTY) */
     int64_t from, to;    /* run steps [from, to) of the phase (to = 0: to p->steps); a
                           * resumed run continues exactly where a checkpoint stopped */
+    int fixed_data;      /* every step reads the same evaluation batch (keyed by step0): an
+                          * optimisation over one batch, like an adversary's evaluation */
 };
 
 struct rt_prog;

@@ -683,7 +683,7 @@ static const enum ir_op nondiff[] = {
     IR_OP_ConstantOfShape, IR_OP_Range,
     IR_OP_LowerLeakyHardGrad, IR_OP_UpperLeakyHardGrad, IR_OP_ConvGradInput,
     IR_OP_ConvGradWeight, IR_OP_MaxPoolGrad, IR_OP_AveragePoolGrad, IR_OP_GatherGrad,
-    IR_OP_GatherElementsGrad, IR_OP_SliceGrad,
+    IR_OP_GatherElementsGrad, IR_OP_SliceGrad, IR_OP_StopGradient,
 };
 
 TEST(every_differentiable_op_has_a_case)
@@ -825,6 +825,32 @@ TEST(zero_gradients_and_frozen_branches)
     ir_graph_free(g);
 }
 
+/* StopGradient passes the value but no gradient: d/dx Σ x·sg(x) = sg(x) = x, not 2x, and a
+ * gradient requested at the StopGradient's output (a leaf by request) is the usual one */
+TEST(stop_gradient)
+{
+    struct ir_graph *g = ir_graph_new();
+    struct diag d = {0};
+    int64_t n = 3;
+    uint32_t x = f64_input(g, "x", 1, &n);
+    struct ir_builder b = bld_begin(g, "t", &d);
+    uint32_t sg = bld_op1(&b, IR_OP_StopGradient, bld_mul(&b, x, x));
+    uint32_t loss = bld_reduce(&b, IR_OP_ReduceSum, bld_mul(&b, x, sg), 0, NULL, 0);
+    uint32_t wrt[2] = {x, sg}, gr[2];
+    CHECK_EQ(pass_autodiff(g, loss, 2, wrt, gr, &d), ST_OK);
+    double xv[3] = {0.5, -2, 3};
+    int nres = 0;
+    uint32_t outs[3] = {loss, gr[0], gr[1]};
+    struct ir_value *r = run_outputs(g, outs, 3, "x", xv, 3, &nres);
+    CHECK(r != NULL && nres == 3);
+    for (int i = 0; r && i < 3; i++) {
+        CHECK_NEAR(((double *)r[1].data)[i], xv[i] * xv[i], 1e-12); /* sg(x²), not 3x² */
+        CHECK_NEAR(((double *)r[2].data)[i], xv[i], 1e-12);         /* d loss / d sg = x */
+    }
+    free_values(r, nres);
+    ir_graph_free(g);
+}
+
 /* Cast: the gradient of a float32 input through a cast to float64 is float32 */
 TEST(cast_gradient_dtype)
 {
@@ -881,6 +907,7 @@ static const struct test_case tests[] = {
     T(lower_leaky_hard_sign_exception),
     T(upper_leaky_hard_values),
     T(zero_gradients_and_frozen_branches),
+    T(stop_gradient),
     T(cast_gradient_dtype),
     T(unsupported_fails_clearly),
 };

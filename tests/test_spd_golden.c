@@ -221,6 +221,7 @@ static double scalar_value(const struct dc_prog *p, enum dc_scalar which, const 
     case DC_SC_P: return cf[CF_P];
     case DC_SC_BC1: return 1.0 - p->beta1;       /* 1 − β1^t at t = 1 */
     case DC_SC_BC2: return sqrt(1.0 - p->beta2); /* √(1 − β2^t) at t = 1 */
+    default: break; /* the adversary's scalars: the SPD golden cases have none */
     }
     return 0;
 }

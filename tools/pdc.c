@@ -32,7 +32,7 @@ static int usage(FILE *f)
 {
     fprintf(f,
             "usage:\n"
-            "  pdc MODEL.onnx -o DIR [--method spd] [--config FILE.yaml] [--sites 'PAT[:C],...']\n"
+            "  pdc MODEL.onnx -o DIR [--method spd|vpd] [--config FILE.yaml] [--sites 'PAT[:C],...']\n"
             "          [--steps N] [--batch B] [--seed S] [--lr LR] [--warmup-steps N] [--log-every N]\n"
             "          [--checkpoint-every N] [--resume] [--run-steps N] [--force]\n"
             "          [--data toy[:p=P,lo=L,hi=H]|FILE.npy|FILE.npz[:NAME]|FILE.bin]\n"
@@ -410,8 +410,9 @@ static int cmd_decompose(int argc, char **argv)
         else if (strcmp(argv[i], "--config") == 0)
             config = argv[i + 1];
     }
-    if (strcmp(method, "spd") != 0) {
-        diag_set(&d, ST_ERR_UNSUPPORTED, "--method %s: only spd is implemented so far", method);
+    if (strcmp(method, "spd") != 0 && strcmp(method, "vpd") != 0) {
+        diag_set(&d, ST_ERR_UNSUPPORTED, "--method %s: spd and vpd are implemented so far",
+                 method);
         return fail(&d);
     }
     struct dc_config c;

@@ -52,4 +52,14 @@ int pdc_toy_main(int argc, char **argv);
 /* pdc_eval.c */
 int pdc_eval_main(int argc, char **argv);
 
+/* pdc_eval_adv.c: the divergence after pdc_pgd_eval_steps[r] steps of a fresh
+ * shared-source sign-PGD adversary (step 0.1) into out[r], on the evaluation batch
+ * keyed by data_step; the components and CI weights come from the store */
+#define PDC_PGD_EVAL_ROWS 6 /* step 0: the random source itself, a baseline */
+#define PDC_PGD_EVAL_STEP_SIZE 0.1
+extern const int pdc_pgd_eval_steps[PDC_PGD_EVAL_ROWS];
+struct rt_store;
+int pdc_eval_adversary(const char *model, const struct dc_config *c, struct rt_store *store,
+                       struct ds_source *src, int64_t data_step, double *out, struct diag *d);
+
 #endif

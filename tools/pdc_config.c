@@ -31,19 +31,6 @@ static const char *sched_name(enum dc_schedule s)
     return "?";
 }
 
-static const char *loss_classname(enum dc_loss_kind k)
-{
-    switch (k) {
-    case DC_LOSS_IMPORTANCE_MINIMALITY: return "ImportanceMinimalityLoss";
-    case DC_LOSS_STOCHASTIC_RECON: return "StochasticReconLoss";
-    case DC_LOSS_STOCHASTIC_RECON_LAYERWISE: return "StochasticReconLayerwiseLoss";
-    case DC_LOSS_STOCHASTIC_RECON_SUBSET: return "StochasticReconSubsetLoss";
-    case DC_LOSS_CI_MASKED_RECON: return "CIMaskedReconLoss";
-    case DC_LOSS_FAITHFULNESS: return "FaithfulnessLoss";
-    }
-    return "?";
-}
-
 static void kv_num(struct json_w *w, const char *k, double v)
 {
     json_key(w, k);
@@ -62,6 +49,45 @@ static void kv_str(struct json_w *w, const char *k, const char *v)
     json_str(w, v);
 }
 
+static void schedule_json(struct json_w *w, const char *key, const struct dc_schedule_cfg *s)
+{
+    json_key(w, key);
+    json_obj_begin(w);
+    kv_num(w, "start_val", s->start_val);
+    kv_str(w, "fn_type", sched_name(s->fn));
+    kv_num(w, "warmup_pct", s->warmup_pct);
+    kv_num(w, "final_val_frac", s->final_val_frac);
+    json_obj_end(w);
+}
+
+/* the adversary's settings under the names pdc_config_yaml.c reads */
+static void adversary_json(struct json_w *w, const struct dc_loss *l)
+{
+    static const char *const inits[] = {"random", "ones", "zeroes"};
+    static const char *const scopes[] = {"per_batch_per_position", "broadcast_across_batch",
+                                         "single_source"};
+    int persistent = l->kind == DC_LOSS_PERSISTENT_PGD_RECON;
+    if (persistent) {
+        kv_int(w, "n_warmup_steps", l->n_steps);
+        kv_str(w, "scope", scopes[l->scope]);
+    } else {
+        kv_str(w, "init", inits[l->init]);
+        kv_num(w, "step_size", l->opt.lr.start_val);
+        kv_int(w, "n_steps", l->n_steps);
+        kv_str(w, "mask_scope", l->scope == DC_SCOPE_SINGLE ? "shared_across_batch"
+                                                           : "unique_per_datapoint");
+    }
+    json_key(w, "optimizer");
+    json_obj_begin(w);
+    kv_str(w, "type", l->opt.adam ? "adam" : "sign");
+    if (persistent)
+        schedule_json(w, "lr_schedule", &l->opt.lr);
+    kv_num(w, "beta1", l->opt.beta1);
+    kv_num(w, "beta2", l->opt.beta2);
+    kv_num(w, "eps", l->opt.eps);
+    json_obj_end(w);
+}
+
 static void losses_json(const struct dc_config *c, struct json_w *w)
 {
     json_key(w, "loss_metric_configs");
@@ -69,7 +95,7 @@ static void losses_json(const struct dc_config *c, struct json_w *w)
     for (int i = 0; i < c->n_losses; i++) {
         const struct dc_loss *l = &c->losses[i];
         json_obj_begin(w);
-        kv_str(w, "classname", loss_classname(l->kind));
+        kv_str(w, "classname", dc_loss_classname(l->kind));
         kv_num(w, "coeff", l->coeff);
         if (l->kind == DC_LOSS_IMPORTANCE_MINIMALITY) {
             kv_num(w, "pnorm", l->pnorm);
@@ -83,6 +109,9 @@ static void losses_json(const struct dc_config *c, struct json_w *w)
                 json_double(w, l->p_anneal_final_p);
             kv_num(w, "p_anneal_end_frac", l->p_anneal_end_frac);
         }
+        if (l->kind == DC_LOSS_PGD_RECON || l->kind == DC_LOSS_PGD_RECON_SUBSET ||
+            l->kind == DC_LOSS_PERSISTENT_PGD_RECON)
+            adversary_json(w, l);
         json_obj_end(w);
     }
     json_arr_end(w);
@@ -95,13 +124,7 @@ void pdc_config_json(const struct dc_config *c, struct json_w *w)
     kv_int(w, "seed", (int64_t)c->seed);
     kv_int(w, "steps", c->steps);
     kv_int(w, "batch_size", c->batch_size);
-    json_key(w, "lr_schedule");
-    json_obj_begin(w);
-    kv_num(w, "start_val", c->lr.start_val);
-    kv_str(w, "fn_type", sched_name(c->lr.fn));
-    kv_num(w, "warmup_pct", c->lr.warmup_pct);
-    kv_num(w, "final_val_frac", c->lr.final_val_frac);
-    json_obj_end(w);
+    schedule_json(w, "lr_schedule", &c->lr);
     json_key(w, "grad_clip_norm");
     if (c->grad_clip_norm > 0)
         json_double(w, c->grad_clip_norm);

@@ -118,14 +118,99 @@ static int read_sites(const struct yaml_node *n, struct dc_config *c, struct dia
 
 static int loss_kind(const struct yaml_node *n, enum dc_loss_kind *k, struct diag *d)
 {
-    static const char *const names[] = {
-        "ImportanceMinimalityLoss", "StochasticReconLoss", "StochasticReconLayerwiseLoss",
-        "StochasticReconSubsetLoss", "CIMaskedReconLoss", "FaithfulnessLoss",
-    };
+    const char *names[DC_LOSS_KIND_COUNT];
+    for (int i = 0; i < DC_LOSS_KIND_COUNT; i++)
+        names[i] = dc_loss_classname((enum dc_loss_kind)i);
     int e = 0;
-    int st = enum_value(n, names, 6, &e, d);
+    int st = enum_value(n, names, DC_LOSS_KIND_COUNT, &e, d);
     *k = (enum dc_loss_kind)e;
     return st;
+}
+
+/* optimizer: {type: sign|adam, lr_schedule: {..} (persistent only), beta1, beta2, eps} */
+static int read_src_opt(const struct yaml_node *n, struct dc_src_opt *o, int persistent,
+                        struct diag *d)
+{
+    static const char *const types[] = {"sign", "adam"};
+    if (n->kind != YAML_MAP)
+        return bad_value(n, "a mapping", d);
+    for (int i = 0; i < n->n; i++) {
+        const char *k = n->keys[i];
+        const struct yaml_node *v = n->items[i];
+        int st;
+        if (strcmp(k, "type") == 0)
+            st = enum_value(v, types, 2, &o->adam, d);
+        else if (persistent && strcmp(k, "lr_schedule") == 0)
+            st = read_schedule(v, &o->lr, d);
+        else if (strcmp(k, "beta1") == 0)
+            st = yaml_as_double(v, &o->beta1, d);
+        else if (strcmp(k, "beta2") == 0)
+            st = yaml_as_double(v, &o->beta2, d);
+        else if (strcmp(k, "eps") == 0)
+            st = yaml_as_double(v, &o->eps, d);
+        else
+            st = unknown(n, k, d);
+        if (st)
+            return st;
+    }
+    if (!(o->beta1 >= 0 && o->beta1 < 1 && o->beta2 >= 0 && o->beta2 < 1 && o->eps > 0))
+        return bad_value(n, "an optimizer with beta1, beta2 in [0, 1) and eps > 0", d);
+    return ST_OK;
+}
+
+/* the adversarial losses' own keys (METHOD §4.6 PGDConfig, §4.7); 0: not one of them */
+static int adversary_key(const char *key, const struct yaml_node *v, struct dc_loss *l,
+                         int *handled, struct diag *d)
+{
+    static const char *const inits[] = {"random", "ones", "zeroes"};
+    static const char *const scopes[] = {"per_batch_per_position", "broadcast_across_batch",
+                                         "single_source"};
+    static const char *const mask_scopes[] = {"unique_per_datapoint", "shared_across_batch"};
+    int persistent = l->kind == DC_LOSS_PERSISTENT_PGD_RECON, ev = 0, st = ST_OK;
+    int64_t n = 0;
+    *handled = 1;
+    if (strcmp(key, "optimizer") == 0)
+        return read_src_opt(v, &l->opt, persistent, d);
+    if (!persistent && strcmp(key, "init") == 0) {
+        st = enum_value(v, inits, 3, &ev, d);
+        l->init = (enum dc_pgd_init)ev;
+    } else if (!persistent && strcmp(key, "step_size") == 0) {
+        st = yaml_as_double(v, &l->opt.lr.start_val, d);
+        if (!st && !(l->opt.lr.start_val > 0))
+            st = bad_value(v, "a step size > 0", d);
+    } else if (!persistent && strcmp(key, "mask_scope") == 0) {
+        st = enum_value(v, mask_scopes, 2, &ev, d);
+        l->scope = ev ? DC_SCOPE_SINGLE : DC_SCOPE_PER_POSITION;
+    } else if (persistent && strcmp(key, "scope") == 0) {
+        st = enum_value(v, scopes, 3, &ev, d);
+        l->scope = (enum dc_pgd_scope)ev;
+    } else if (strcmp(key, persistent ? "n_warmup_steps" : "n_steps") == 0) {
+        int64_t lo = persistent ? 0 : 1, hi = persistent ? DC_MAX_ASCENTS - 1 : DC_MAX_PGD_STEPS;
+        st = yaml_as_int64(v, &n, d);
+        if (!st && (n < lo || n > hi))
+            st = diag_set(d, ST_ERR_INVALID, "%s:%d: %s: %lld is not in [%lld, %lld] (each "
+                          "step is a forward and backward in the step graph)", v->file, v->line,
+                          v->path, (long long)n, (long long)lo, (long long)hi);
+        l->n_steps = (int)n;
+    } else
+        *handled = 0;
+    return st;
+}
+
+/* the reference's defaults: PGDConfig as the configs use it for evaluation (§4.6,
+ * §13.5), persistent PGD as the VPD run (§4.7) */
+static void adversary_defaults(struct dc_loss *l)
+{
+    if (l->kind == DC_LOSS_PERSISTENT_PGD_RECON) {
+        l->n_steps = 2;
+        l->scope = DC_SCOPE_PER_POSITION;
+        l->opt = (struct dc_src_opt){1, {0.01, 0.025, 1.0, DC_SCHED_CONSTANT}, 0.5, 0.99, 1e-8};
+    } else {
+        l->init = DC_PGD_INIT_RANDOM;
+        l->n_steps = 20;
+        l->scope = DC_SCOPE_SINGLE;
+        l->opt = (struct dc_src_opt){0, {0.1, 0.0, 1.0, DC_SCHED_CONSTANT}, 0.9, 0.999, 1e-8};
+    }
 }
 
 static int read_loss(const struct yaml_node *e, struct dc_loss *l, struct diag *d)
@@ -136,11 +221,19 @@ static int read_loss(const struct yaml_node *e, struct dc_loss *l, struct diag *
     *l = (struct dc_loss){.kind = l->kind, .coeff = 1.0, .pnorm = 1.0, .eps = 1e-12,
                           .p_anneal_start_frac = 1.0, .p_anneal_final_p = -1.0,
                           .p_anneal_end_frac = 1.0};
+    int adv = l->kind == DC_LOSS_PGD_RECON || l->kind == DC_LOSS_PGD_RECON_SUBSET ||
+              l->kind == DC_LOSS_PERSISTENT_PGD_RECON;
+    if (adv)
+        adversary_defaults(l);
     for (int k = 0; k < e->n; k++) {
         const char *key = e->keys[k];
         const struct yaml_node *v = e->items[k];
-        int st = ST_OK, imp = l->kind == DC_LOSS_IMPORTANCE_MINIMALITY;
+        int st = ST_OK, imp = l->kind == DC_LOSS_IMPORTANCE_MINIMALITY, handled = 0;
         if (strcmp(key, "classname") == 0)
+            continue;
+        if (adv && (st = adversary_key(key, v, l, &handled, d)) != ST_OK)
+            return st;
+        if (handled)
             continue;
         if (strcmp(key, "coeff") == 0)
             st = yaml_as_double(v, &l->coeff, d);
@@ -162,6 +255,9 @@ static int read_loss(const struct yaml_node *e, struct dc_loss *l, struct diag *
         if (st)
             return st;
     }
+    if (l->kind == DC_LOSS_PERSISTENT_PGD_RECON && !(l->coeff > 0))
+        return bad_value(e, "a PersistentPGDReconLoss with coeff > 0 (remove the entry to "
+                         "turn the adversary off)", d);
     return ST_OK;
 }
 
@@ -316,7 +412,11 @@ static int read_key(const struct yaml_node *root, const char *k, const struct ya
     }
     if (strcmp(k, "method") == 0) {
         const char *s;
-        if ((st = yaml_as_str(v, &s, d)) == ST_OK && strcmp(s, c->method) != 0)
+        if ((st = yaml_as_str(v, &s, d)) == ST_OK && !c->method[0]) { /* the file decides */
+            if (strcmp(s, "spd") != 0 && strcmp(s, "vpd") != 0)
+                return bad_value(v, "a method pdc implements (spd, vpd)", d);
+            snprintf(c->method, sizeof c->method, "%s", s);
+        } else if (!st && strcmp(s, c->method) != 0)
             return diag_set(d, ST_ERR_INVALID, "%s:%d: config is for method '%s', the run uses '%s'",
                             v->file, v->line, s, c->method);
         return st;

@@ -242,7 +242,7 @@ static int run_phase(struct dc_prog *p, int phase, int64_t from, struct rt_store
             *stopped = 1;
             break;
         }
-        struct rt_train_opts o = {c->seed, step0, name, mf, c->log_freq, isatty(2), s, to};
+        struct rt_train_opts o = {c->seed, step0, name, mf, c->log_freq, isatty(2), s, to, 0};
         st = rt_train(p, cg_default(), store, src, &o, last, d);
         if (mf)
             fflush(mf);

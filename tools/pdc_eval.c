@@ -2,7 +2,8 @@
  *   reconstruction MSE to the target under unmasked, stochastic (with and without
  *   Δ), CI, rounded (CI > 0, 0.1, 0.5) and zero masks; L0 per site; alive
  *   components; and for toy targets the ground-truth metrics of METHOD.md §7:
- *   MMCS/ML2R per site and the CI pattern errors on the one-hot probe (0.75·I).
+ *   MMCS/ML2R per site and the CI pattern errors on the one-hot probe (0.75·I);
+ *   the divergence under fresh PGD adversaries of 20..320 steps (pdc_eval_adv.c).
  * Prints a table and writes DIR/eval.json. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,8 +187,37 @@ static int probe(const char *model, const struct dc_config *c, struct rt_store *
     return st;
 }
 
+static const char *divergence_name(const struct dc_config *c)
+{
+    return c->output_loss_type == DC_OUT_KL ? "kl" : "mse";
+}
+
+/* {"divergence": "mse", "step_size": 0.1, "steps": {"20": v, ...}} */
+static void adversary_json(struct json_w *w, const struct dc_config *c, const double *adv)
+{
+    json_key(w, "adversarial");
+    json_obj_begin(w);
+    json_key(w, "divergence");
+    json_str(w, divergence_name(c));
+    json_key(w, "step_size");
+    json_double(w, PDC_PGD_EVAL_STEP_SIZE);
+    json_key(w, "init");
+    json_str(w, "random, shared across the batch");
+    json_key(w, "steps");
+    json_obj_begin(w);
+    for (int r = 0; r < PDC_PGD_EVAL_ROWS; r++) {
+        char k[16];
+        snprintf(k, sizeof k, "%d", pdc_pgd_eval_steps[r]);
+        json_key(w, k);
+        json_double(w, adv[r]);
+    }
+    json_obj_end(w);
+    json_obj_end(w);
+}
+
 static void write_json(struct json_w *w, const struct dc_prog *p, const double *met,
-                       const struct dc_site *sites, int ns, const struct eval_site *es, int64_t F)
+                       const struct dc_site *sites, int ns, const struct eval_site *es, int64_t F,
+                       const struct dc_config *c, const double *adv)
 {
     json_obj_begin(w);
     json_key(w, "format");
@@ -199,6 +229,7 @@ static void write_json(struct json_w *w, const struct dc_prog *p, const double *
         json_double(w, met[i]);
     }
     json_obj_end(w);
+    adversary_json(w, c, adv);
     json_key(w, "sites");
     json_obj_begin(w);
     for (int i = 0; i < ns; i++) {
@@ -231,12 +262,17 @@ static void write_json(struct json_w *w, const struct dc_prog *p, const double *
 }
 
 static void print_table(const struct dc_prog *p, const double *met, const struct dc_site *sites,
-                        int ns, const struct eval_site *es, int64_t F)
+                        int ns, const struct eval_site *es, int64_t F,
+                        const struct dc_config *c, const double *adv)
 {
     printf("reconstruction (MSE to the target output):\n");
     for (int i = 0; i < p->n_metric; i++)
         if (strncmp(p->metric[i].name, "recon/", 6) == 0)
             printf("  %-28s %.6g\n", p->metric[i].name + 6, met[i]);
+    printf("adversarial (%s to the target under fresh PGD: shared source, sign steps of %g):\n",
+           divergence_name(c), PDC_PGD_EVAL_STEP_SIZE);
+    for (int r = 0; r < PDC_PGD_EVAL_ROWS; r++)
+        printf("  %3d steps                    %.6g\n", pdc_pgd_eval_steps[r], adv[r]);
     printf("%-24s %8s %6s %7s %8s %8s", "site", "L0", "alive", "pieces", "MMCS", "ML2R");
     if (F > 0)
         printf(" %8s %8s %8s", "id-err", "id@0.2", "dense-k");
@@ -265,6 +301,7 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
     struct eval_site *es = NULL;
     int ns = 0;
     dc_config_defaults(&c, "spd");
+    c.method[0] = '\0'; /* the saved, fully resolved config names its method */
     snprintf(path, sizeof path, "%s/config.yaml", dir);
     int st = check_model(dir, model, sizeof model, d);
     if (!st)
@@ -299,11 +336,14 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
     } else {
         F = 0;
     }
+    double adv[PDC_PGD_EVAL_ROWS] = {0};
+    if (!st)
+        st = pdc_eval_adversary(model, &c, &store, src, EVAL_STEP, adv, d);
     if (!st) {
-        print_table(&p, met, sites, ns, es, F);
+        print_table(&p, met, sites, ns, es, F, &c, adv);
         struct json_w w;
         json_w_init(&w, 1);
-        write_json(&w, &p, met, sites, ns, es, F);
+        write_json(&w, &p, met, sites, ns, es, F, &c, adv);
         snprintf(path, sizeof path, "%s/eval.json", dir);
         st = json_w_write_file(&w, path, d);
         json_w_free(&w);

@@ -86,6 +86,14 @@ static int squash_grad(const struct ir_graph *g, const struct ir_node *n, void *
 REF_KERNEL(LowerLeakyHard) { return squash(g, n, in, out, lower_f); }
 REF_KERNEL(UpperLeakyHard) { return squash(g, n, in, out, upper_f); }
 REF_KERNEL(LowerLeakyHardGrad) { return squash_grad(g, n, in, out, lower_grad_f); }
+
+REF_KERNEL(StopGradient)
+{
+    const struct ir_tensor *x = ref_in(g, n, 0);
+    if (out[0])
+        memcpy(out[0], in[0], (size_t)ir_numel(x) * ir_dtype_size(x->dtype));
+    return ST_OK;
+}
 REF_KERNEL(UpperLeakyHardGrad) { return squash_grad(g, n, in, out, upper_grad_f); }
 
 /* ---- window geometry, padded to three spatial dims ---------------------- */
