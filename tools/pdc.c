@@ -402,7 +402,8 @@ static int decompose_option(struct dc_config *c, const char *opt, const char *v,
 
 static int cmd_decompose(int argc, char **argv)
 {
-    const char *model = NULL, *dir = NULL, *method = "spd", *config = NULL;
+    const char *model = NULL, *dir = NULL, *method = NULL, *config = NULL;
+    char from_config[32] = "spd";
     struct diag d = {0};
     for (int i = 0; i + 1 < argc; i++) { /* method and config first: they set the base */
         if (strcmp(argv[i], "--method") == 0)
@@ -410,6 +411,12 @@ static int cmd_decompose(int argc, char **argv)
         else if (strcmp(argv[i], "--config") == 0)
             config = argv[i + 1];
     }
+    /* no --method: the config's own `method` key, else spd (a --method that contradicts
+     * the config's is refused when the config is read) */
+    if (!method && config && pdc_config_method(config, from_config, sizeof from_config, &d))
+        return fail(&d);
+    if (!method)
+        method = from_config;
     if (strcmp(method, "spd") != 0 && strcmp(method, "vpd") != 0) {
         diag_set(&d, ST_ERR_UNSUPPORTED, "--method %s: spd and vpd are implemented so far",
                  method);

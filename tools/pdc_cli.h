@@ -25,6 +25,8 @@ int pdc_write_decomposition_json(const char *model, const char *dir, const struc
 int pdc_write_config_yaml(const struct dc_config *c, const char *path, struct diag *d);
 /* YAML config file (reference field names); unknown keys are rejected by name */
 int pdc_config_load(const char *path, struct dc_config *c, struct diag *d);
+/* the config's `method` into out, left unchanged when the file names none */
+int pdc_config_method(const char *path, char *out, size_t n, struct diag *d);
 /* "--sites 'layers.*.mlp_in:100,*mlp_out:100'" */
 int pdc_parse_sites(struct dc_config *c, const char *spec, struct diag *d);
 

@@ -428,6 +428,20 @@ static int read_key(const struct yaml_node *root, const char *k, const struct ya
     return unknown(root, k, d);
 }
 
+int pdc_config_method(const char *path, char *out, size_t n, struct diag *d)
+{
+    struct yaml_doc doc;
+    int st = yaml_parse_file(path, &doc, d);
+    if (st)
+        return st;
+    const struct yaml_node *m = doc.root->kind == YAML_MAP ? yaml_get(doc.root, "method") : NULL;
+    const char *s = NULL;
+    if (m && !(st = yaml_as_str(m, &s, d)))
+        snprintf(out, n, "%s", s);
+    yaml_doc_free(&doc);
+    return st;
+}
+
 int pdc_config_load(const char *path, struct dc_config *c, struct diag *d)
 {
     struct yaml_doc doc;
