@@ -182,6 +182,26 @@ static inline int build_conv(struct ir_graph **out, struct diag *d)
     return build_conv_g(out, d, 1);
 }
 
+/* self-attention with a fused QKV weight, as decoder LMs export it: x [2, 3, 4] →
+ * x·Wqkv [4, 12] → Split into q, k, v → softmax(q·kᵀ / 2)·v → ·Wo [4, 4] */
+static inline int build_qkv(struct ir_graph **out, struct diag *d)
+{
+    struct ir_builder b;
+    struct ir_graph *g = *out = new_graph(&b, d);
+    int64_t xd[3] = {2, 3, 4}, wq[2] = {4, 12}, wo[2] = {4, 4}, parts[3] = {4, 4, 4};
+    int64_t perm[3] = {0, 2, 1};
+    uint32_t x = g_input(g, "x", IR_F32, 3, xd), qkv[3];
+    uint32_t y = bld_matmul(&b, x, g_param(&b, "attn.qkv", 2, wq, 0.5));
+    struct ir_attr ax = bld_attr_int("axis", -1);
+    uint32_t in[2] = {y, bld_i64s(&b, 3, parts)};
+    bld_node(&b, IR_OP_Split, 2, in, 1, &ax, 3, qkv);
+    uint32_t s = bld_mul(&b, bld_matmul(&b, qkv[0], bld_transpose(&b, qkv[1], 3, perm)),
+                         bld_f32(&b, 0.5));
+    uint32_t p = bld_node(&b, IR_OP_Softmax, 1, &s, 1, &ax, 1, NULL);
+    uint32_t h = bld_matmul(&b, p, qkv[2]);
+    return finish_graph(g, &b, bld_matmul(&b, h, g_param(&b, "attn.o", 2, wo, 0.5)), d);
+}
+
 /* weights on the left: y1 = W1·x (MatMul), y2 = Gemm(y1, W2, transA=1),
  * y = Gemm(W3, y2, transB=1) = W3·y2ᵀ; x [4, 3]: positions are x's 3 columns */
 static inline int build_left(struct ir_graph **out, struct diag *d)

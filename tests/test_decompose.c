@@ -151,6 +151,41 @@ static void oracle_batched(const struct run *r, double *y)
     free(W2);
 }
 
+/* attention mixes positions: q, k, v of every position first, then softmax per row */
+static void oracle_qkv(const struct run *r, double *y)
+{
+    double *Wq = view(weight(r, "attn.qkv"), 4, 12, 0), *Wo = view(weight(r, "attn.o"), 4, 4, 0);
+    const float *x = r->x;
+    double e1[48], e2[16], xr[4], qkv[6][12], h[4];
+    for (int64_t p = 0; p < 6; p++) {
+        weff(r, 0, 0, 0, Wq, p, e1);
+        for (int a = 0; a < 4; a++)
+            xr[a] = x[p * 4 + a];
+        row_mul(xr, e1, 4, 12, NULL, qkv[p]);
+    }
+    for (int64_t p = 0; p < 6; p++) {
+        int64_t b0 = p / 3 * 3;
+        double sc[3], mx = -1e300, z = 0;
+        for (int u = 0; u < 3; u++) {
+            sc[u] = 0;
+            for (int a = 0; a < 4; a++)
+                sc[u] += 0.5 * qkv[p][a] * qkv[b0 + u][4 + a];
+            mx = fmax(mx, sc[u]);
+        }
+        for (int u = 0; u < 3; u++)
+            z += (sc[u] = exp(sc[u] - mx));
+        for (int a = 0; a < 4; a++) {
+            h[a] = 0;
+            for (int u = 0; u < 3; u++)
+                h[a] += sc[u] / z * qkv[b0 + u][8 + a];
+        }
+        weff(r, 1, 1, 0, Wo, p, e2);
+        row_mul(h, e2, 4, 4, NULL, y + p * 4);
+    }
+    free(Wq);
+    free(Wo);
+}
+
 static void oracle_tms(const struct run *r, double *y)
 {
     double *W = view(weight(r, "W"), 5, 2, 0), *Wt = view(weight(r, "W"), 2, 5, 1);
@@ -295,6 +330,13 @@ TEST(matmul_batched_positions)
     masked_case("batched", build_batched, oracle_batched, w, 2);
 }
 
+TEST(fused_qkv_attention)
+{
+    static const struct want_site w[] = {{"attn.qkv", PASS_SITE_MATMUL, 4, 12, 0},
+                                         {"attn.o", PASS_SITE_MATMUL, 4, 4, 0}};
+    masked_case("qkv", build_qkv, oracle_qkv, w, 2);
+}
+
 TEST(tms_tied_transpose)
 {
     static const struct want_site w[] = {{"W", PASS_SITE_MATMUL, 5, 2, 0},
@@ -437,6 +479,7 @@ TEST(sites_match_inspect)
 
 static const struct test_case tests[] = {
     T(gemm_transb_bias), T(matmul_batched_positions), T(tms_tied_transpose),
+    T(fused_qkv_attention),
     T(gather_embedding), T(conv_pads_stride),         T(left_weight_and_transa),
     T(mask_dims),        T(conv_group_refused),       T(sites_match_inspect),
 };
