@@ -197,41 +197,34 @@ static void vpd_config(struct dc_config *c, int n_warmup, double coeff)
     c->n_losses = 2;
 }
 
-/* the warmup ascent differentiates its own loss w.r.t. the persistent source */
-TEST(warmup_source_gradient)
+/* every site's source gradient tap "ppgd.grad.0.<site>" against central differences of
+ * f (a tap, or a metric when f_is_metric) w.r.t. the persistent source state */
+static void source_gradients(int n_warmup, double coeff, const char *f, int f_is_metric)
 {
     struct dc_config c;
     struct vstep s;
-    vpd_config(&c, 2, 0.5);
-    if (vstep_build(&c, &s) == ST_OK)
+    vpd_config(&c, n_warmup, coeff);
+    if (vstep_build(&c, &s) == ST_OK) {
+        uint32_t ft = f_is_metric ? find_metric(&s, f) : find_tap(&s, f);
         for (int i = 0; i < s.ns; i++) {
             char nm[300], gn[300];
             snprintf(nm, sizeof nm, "ppgd.%s.source", s.sites[i].name);
             snprintf(gn, sizeof gn, "ppgd.grad.0.%s", s.sites[i].name);
             const struct dc_state *src = find_state(&s, nm);
-            check_grad(&s, src ? src->t : IR_NONE, find_tap(&s, gn), find_tap(&s, "ppgd.loss.0"),
-                       gn);
+            check_grad(&s, src ? src->t : IR_NONE, find_tap(&s, gn), ft, gn);
         }
+    }
     vstep_free(&s);
 }
+
+/* the warmup ascent differentiates its own loss w.r.t. the persistent source */
+TEST(warmup_source_gradient) { source_gradients(2, 0.5, "ppgd.loss.0", 0); }
 
 /* with no warmup the loss reads the state through StopGradient: the gradient the final
  * ascent uses, recovered from the main backward as ∂L_total/∂s / coeff, is ∂L_ppgd/∂s */
 TEST(final_source_gradient_from_main_backward)
 {
-    struct dc_config c;
-    struct vstep s;
-    vpd_config(&c, 0, 0.7);
-    if (vstep_build(&c, &s) == ST_OK)
-        for (int i = 0; i < s.ns; i++) {
-            char nm[300], gn[300];
-            snprintf(nm, sizeof nm, "ppgd.%s.source", s.sites[i].name);
-            snprintf(gn, sizeof gn, "ppgd.grad.0.%s", s.sites[i].name);
-            const struct dc_state *src = find_state(&s, nm);
-            check_grad(&s, src ? src->t : IR_NONE, find_tap(&s, gn),
-                       find_metric(&s, "loss/PersistentPGDReconLoss"), gn);
-        }
-    vstep_free(&s);
+    source_gradients(0, 0.7, "loss/PersistentPGDReconLoss", 1);
 }
 
 /* next source, m, v = the Adam ascent of METHOD §4.7, evaluated here in double */
