@@ -10,9 +10,13 @@
  * attention runs over T within one batch row. Positions of one axis (toys, [N])
  * are sequences of length 1, as the reference adds a singleton sequence axis.
  * D = d_model, H heads of d_h = D / H.
- *   x = concat_k rms(x_k) · W_in + b_in              [N, Σd_k] → [B, T, D]
+ *   x = concat_k rms(x_k) · W_in + b_in              [N, Σd_k] → [N, D]
  *   n_blocks times (pre-norm):  x += Attn(rms(x));  x += MLP(rms(x))
  *   z = x · W_out + b_out                            [N, Σ C_k], split per site
+ * The residual stream stays 2-D rows [N, D] and only attention views it as
+ * [B, T, H, d_h]: every weight then meets a 2-D operand, so its gradient is one
+ * [in, N]·[N, out] product (a [B, T, in] operand would make autodiff build the
+ * per-row [B, in, out] products and sum them).
  * rms(v) = v / √(mean(v²) + ε) over the last axis, no learned scale.
  * Attn(h) = softmax(rope(h W_q) rope(h W_k)ᵀ / √d_h) (h W_v) per head, W_o after;
  *   bidirectional, no biases. MLP: Linear + exact GELU per hidden width, then a
@@ -124,12 +128,12 @@ static uint32_t rope(struct tf *t, uint32_t x)
     return bld_add(b, bld_mul(b, x, t->cos), bld_mul(b, sw, t->sin));
 }
 
-/* bidirectional multi-head self-attention on h [B, T, D] */
+/* bidirectional multi-head self-attention on rows h [N = B·T, D] */
 static uint32_t attention(struct tf *t, int blk, uint32_t h)
 {
     struct ir_builder *b = &t->cx->b;
     int64_t heads[4] = {t->B, t->T, t->H, t->dh}, bhtd[4] = {0, 2, 1, 3}, bhdt[4] = {0, 2, 3, 1};
-    int64_t btd[3] = {t->B, t->T, t->D};
+    int64_t nd[2] = {t->B * t->T, t->D};
     /* 1/√d_h on q before the product: the same scores, one multiply per q entry */
     uint32_t q = bld_mul(b, proj(t, blk, "q", h), bld_f32(b, 1.0 / sqrt((double)t->dh)));
     q = bld_transpose(b, rope(t, bld_reshape(b, q, 4, heads)), 4, bhtd);    /* [B, H, T, dh] */
@@ -140,7 +144,7 @@ static uint32_t attention(struct tf *t, int blk, uint32_t h)
     uint32_t s = bld_matmul(b, q, k);                                        /* [B, H, T, T] */
     uint32_t p = bld_node(b, IR_OP_Softmax, 1, &s, 1, &ax, 1, NULL);
     uint32_t o = bld_transpose(b, bld_matmul(b, p, v), 4, bhtd);             /* [B, T, H, dh] */
-    return proj(t, blk, "o", bld_reshape(b, o, 3, btd));
+    return proj(t, blk, "o", bld_reshape(b, o, 2, nd));
 }
 
 static uint32_t mlp(struct tf *t, int blk, uint32_t h)
@@ -200,7 +204,7 @@ int dc_ci_transformer(struct dc_ctx *cx)
     t.D = t.cfg->d_model;
     t.H = t.cfg->n_heads;
     t.dh = t.D / t.H;
-    int64_t din = 0, ctot = 0, N = t.B * t.T, btd[3] = {t.B, t.T, t.D}, nd[2] = {N, t.D};
+    int64_t din = 0, ctot = 0;
     for (int k = 0; k < n; k++) {
         xs[k] = rms(&t, xs[k]);
         din += cx->sites[order[k]].d_in;
@@ -208,12 +212,12 @@ int dc_ci_transformer(struct dc_ctx *cx)
     }
     struct ir_attr ax = bld_attr_int("axis", -1);
     uint32_t x = n == 1 ? xs[0] : bld_node(b, IR_OP_Concat, (uint32_t)n, xs, 1, &ax, 1, NULL);
-    x = bld_reshape(b, linear(&t, "proj_in", x, din, t.D, sqrt(2.0)), 3, btd);
+    x = linear(&t, "proj_in", x, din, t.D, sqrt(2.0));
     rope_tables(&t);
     for (int blk = 0; blk < t.cfg->n_blocks && !b->err; blk++) {
         x = bld_add(b, x, attention(&t, blk, rms(&t, x)));
         x = bld_add(b, x, mlp(&t, blk, rms(&t, x)));
     }
-    uint32_t z = linear(&t, "proj_out", bld_reshape(b, x, 2, nd), t.D, ctot, 1.0);
+    uint32_t z = linear(&t, "proj_out", x, t.D, ctot, 1.0);
     return dc_ci_global_split(cx, order, z);
 }
