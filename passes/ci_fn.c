@@ -8,7 +8,11 @@
  * Per-component MLPs run as batched matmuls in a [C, N, h] layout: one matmul
  * per layer for all components, weights [C, h_in, h_out], biases [C, h_out].
  * Init (reference ParallelLinear / Linear): N(0, gain²/h_in), gain √2 for hidden
- * layers (GELU follows) and 1 for the output layer; biases zero. */
+ * layers (GELU follows) and 1 for the output layer; biases zero.
+ *
+ * The global kinds read all sites at once, concatenated in site-name order (the
+ * reference's): global_shared_mlp here, global_shared_transformer in
+ * ci_fn_transformer.c; both use dc_ci_global_rows / dc_ci_global_split. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,6 +89,7 @@ static const char *ci_name(enum dc_ci_fn k)
     case DC_CI_VECTOR_MLP: return "vector_mlp";
     case DC_CI_SHARED_MLP: return "shared_mlp";
     case DC_CI_GLOBAL_SHARED_MLP: return "global_shared_mlp";
+    case DC_CI_GLOBAL_SHARED_TRANSFORMER: return "global_shared_transformer";
     }
     return "?";
 }
@@ -135,19 +140,21 @@ static uint32_t ci_layerwise(struct dc_ctx *cx, int i)
     }
     case DC_CI_MLP:
     case DC_CI_GLOBAL_SHARED_MLP:
+    case DC_CI_GLOBAL_SHARED_TRANSFORMER:
         break;
     }
     b->err = diag_set(b->d, ST_ERR_INVALID, "internal: layerwise CI for a global CI type");
     return IR_NONE;
 }
 
-/* one MLP over the concatenated site inputs (sites in name order), split back */
-static int ci_global(struct dc_ctx *cx)
+int dc_ci_global_rows(struct dc_ctx *cx, int *order, uint32_t *rows)
 {
     struct ir_builder *b = &cx->b;
-    int order[256], n = cx->ns;
-    if (n > 256)
-        return b->err = diag_set(b->d, ST_ERR_UNSUPPORTED, "too many sites for a global CI function");
+    int n = cx->ns;
+    if (n > DC_MAX_GLOBAL_SITES)
+        return b->err = diag_set(b->d, ST_ERR_UNSUPPORTED,
+                                 "%d sites: a global CI function takes at most %d", n,
+                                 DC_MAX_GLOBAL_SITES);
     for (int i = 0; i < n; i++) {
         if (!ci_kind_ok(cx, i))
             return b->err;
@@ -159,23 +166,28 @@ static int ci_global(struct dc_ctx *cx)
             order[k] = order[k - 1];
             order[k - 1] = t;
         }
-    uint32_t xs[256];
-    int64_t N = -1, din = 0, ctot = 0, split[256];
-    for (int k = 0; k < n; k++) {
+    int64_t N = -1;
+    for (int k = 0; k < n && !b->err; k++) {
         int64_t Nk;
-        xs[k] = flatten_rows(cx, dc_site_rows(cx, order[k]), &Nk);
+        rows[k] = flatten_rows(cx, dc_site_rows(cx, order[k]), &Nk);
         if (N >= 0 && Nk != N)
-            return b->err = diag_set(b->d, ST_ERR_UNSUPPORTED,
-                                     "global CI function: sites see different numbers of positions");
+            return b->err = diag_set(b->d, ST_ERR_UNSUPPORTED, "global CI function: sites see "
+                                     "different numbers of positions");
         N = Nk;
-        din += cx->sites[order[k]].d_in;
-        split[k] = cx->sites[order[k]].C;
-        ctot += split[k];
     }
+    return b->err;
+}
+
+int dc_ci_global_split(struct dc_ctx *cx, const int *order, uint32_t z)
+{
+    struct ir_builder *b = &cx->b;
+    int n = cx->ns;
+    int64_t split[DC_MAX_GLOBAL_SITES];
+    uint32_t parts[DC_MAX_GLOBAL_SITES];
+    for (int k = 0; k < n; k++)
+        split[k] = cx->sites[order[k]].C;
     struct ir_attr ax = bld_attr_int("axis", -1);
-    uint32_t cat = n == 1 ? xs[0] : bld_node(b, IR_OP_Concat, (uint32_t)n, xs, 1, &ax, 1, NULL);
-    uint32_t z = mlp_stack(cx, "global", cat, 0, ctot, din, ctot);
-    uint32_t parts[256], in[2] = {z, bld_i64s(b, n, split)};
+    uint32_t in[2] = {z, bld_i64s(b, n, split)};
     if (n == 1)
         parts[0] = z;
     else
@@ -189,11 +201,32 @@ static int ci_global(struct dc_ctx *cx)
     return b->err;
 }
 
+/* one MLP over the concatenated site inputs (sites in name order), split back */
+static int ci_global(struct dc_ctx *cx)
+{
+    struct ir_builder *b = &cx->b;
+    int order[DC_MAX_GLOBAL_SITES], n = cx->ns;
+    uint32_t xs[DC_MAX_GLOBAL_SITES];
+    if (dc_ci_global_rows(cx, order, xs))
+        return b->err;
+    int64_t din = 0, ctot = 0;
+    for (int k = 0; k < n; k++) {
+        din += cx->sites[order[k]].d_in;
+        ctot += cx->sites[order[k]].C;
+    }
+    struct ir_attr ax = bld_attr_int("axis", -1);
+    uint32_t cat = n == 1 ? xs[0] : bld_node(b, IR_OP_Concat, (uint32_t)n, xs, 1, &ax, 1, NULL);
+    return dc_ci_global_split(cx, order, mlp_stack(cx, "global", cat, 0, ctot, din, ctot));
+}
+
 int dc_ci_fn(struct dc_ctx *cx)
 {
     struct ir_builder *b = &cx->b;
     if (cx->cfg->ci_fn_type == DC_CI_GLOBAL_SHARED_MLP) {
         if (ci_global(cx))
+            return b->err;
+    } else if (cx->cfg->ci_fn_type == DC_CI_GLOBAL_SHARED_TRANSFORMER) {
+        if (dc_ci_transformer(cx))
             return b->err;
     } else {
         for (int i = 0; i < cx->ns && !b->err; i++)

@@ -64,6 +64,10 @@ void dc_config_defaults(struct dc_config *c, const char *method)
     c->ci_fn_type = DC_CI_VECTOR_MLP; /* spd Config default; every toy config says mlp [16] */
     c->ci_fn_hidden_dims[0] = 8;
     c->n_ci_hidden = 1;
+    /* the transformer has no usable defaults for its sizes (the reference requires d_model,
+     * n_blocks and attn_config.n_heads); these two are AttnConfig's defaults */
+    c->ci_tf.max_len = 2048;
+    c->ci_tf.rope_base = 10000.0;
     c->sigmoid_type = DC_SIG_LEAKY_HARD;
     c->use_delta_component = 1;
     c->output_loss_type = DC_OUT_MSE;
@@ -87,4 +91,52 @@ void dc_config_defaults(struct dc_config *c, const char *method)
     c->n_losses = 3;
     if (strcmp(c->method, "vpd") == 0)
         vpd_defaults(c);
+}
+
+#define TF "simple_transformer_ci_cfg."
+
+int dc_ci_transformer_check(const struct dc_ci_transformer *t, struct diag *d)
+{
+    if (t->d_model < 1 || t->d_model > 1 << 16)
+        return diag_set(d, ST_ERR_INVALID, TF "d_model: %d is not in [1, 65536]%s", t->d_model,
+                        t->d_model ? "" : " (it is required for global_shared_transformer)");
+    if (t->n_blocks < 1 || t->n_blocks > 1024)
+        return diag_set(d, ST_ERR_INVALID, TF "n_blocks: %d is not in [1, 1024]%s", t->n_blocks,
+                        t->n_blocks ? "" : " (it is required for global_shared_transformer)");
+    if (t->n_heads < 1 || t->n_heads > t->d_model)
+        return diag_set(d, ST_ERR_INVALID,
+                        TF "attn_config.n_heads: %d is not in [1, d_model = %d]%s", t->n_heads,
+                        t->d_model,
+                        t->n_heads ? "" : " (it is required for global_shared_transformer)");
+    if (t->d_model % t->n_heads)
+        return diag_set(d, ST_ERR_INVALID, TF "attn_config.n_heads: %d does not divide d_model %d",
+                        t->n_heads, t->d_model);
+    if ((t->d_model / t->n_heads) % 2) /* RoPE rotates pairs (first half, second half) */
+        return diag_set(d, ST_ERR_INVALID, TF "attn_config.n_heads: d_head = d_model / n_heads = "
+                        "%d / %d = %d must be even for RoPE", t->d_model, t->n_heads,
+                        t->d_model / t->n_heads);
+    if (t->max_len < 1)
+        return diag_set(d, ST_ERR_INVALID, TF "attn_config.max_len: %lld is not positive",
+                        (long long)t->max_len);
+    if (!(t->rope_base > 0.0 && t->rope_base < 1e300)) /* NaN fails too */
+        return diag_set(d, ST_ERR_INVALID,
+                        TF "attn_config.rope_base: %g is not a finite number > 0", t->rope_base);
+    if (t->n_mlp_hidden < 0 || t->n_mlp_hidden > DC_MAX_HIDDEN)
+        return diag_set(d, ST_ERR_INVALID, TF "mlp_hidden_dim: more than %d widths", DC_MAX_HIDDEN);
+    for (int i = 0; i < t->n_mlp_hidden; i++)
+        if (t->mlp_hidden_dim[i] < 1 || t->mlp_hidden_dim[i] > 1 << 20)
+            return diag_set(d, ST_ERR_INVALID, TF "mlp_hidden_dim[%d]: %d is not in [1, 2^20]", i,
+                            t->mlp_hidden_dim[i]);
+    return ST_OK;
+}
+
+int dc_ci_transformer_mlp(const struct dc_ci_transformer *t, int *widths)
+{
+    if (t->n_mlp_hidden == 0) { /* the reference's default when mlp_hidden_dim is None */
+        widths[0] = 4 * t->d_model;
+        return 1;
+    }
+    for (int i = 0; i < t->n_mlp_hidden; i++)
+        widths[i] = t->mlp_hidden_dim[i];
+    return t->n_mlp_hidden;
 }

@@ -23,7 +23,13 @@
 #define DC_MAX_PGD_STEPS 64 /* inner steps of a non-persistent PGD loss (each a forward and
                              * backward in the one step graph) */
 
-enum dc_ci_fn { DC_CI_MLP, DC_CI_VECTOR_MLP, DC_CI_SHARED_MLP, DC_CI_GLOBAL_SHARED_MLP };
+enum dc_ci_fn {
+    DC_CI_MLP,
+    DC_CI_VECTOR_MLP,
+    DC_CI_SHARED_MLP,
+    DC_CI_GLOBAL_SHARED_MLP,
+    DC_CI_GLOBAL_SHARED_TRANSFORMER,
+};
 enum dc_sigmoid { DC_SIG_LEAKY_HARD, DC_SIG_HARD };
 enum dc_output_loss { DC_OUT_MSE, DC_OUT_KL };
 
@@ -70,6 +76,16 @@ struct dc_loss {
 };
 
 
+/* global_shared_transformer (METHOD §2.3): the reference's simple_transformer_ci_cfg
+ * (pd GlobalSharedTransformerCiConfig) with its nested attn_config (AttnConfig) */
+struct dc_ci_transformer {
+    int d_model, n_blocks;           /* required: 0 means not given */
+    int mlp_hidden_dim[DC_MAX_HIDDEN], n_mlp_hidden; /* n_mlp_hidden 0: [4·d_model] */
+    int n_heads;                     /* attn_config.n_heads, required */
+    int64_t max_len;                 /* attn_config.max_len: longest sequence allowed */
+    double rope_base;                /* attn_config.rope_base */
+};
+
 struct dc_site_spec {
     char pattern[256];
     int C; /* 0: default max(d_in, d_out) */
@@ -83,6 +99,7 @@ struct dc_config {
     double grad_clip_norm;  /* <= 0: none */
     enum dc_ci_fn ci_fn_type;
     int ci_fn_hidden_dims[DC_MAX_HIDDEN], n_ci_hidden;
+    struct dc_ci_transformer ci_tf; /* read only for DC_CI_GLOBAL_SHARED_TRANSFORMER */
     enum dc_sigmoid sigmoid_type;
     int use_delta_component;
     enum dc_output_loss output_loss_type;
@@ -106,6 +123,11 @@ struct dc_config {
 };
 
 void dc_config_defaults(struct dc_config *c, const char *method);
+/* the transformer settings are complete and consistent (n_heads divides d_model, d_head
+ * even for RoPE, ...); the error names the offending key by its reference path */
+int dc_ci_transformer_check(const struct dc_ci_transformer *t, struct diag *d);
+/* its MLP widths: the given list, or [4·d_model] when none was given; returns the count */
+int dc_ci_transformer_mlp(const struct dc_ci_transformer *t, int *widths);
 
 /* ---- sites (dc_sites.c) ---------------------------------------------------- */
 

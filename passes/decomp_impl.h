@@ -84,6 +84,14 @@ int dc_finish(struct dc_ctx *cx);
 
 /* ci_fn.c: z, g_lo, g_up for every site from the clean forward's site inputs */
 int dc_ci_fn(struct dc_ctx *cx);
+#define DC_MAX_GLOBAL_SITES 256
+/* global CI kinds (METHOD §2.3): the site indices in name order (the reference's
+ * concatenation order) and each one's clean input rows [N, d_in], N the same for all */
+int dc_ci_global_rows(struct dc_ctx *cx, int *order, uint32_t *rows);
+/* z [N, Σ C] over the sites in `order`, split back into every site's z [pos.., C] */
+int dc_ci_global_split(struct dc_ctx *cx, const int *order, uint32_t z);
+/* ci_fn_transformer.c: global_shared_transformer; sets every site's z */
+int dc_ci_transformer(struct dc_ctx *cx);
 
 /* objective_spd.c: shared loss pieces */
 uint32_t dc_divergence(struct dc_ctx *cx, const uint32_t *y); /* the config's output loss */

@@ -17,6 +17,7 @@ static const char *ci_fn_name(enum dc_ci_fn t)
     case DC_CI_VECTOR_MLP: return "vector_mlp";
     case DC_CI_SHARED_MLP: return "shared_mlp";
     case DC_CI_GLOBAL_SHARED_MLP: return "global_shared_mlp";
+    case DC_CI_GLOBAL_SHARED_TRANSFORMER: return "global_shared_transformer";
     }
     return "?";
 }
@@ -117,6 +118,32 @@ static void losses_json(const struct dc_config *c, struct json_w *w)
     json_arr_end(w);
 }
 
+/* the reference's simple_transformer_ci_cfg with its attn_config (pd
+ * GlobalSharedTransformerCiConfig); mlp_hidden_dim null = the default [4·d_model] */
+static void transformer_json(const struct dc_ci_transformer *t, struct json_w *w)
+{
+    json_key(w, "simple_transformer_ci_cfg");
+    json_obj_begin(w);
+    kv_int(w, "d_model", t->d_model);
+    kv_int(w, "n_blocks", t->n_blocks);
+    json_key(w, "mlp_hidden_dim");
+    if (t->n_mlp_hidden == 0) {
+        json_null(w);
+    } else {
+        json_arr_begin(w);
+        for (int i = 0; i < t->n_mlp_hidden; i++)
+            json_int(w, t->mlp_hidden_dim[i]);
+        json_arr_end(w);
+    }
+    json_key(w, "attn_config");
+    json_obj_begin(w);
+    kv_int(w, "n_heads", t->n_heads);
+    kv_int(w, "max_len", t->max_len);
+    kv_num(w, "rope_base", t->rope_base);
+    json_obj_end(w);
+    json_obj_end(w);
+}
+
 void pdc_config_json(const struct dc_config *c, struct json_w *w)
 {
     json_obj_begin(w);
@@ -136,6 +163,8 @@ void pdc_config_json(const struct dc_config *c, struct json_w *w)
     for (int i = 0; i < c->n_ci_hidden; i++)
         json_int(w, c->ci_fn_hidden_dims[i]);
     json_arr_end(w);
+    if (c->ci_fn_type == DC_CI_GLOBAL_SHARED_TRANSFORMER)
+        transformer_json(&c->ci_tf, w);
     kv_str(w, "sigmoid_type", c->sigmoid_type == DC_SIG_LEAKY_HARD ? "leaky_hard" : "hard");
     json_key(w, "use_delta_component");
     json_bool(w, c->use_delta_component);

@@ -1,7 +1,16 @@
 /* pdc_config_yaml.c — read a YAML config with the reference implementations'
  * field names into a struct dc_config. Unknown keys are errors naming the key;
  * keys of the reference configs that only concern its own infrastructure
- * (logging services, plotting cadence, ...) are accepted and listed on stderr. */
+ * (logging services, plotting cadence, ...) are accepted and listed on stderr.
+ *
+ * The CI function comes in either of the reference's two spellings: spd's flat
+ * `ci_fn_type` + `ci_fn_hidden_dims` (+ `simple_transformer_ci_cfg` beside them),
+ * or the later `ci_config: {mode, fn_type, hidden_dims, simple_transformer_ci_cfg}`
+ * (spd HEAD and param-decomp). The transformer's settings use the reference's
+ * names and nesting (pd GlobalSharedTransformerCiConfig and AttnConfig):
+ *   simple_transformer_ci_cfg: {d_model, n_blocks, mlp_hidden_dim: [..] | null,
+ *                               attn_config: {n_heads, max_len, rope_base}}
+ * The resolved config (pdc_config.c) is written in the flat spelling. */
 #include <stdio.h>
 #include <string.h>
 
@@ -349,10 +358,132 @@ static int read_hidden(const struct yaml_node *v, struct dc_config *c, struct di
     return ST_OK;
 }
 
+/* enum dc_ci_fn order */
+static const char *const ci_names[] = {"mlp", "vector_mlp", "shared_mlp", "global_shared_mlp",
+                                       "global_shared_transformer"};
+
+static int read_int(const struct yaml_node *v, int64_t lo, int64_t hi, int64_t *out,
+                    struct diag *d)
+{
+    char what[80];
+    if (yaml_as_int64(v, out, d))
+        return d->status;
+    snprintf(what, sizeof what, "an integer in [%lld, %lld]", (long long)lo, (long long)hi);
+    return *out < lo || *out > hi ? bad_value(v, what, d) : ST_OK;
+}
+
+/* attn_config (reference AttnConfig): n_heads, max_len, rope_base */
+static int read_attn(const struct yaml_node *n, struct dc_ci_transformer *t, struct diag *d)
+{
+    if (n->kind != YAML_MAP)
+        return bad_value(n, "a mapping", d);
+    for (int i = 0; i < n->n; i++) {
+        const char *k = n->keys[i];
+        const struct yaml_node *v = n->items[i];
+        int64_t x;
+        int st;
+        if (strcmp(k, "n_heads") == 0) {
+            if (!(st = read_int(v, 1, 1 << 16, &x, d)))
+                t->n_heads = (int)x;
+        } else if (strcmp(k, "max_len") == 0) {
+            st = read_int(v, 1, INT64_C(1) << 40, &t->max_len, d);
+        } else if (strcmp(k, "rope_base") == 0) {
+            st = yaml_as_double(v, &t->rope_base, d);
+        } else {
+            st = unknown(n, k, d);
+        }
+        if (st)
+            return st;
+    }
+    return ST_OK;
+}
+
+/* simple_transformer_ci_cfg (reference GlobalSharedTransformerCiConfig); null: none.
+ * Completeness and consistency are checked once the whole file is read. */
+static int read_transformer(const struct yaml_node *n, struct dc_config *c, struct diag *d)
+{
+    struct dc_ci_transformer *t = &c->ci_tf;
+    if (yaml_is_null(n))
+        return ST_OK;
+    if (n->kind != YAML_MAP)
+        return bad_value(n, "a mapping", d);
+    for (int i = 0; i < n->n; i++) {
+        const char *k = n->keys[i];
+        const struct yaml_node *v = n->items[i];
+        int64_t x;
+        int st;
+        if (strcmp(k, "d_model") == 0) {
+            if (!(st = read_int(v, 1, 1 << 16, &x, d)))
+                t->d_model = (int)x;
+        } else if (strcmp(k, "n_blocks") == 0) {
+            if (!(st = read_int(v, 1, 1024, &x, d)))
+                t->n_blocks = (int)x;
+        } else if (strcmp(k, "mlp_hidden_dim") == 0) {
+            t->n_mlp_hidden = 0; /* null: the reference's default [4·d_model] */
+            if (!yaml_is_null(v) && (v->kind != YAML_LIST || v->n < 1 || v->n > DC_MAX_HIDDEN))
+                return bad_value(v, "null or a list of 1 to 8 widths", d);
+            for (int j = 0, st2; !yaml_is_null(v) && j < v->n; j++) {
+                if ((st2 = read_int(v->items[j], 1, 1 << 20, &x, d)))
+                    return st2;
+                t->mlp_hidden_dim[t->n_mlp_hidden++] = (int)x;
+            }
+            st = ST_OK;
+        } else if (strcmp(k, "attn_config") == 0) {
+            st = read_attn(v, t, d);
+        } else {
+            st = unknown(n, k, d);
+        }
+        if (st)
+            return st;
+    }
+    return ST_OK;
+}
+
+/* ci_config: {mode, fn_type, hidden_dims, simple_transformer_ci_cfg}. The keys of the
+ * reference's removed reverse-residual CI fn appear as null in its saved configs:
+ * accepted as null only. */
+static int read_ci_config(const struct yaml_node *n, struct dc_config *c, struct diag *d)
+{
+    static const char *const gone[] = {"reader_hidden_dims", "d_resid_ci_fn", "block_groups",
+                                       "transition_attn_config", "transition_hidden_dim", NULL};
+    static const char *const modes[] = {"layerwise", "global"};
+    const struct yaml_node *ft = n->kind == YAML_MAP ? yaml_need(n, "fn_type", d) : NULL;
+    int e = 0, mode = -1, st;
+    if (n->kind != YAML_MAP)
+        return bad_value(n, "a mapping", d);
+    if (!ft || (st = enum_value(ft, ci_names, 5, &e, d)))
+        return d->status;
+    c->ci_fn_type = (enum dc_ci_fn)e;
+    for (int i = 0; i < n->n; i++) {
+        const char *k = n->keys[i];
+        const struct yaml_node *v = n->items[i];
+        int is_gone = 0;
+        for (int j = 0; gone[j]; j++)
+            is_gone |= strcmp(k, gone[j]) == 0;
+        st = ST_OK;
+        if (strcmp(k, "mode") == 0)
+            st = enum_value(v, modes, 2, &mode, d);
+        else if (strcmp(k, "hidden_dims") == 0)
+            st = yaml_is_null(v) ? ST_OK : read_hidden(v, c, d);
+        else if (strcmp(k, "simple_transformer_ci_cfg") == 0)
+            st = read_transformer(v, c, d);
+        else if (is_gone && !yaml_is_null(v))
+            st = diag_set(d, ST_ERR_UNSUPPORTED, "%s:%d: %s: only null is supported (pdc has "
+                          "no reverse-residual CI function)", v->file, v->line, v->path);
+        else if (!is_gone && strcmp(k, "fn_type") != 0)
+            st = unknown(n, k, d);
+        if (st)
+            return st;
+    }
+    if (mode >= 0 && mode != (c->ci_fn_type >= DC_CI_GLOBAL_SHARED_MLP))
+        return diag_set(d, ST_ERR_INVALID, "%s:%d: ci_config: mode %s does not go with fn_type %s",
+                        n->file, n->line, modes[mode], ci_names[c->ci_fn_type]);
+    return ST_OK;
+}
+
 static int read_key(const struct yaml_node *root, const char *k, const struct yaml_node *v,
                     struct dc_config *c, struct diag *d)
 {
-    static const char *const ci[] = {"mlp", "vector_mlp", "shared_mlp", "global_shared_mlp"};
     static const char *const sig[] = {"leaky_hard", "hard"};
     static const char *const out[] = {"mse", "kl"};
     int64_t i64;
@@ -382,8 +513,10 @@ static int read_key(const struct yaml_node *root, const char *k, const struct ya
     if (strcmp(k, "loss_metric_configs") == 0) return read_losses(v, c, d);
     if (strcmp(k, "task_config") == 0) return read_task(v, c, d);
     if (strcmp(k, "data") == 0) return read_data(v, c, d);
+    if (strcmp(k, "simple_transformer_ci_cfg") == 0) return read_transformer(v, c, d);
+    if (strcmp(k, "ci_config") == 0) return read_ci_config(v, c, d);
     if (strcmp(k, "ci_fn_type") == 0) {
-        st = enum_value(v, ci, 4, &e, d);
+        st = enum_value(v, ci_names, 5, &e, d);
         c->ci_fn_type = (enum dc_ci_fn)e;
         return st;
     }
@@ -442,6 +575,25 @@ int pdc_config_method(const char *path, char *out, size_t n, struct diag *d)
     return st;
 }
 
+/* the transformer's settings, once all are read: an error names the file and line of
+ * the settings (or of the CI choice when they are missing) and the offending key */
+static int check_transformer(const struct yaml_node *root, const struct dc_config *c,
+                             struct diag *d)
+{
+    if (c->ci_fn_type != DC_CI_GLOBAL_SHARED_TRANSFORMER)
+        return ST_OK;
+    const struct yaml_node *at = yaml_get(root, "simple_transformer_ci_cfg"), *cc;
+    if (!at && (cc = yaml_get(root, "ci_config")))
+        at = yaml_get(cc, "simple_transformer_ci_cfg") ? yaml_get(cc, "simple_transformer_ci_cfg")
+                                                        : cc;
+    if (!at && !(at = yaml_get(root, "ci_fn_type")))
+        at = root;
+    struct diag dd = {0};
+    if (!dc_ci_transformer_check(&c->ci_tf, &dd))
+        return ST_OK;
+    return diag_set(d, dd.status, "%s:%d: %s", at->file, at->line, dd.msg);
+}
+
 int pdc_config_load(const char *path, struct dc_config *c, struct diag *d)
 {
     struct yaml_doc doc;
@@ -464,6 +616,8 @@ int pdc_config_load(const char *path, struct dc_config *c, struct diag *d)
         for (int i = 0; i < root->n && !st; i++)
             if (strcmp(root->keys[i], "C") != 0)
                 st = read_key(root, root->keys[i], root->items[i], c, d);
+        if (!st)
+            st = check_transformer(root, c, d);
     }
     yaml_doc_free(&doc);
     return st;
