@@ -26,15 +26,20 @@ const char *dc_loss_classname(enum dc_loss_kind k)
  * §5.3, §13.5): importance 2e-4 with p 2 → 0.4 over training and the frequency term
  * β 0.5, subset-routed stochastic reconstruction 0.5, persistent PGD 0.5, faithfulness
  * 1e7; AdamW 5e-5 cosine to 0.1×, component gradients clipped at 0.01; warmup 400
- * steps at 1e-3. The step count stays pdc's default: the paper's 400k steps fit its
- * 4-layer LM on GPUs, not a first run. */
+ * steps at 1e-3; the global CI transformer (§2.3). Two sizes are scaled down: the
+ * step count stays pdc's default, and the transformer is 128 wide with 2 blocks of 4
+ * heads and an MLP of 512 — the paper's 400k steps and 2048/8/16/8192 transformer fit
+ * its 4-layer LM on GPUs, not a first run on a laptop. */
 static void vpd_defaults(struct dc_config *c)
 {
     c->lr = (struct dc_schedule_cfg){5e-5, 0.0, 0.1, DC_SCHED_COSINE};
     c->grad_clip_norm = 0.01;
-    c->ci_fn_type = DC_CI_GLOBAL_SHARED_MLP;
-    c->ci_fn_hidden_dims[0] = 128;
-    c->n_ci_hidden = 1;
+    c->ci_fn_type = DC_CI_GLOBAL_SHARED_TRANSFORMER;
+    c->ci_tf.d_model = 128;
+    c->ci_tf.n_blocks = 2;
+    c->ci_tf.n_heads = 4;
+    c->ci_tf.mlp_hidden_dim[0] = 512;
+    c->ci_tf.n_mlp_hidden = 1;
     c->faithfulness_warmup_steps = 400;
     c->faithfulness_warmup_lr = 1e-3;
     c->faithfulness_warmup_weight_decay = 0.0;

@@ -19,87 +19,14 @@
  * One run; then every loss metric, the component-gradient norm, every trainable
  * state's gradient (before clipping), every state's next value, and the
  * adversary's taps (the warmup losses, the source gradient of every ascent) are
- * compared. */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+ * compared. The golden file, the step and the comparison are shared with
+ * test_spd_golden.c (golden_step.h). */
+#include "golden_step.h"
 
-#include "decomp.h"
-#include "exec.h"
-#include "harness.h"
-#include "onnx.h"
-#include "pass.h"
-#include "safetensors.h"
-#include "target.h"
-
-#define BATCH 6
-
-struct golden {
-    struct ir_value *v;
-    int n;
-    char **meta;
-    int n_meta;
-};
-
-struct step {
-    struct dc_prog prog;
-    struct rt_prog *rp;
-    struct dc_site *sites;
-    struct dc_factor *fac;
-};
-
-/* the golden file next to this file's folder, or $PDC_VPD_GOLDEN (to check a
- * freshly generated or deliberately altered file before committing it) */
-static int load_golden(struct golden *gd)
+/* tests/data/vpd_golden.safetensors, or $PDC_VPD_GOLDEN */
+static int load(struct golden *gd)
 {
-    char path[4200], dir[4096];
-    snprintf(dir, sizeof dir, "%s", __FILE__);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = 0;
-    snprintf(path, sizeof path, "%s/data/vpd_golden.safetensors", dir);
-    const char *env = getenv("PDC_VPD_GOLDEN");
-    if (env && *env)
-        snprintf(path, sizeof path, "%s", env);
-    struct diag d = {0};
-    memset(gd, 0, sizeof *gd);
-    if (st_read_meta(path, &gd->v, &gd->n, &gd->meta, &gd->n_meta, &d)) {
-        fprintf(stderr, "  %s: %s\n", path, d.msg);
-        return -1;
-    }
-    return 0;
-}
-
-static void free_golden(struct golden *gd)
-{
-    st_free(gd->v, gd->n);
-    st_meta_free(gd->meta, gd->n_meta);
-}
-
-static const struct ir_value *gfind(const struct golden *gd, const char *name)
-{
-    for (int i = 0; i < gd->n; i++)
-        if (strcmp(gd->v[i].name, name) == 0)
-            return &gd->v[i];
-    return NULL;
-}
-
-static const char *gmeta(const struct golden *gd, const char *key)
-{
-    for (int i = 0; i < gd->n_meta; i++)
-        if (strcmp(gd->meta[2 * i], key) == 0)
-            return gd->meta[2 * i + 1];
-    return NULL;
-}
-
-/* a float64 vector from the file (configs, scalars), NULL when absent or too short */
-static const double *gvec(const struct golden *gd, const char *name, int64_t n)
-{
-    const struct ir_value *v = gfind(gd, name);
-    if (!v || v->dtype != IR_F64 || ir_value_numel(v) < n)
-        return NULL;
-    return v->data;
+    return golden_load(gd, "vpd_golden.safetensors", "PDC_VPD_GOLDEN");
 }
 
 /* the fields of a case config (tests/gen/vpd_golden.py case_config writes them) */
@@ -125,7 +52,7 @@ static enum dc_schedule sched_fn(double code)
 static void case_config(struct dc_config *c, const double *cf)
 {
     dc_config_defaults(c, "vpd");
-    c->batch_size = BATCH;
+    c->batch_size = GOLDEN_BATCH;
     c->steps = (int64_t)cf[CF_STEPS];
     c->lr = (struct dc_schedule_cfg){cf[CF_LR], cf[CF_LR_WARM], cf[CF_LR_FINAL],
                                      sched_fn(cf[CF_LR_FN])};
@@ -153,88 +80,6 @@ static void case_config(struct dc_config *c, const double *cf)
                 cf[CF_SRC_B1], cf[CF_SRC_B2], cf[CF_SRC_EPS]}};
     c->losses[3] = (struct dc_loss){.kind = DC_LOSS_FAITHFULNESS, .coeff = cf[CF_FAITH]};
     c->n_losses = 4;
-}
-
-/* import, bind the batch symbol, compile with constant folding (as the CLI does) */
-static struct ir_graph *compiled_model(struct diag *d)
-{
-    char path[4200], dir[4096];
-    snprintf(dir, sizeof dir, "%s", __FILE__);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *slash = 0;
-    snprintf(path, sizeof path, "%s/../models/default.onnx", dir);
-    struct ir_graph *g = NULL;
-    if (onnx_load_file(path, &g, d))
-        return NULL;
-    struct ir_tensor *x = &g->t[g->inputs[0]];
-    struct pass_ctx cx = {.eval = cg_eval_node};
-    if ((x->sym[0] >= 0 && ir_bind_sym(g, g->syms[x->sym[0]], BATCH, d)) ||
-        pass_compile_inference(g, &cx, d)) {
-        ir_graph_free(g);
-        return NULL;
-    }
-    return g;
-}
-
-static void step_free(struct step *s)
-{
-    rt_prog_free(s->rp);
-    dc_prog_free(&s->prog);
-    free(s->sites);
-    free(s->fac);
-    memset(s, 0, sizeof *s);
-}
-
-static int step_build(const struct dc_config *c, struct step *s)
-{
-    struct diag d = {0};
-    int ns = 0, nf = 0;
-    memset(s, 0, sizeof *s);
-    struct ir_graph *g = compiled_model(&d);
-    int st = g ? ST_OK : d.status;
-    if (!st)
-        st = dc_select_sites(g, c, &s->sites, &ns, &s->fac, &nf, &d);
-    if (!st) {
-        CHECK_EQ(ns, 2); /* "W" and its tied second use "W@1", one factor pair */
-        CHECK_EQ(nf, 1);
-        st = dc_build_spd_train(g, c, s->sites, ns, s->fac, nf, &s->prog, &d);
-        g = NULL; /* owned by the program now */
-    }
-    if (!st)
-        st = rt_prog_new(s->prog.g, &cg_ref, &s->rp, &d);
-    ir_graph_free(g);
-    if (st) {
-        fprintf(stderr, "  building the VPD step: %s\n", d.msg);
-        test_failed_ = 1;
-        step_free(s);
-    }
-    return st;
-}
-
-/* copy a golden tensor into a program buffer, checking its size */
-static int put(struct step *s, uint32_t t, const struct ir_value *v, const char *what)
-{
-    const struct ir_tensor *x = &s->prog.g->t[t];
-    if (!v || v->dtype != IR_F32 || v->nbytes != rt_tensor_bytes(x)) {
-        fprintf(stderr, "  golden value for '%s' missing or of the wrong size\n", what);
-        test_failed_ = 1;
-        return -1;
-    }
-    memcpy(rt_prog_buf(s->rp, t), v->data, v->nbytes);
-    return 0;
-}
-
-/* every state from the file: parameters, AdamW moments, sources, source moments */
-static int feed_states(struct step *s, const struct golden *gd)
-{
-    for (int i = 0; i < s->prog.n_st; i++) {
-        char nm[300];
-        snprintf(nm, sizeof nm, "state/%s", s->prog.st[i].name);
-        if (put(s, s->prog.st[i].t, gfind(gd, nm), nm))
-            return -1;
-    }
-    return 0;
 }
 
 /* the scalar's name as pdc names its input (passes/decompose.c scalar_input) */
@@ -267,6 +112,30 @@ static double pdc_scalar(const struct dc_prog *p, const struct dc_input *in, int
     return NAN;
 }
 
+/* scalar input `in` ← "<case>/scalar/<name>", the value METHOD's formulas give,
+ * which must also be what pdc's runtime would feed at the case's step */
+static int feed_scalar(struct step *s, const struct golden *gd, const char *cs,
+                       const struct dc_input *in, double step)
+{
+    char sn[64], nm[400];
+    scalar_name(in, sn, sizeof sn);
+    snprintf(nm, sizeof nm, "%s/scalar/%s", cs, sn);
+    const double *want = gvec(gd, nm, 1);
+    if (!want) {
+        fprintf(stderr, "  no golden scalar '%s'\n", nm);
+        test_failed_ = 1;
+        return -1;
+    }
+    double mine = pdc_scalar(&s->prog, in, (int64_t)step);
+    if (!(fabs(mine - *want) <= 1e-12 * fmax(1.0, fabs(*want)))) {
+        fprintf(stderr, "  scalar %s at step %g: pdc's runtime formula gives %.15g, "
+                "METHOD's %.15g NOT OK\n", sn, step, mine, *want);
+        test_failed_ = 1;
+    }
+    *(float *)rt_prog_buf(s->rp, in->t) = (float)*want;
+    return 0;
+}
+
 /* data; the k-th uniform input ← "draw.k"; the routing inputs of the f-th routed
  * forward ← "route.f.<site>"; scalars ← "<case>/scalar/<name>" */
 static int feed_inputs(struct step *s, const struct golden *gd, const char *cs, const double *cf,
@@ -297,26 +166,11 @@ static int feed_inputs(struct step *s, const struct golden *gd, const char *cs, 
             if (put(s, in->t, gfind(gd, nm), nm))
                 return -1;
             break;
-        case DC_FEED_SCALAR: {
-            char sn[64];
-            scalar_name(in, sn, sizeof sn);
-            snprintf(nm, sizeof nm, "%s/scalar/%s", cs, sn);
-            const double *want = gvec(gd, nm, 1);
-            if (!want) {
-                fprintf(stderr, "  no golden scalar '%s'\n", nm);
-                test_failed_ = 1;
+        case DC_FEED_SCALAR:
+            if (feed_scalar(s, gd, cs, in, cf[CF_STEP]))
                 return -1;
-            }
-            double mine = pdc_scalar(&s->prog, in, (int64_t)cf[CF_STEP]);
-            if (!(fabs(mine - *want) <= 1e-12 * fmax(1.0, fabs(*want)))) {
-                fprintf(stderr, "  scalar %s at step %g: pdc's runtime formula gives %.15g, "
-                        "METHOD's %.15g NOT OK\n", sn, cf[CF_STEP], mine, *want);
-                test_failed_ = 1;
-            }
-            *(float *)rt_prog_buf(s->rp, in->t) = (float)*want;
             nsc++;
             break;
-        }
         }
     }
     /* the program consumes every golden draw and routing array */
@@ -329,140 +183,77 @@ static int feed_inputs(struct step *s, const struct golden *gd, const char *cs, 
     return 0;
 }
 
-static int run(struct step *s)
+/* ---- one case ----------------------------------------------------------------- */
+
+static int n_trainable(const struct dc_prog *p)
 {
-    struct diag d = {0};
-    int st = rt_prog_run(s->rp, &d);
-    if (st) {
-        fprintf(stderr, "  run: %s\n", d.msg);
-        test_failed_ = 1;
-    }
-    return st;
-}
-
-/* ---- comparison --------------------------------------------------------------- */
-
-struct tol {
-    double rtol, atol_rel; /* |got − want| <= rtol·|want| + atol_rel·max|want| */
-};
-
-enum { K_METRIC, K_GRAD, K_NEXT, K_TAP, K_N };
-static const char *const kind_name[K_N] = {"metrics", "grads", "next", "taps"};
-
-/* per kind, for the summary: tensors and values compared, the largest relative
- * error above the floor, the largest share of the tolerance used */
-static double max_rel[K_N], max_used[K_N];
-static long n_tensors[K_N], n_values[K_N];
-
-/* compare program tensor t with golden `name`; returns 1 when it was found */
-static int compare(struct step *s, uint32_t t, const struct golden *gd, const char *name,
-                   struct tol tl, int kind)
-{
-    const struct ir_value *v = gfind(gd, name);
-    const struct ir_tensor *x = &s->prog.g->t[t];
-    if (!v || v->dtype != IR_F32 || v->nbytes != rt_tensor_bytes(x)) {
-        fprintf(stderr, "  %s: no golden value of the program's size\n", name);
-        test_failed_ = 1;
-        return 0;
-    }
-    const float *got = rt_prog_buf(s->rp, t), *want = v->data;
-    long n = (long)ir_value_numel(v);
-    double scale = 0;
-    for (long i = 0; i < n; i++)
-        scale = fmax(scale, fabs((double)want[i]));
-    for (long i = 0; i < n; i++) {
-        double w = fabs((double)want[i]), dl = fabs((double)got[i] - (double)want[i]);
-        if (w > tl.atol_rel * scale)
-            max_rel[kind] = fmax(max_rel[kind], dl / w);
-        if (scale > 0)
-            max_used[kind] = fmax(max_used[kind], dl / (tl.rtol * w + tl.atol_rel * scale));
-    }
-    check_tensor_(got, want, n, tl.atol_rel * scale, tl.rtol, name, __FILE__, __LINE__);
-    n_tensors[kind]++;
-    n_values[kind] += n;
-    return 1;
-}
-
-/* every metric, every trainable state's gradient, every state's next value, every tap */
-static int compare_case(struct step *s, const struct golden *gd, const char *cs, struct tol tl)
-{
-    char nm[400];
-    int used = 0, n_train = 0;
-    for (int i = 0; i < s->prog.n_metric; i++) {
-        snprintf(nm, sizeof nm, "%s/metric/%s", cs, s->prog.metric[i].name);
-        used += compare(s, s->prog.metric[i].t, gd, nm, tl, K_METRIC);
-    }
-    for (int i = 0; i < s->prog.n_st; i++) {
-        const struct dc_state *st = &s->prog.st[i];
-        if (st->trainable != DC_TRAIN_NO) {
-            n_train++;
-            CHECK(st->grad != IR_NONE);
-            snprintf(nm, sizeof nm, "%s/grad/%s", cs, st->name);
-            if (st->grad != IR_NONE)
-                used += compare(s, st->grad, gd, nm, tl, K_GRAD);
-        }
-        CHECK(st->next != IR_NONE);
-        snprintf(nm, sizeof nm, "%s/next/%s", cs, st->name);
-        if (st->next != IR_NONE)
-            used += compare(s, st->next, gd, nm, tl, K_NEXT);
-    }
-    CHECK_EQ(n_train, 6); /* V, U and the global CI MLP's W0, b0, W1, b1 */
-    for (int i = 0; i < s->prog.n_tap; i++) {
-        snprintf(nm, sizeof nm, "%s/tap/%s", cs, s->prog.tap[i].name);
-        used += compare(s, s->prog.tap[i].t, gd, nm, tl, K_TAP);
-    }
-    return used;
-}
-
-/* golden entries of a case under a prefix ("" = all but config and scalars) */
-static int golden_entries(const struct golden *gd, const char *cs, const char *sub)
-{
-    size_t len = strlen(cs), sl = strlen(sub);
     int n = 0;
-    for (int i = 0; i < gd->n; i++) {
-        const char *nm = gd->v[i].name;
-        if (strncmp(nm, cs, len) != 0 || nm[len] != '/')
-            continue;
-        nm += len + 1;
-        if (sl ? strncmp(nm, sub, sl) == 0
-               : strcmp(nm, "config") != 0 && strncmp(nm, "scalar/", 7) != 0)
-            n++;
-    }
+    for (int i = 0; i < p->n_st; i++)
+        n += p->st[i].trainable != DC_TRAIN_NO;
     return n;
 }
 
-static long golden_case(const struct golden *gd, const char *cs, struct tol tl)
+/* the clip did (lh) or did not (hard) act, as the case intends */
+static void check_clip(const struct golden_cmp *cx, const double *cf)
 {
     char nm[300];
-    snprintf(nm, sizeof nm, "%s/config", cs);
-    const double *cf = gvec(gd, nm, CF_N);
-    CHECK(cf != NULL);
-    if (!cf)
-        return 0;
-    CHECK_EQ((int)cf[CF_BATCH], BATCH);
-    struct dc_config c;
-    case_config(&c, cf);
-    struct step s;
-    if (step_build(&c, &s))
-        return 0;
+    snprintf(nm, sizeof nm, "%s/metric/grad_norm/components", cx->cs);
+    const struct ir_value *gn = gfind(cx->gd, nm);
+    CHECK(gn != NULL);
+    if (gn)
+        CHECK((cf[CF_HARD] == 0.0) == ((double)*(const float *)gn->data > cf[CF_CLIP]));
+}
+
+/* feed and run the built step, compare everything; returns the values compared */
+static long run_and_compare(struct golden_cmp *cx, struct step *s, const double *cf)
+{
     int nsc = 0;
+    if (feed_states(s, cx->gd, 0) || feed_inputs(s, cx->gd, cx->cs, cf, &nsc) || step_run(s))
+        return 0;
+    int n_sc = golden_entries(cx->gd, cx->cs, "scalar/");
+    CHECK_EQ(nsc, n_sc); /* every step scalar is an input */
+    /* nothing golden left unchecked: all but the scalars (fed, not compared) */
+    CHECK_EQ(compare_case(cx, s), golden_entries(cx->gd, cx->cs, "") - n_sc);
+    CHECK_EQ(n_trainable(&s->prog), 6); /* V, U and the global CI MLP's W0, b0, W1, b1 */
+    check_clip(cx, cf);
     long total = 0;
-    if (!feed_states(&s, gd) && !feed_inputs(&s, gd, cs, cf, &nsc) && !run(&s)) {
-        CHECK_EQ(nsc, golden_entries(gd, cs, "scalar/")); /* every step scalar is an input */
-        int used = compare_case(&s, gd, cs, tl);
-        CHECK_EQ(used, golden_entries(gd, cs, "")); /* nothing golden left unchecked */
-        /* the clip did (lh) or did not (hard) act, as the case intends */
-        const struct ir_value *gn = NULL;
-        snprintf(nm, sizeof nm, "%s/metric/grad_norm/components", cs);
-        gn = gfind(gd, nm);
-        CHECK(gn != NULL);
-        if (gn)
-            CHECK((cf[CF_HARD] == 0.0) == ((double)*(const float *)gn->data > cf[CF_CLIP]));
-        for (int k = 0; k < K_N; k++)
-            total += n_values[k];
-    }
-    step_free(&s);
+    for (int k = 0; k < K_N; k++)
+        total += cx->n_values[k];
     return total;
+}
+
+static const char *const kind_name[K_N] = {"metrics", "grads", "next", "taps"};
+
+static void print_case(const struct golden_cmp *cx, long n)
+{
+    printf("  %-12s %ld values compared:", cx->cs, n);
+    for (int k = 0; k < K_N; k++)
+        printf(" %s %ld/%ld", kind_name[k], cx->n_tensors[k], cx->n_values[k]);
+    printf("\n  %-12s max rel err (share of tolerance used):", "");
+    for (int k = 0; k < K_N; k++)
+        printf(" %s %.2g (%.2f)", kind_name[k], cx->max_rel[k], cx->max_used[k]);
+    printf("\n");
+}
+
+/* one case: the step, the comparison, the case's lines of the summary; adds
+ * the values compared to *(long *)arg */
+static void vpd_case(struct golden_cmp *cx, void *arg)
+{
+    long *all = arg;
+    const double *cf = golden_config(cx->gd, cx->cs, CF_N);
+    long n = 0;
+    if (cf) {
+        CHECK_EQ((int)cf[CF_BATCH], GOLDEN_BATCH);
+        struct dc_config c;
+        struct step s;
+        case_config(&c, cf);
+        if (!step_build(&c, &s)) {
+            n = run_and_compare(cx, &s, cf);
+            step_free(&s);
+        }
+    }
+    *all += n;
+    print_case(cx, n);
 }
 
 /* ---- tests -------------------------------------------------------------------- */
@@ -470,42 +261,17 @@ static long golden_case(const struct golden *gd, const char *cs, struct tol tl)
 TEST(golden_vpd_step)
 {
     struct golden gd;
-    if (load_golden(&gd)) {
-        test_failed_ = 1;
+    if (load(&gd))
         return;
-    }
-    const double *ck = gvec(&gd, "check/config", 2);
-    const char *cases = gmeta(&gd, "cases");
-    CHECK(ck && cases);
-    if (ck && cases) {
-        struct tol tl = {ck[0], ck[1]};
-        char list[512];
-        long all = 0;
-        int ncase = 0;
-        snprintf(list, sizeof list, "%s", cases);
-        for (char *save = NULL, *cs = strtok_r(list, ",", &save); cs;
-             cs = strtok_r(NULL, ",", &save)) {
-            memset(max_rel, 0, sizeof max_rel);
-            memset(max_used, 0, sizeof max_used);
-            memset(n_tensors, 0, sizeof n_tensors);
-            memset(n_values, 0, sizeof n_values);
-            long n = golden_case(&gd, cs, tl);
-            all += n;
-            ncase++;
-            printf("  %-12s %ld values compared:", cs, n);
-            for (int k = 0; k < K_N; k++)
-                printf(" %s %ld/%ld", kind_name[k], n_tensors[k], n_values[k]);
-            printf("\n  %-12s max rel err (share of tolerance used):", "");
-            for (int k = 0; k < K_N; k++)
-                printf(" %s %.2g (%.2f)", kind_name[k], max_rel[k], max_used[k]);
-            printf("\n");
-        }
+    long all = 0;
+    int ncase = golden_cases(&gd, vpd_case, &all);
+    if (ncase >= 0) { /* the file has its tolerance ("check/config"), golden_cases checked */
+        const double *ck = gvec(&gd, "check/config", 2);
         CHECK_EQ(ncase, 2);
         printf("  %d cases, %ld values compared (rtol %g, floor %g of each tensor's max); "
-               "golden from torch %s\n", ncase, all, tl.rtol, tl.atol_rel,
-               gmeta(&gd, "torch") ? gmeta(&gd, "torch") : "?");
+               "golden from torch %s\n", ncase, all, ck[0], ck[1], golden_torch(&gd));
     }
-    free_golden(&gd);
+    golden_free(&gd);
 }
 
 static const struct test_case tests[] = {

@@ -14,65 +14,32 @@ The spec is /work/shared/METHOD.md (cited as "M§x"), whose reference is
 goodfire-ai/spd. Every convention this file had to decide is marked
 "CONVENTION" below.
 
+What the two golden generators share (the venv, the target model, the
+squashing functions, the common losses, the tolerance rule, the file writer)
+is in golden_common.py.
+
 Usage (creates tests/gen/.venv-torch with torch, numpy and onnx from PyPI on
 first use, then re-runs itself inside it):
 
     python3 tests/gen/spd_golden.py [--out tests/data/spd_golden.safetensors]
 """
-import os
-import subprocess
+import json
+import math
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-VENV = os.path.join(HERE, ".venv-torch")
-VENV_PY = os.path.join(VENV, "bin", "python")
-
-
-def ensure_venv():
-    """Re-exec inside tests/gen/.venv-torch, creating it when missing."""
-    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
-        return
-    if not os.path.exists(VENV_PY):
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-    probe = subprocess.run([VENV_PY, "-c", "import torch, numpy, onnx"], capture_output=True)
-    if probe.returncode != 0:
-        subprocess.check_call([VENV_PY, "-m", "pip", "install", "--quiet", "torch", "numpy",
-                               "onnx"])
-    os.execv(VENV_PY, [VENV_PY, os.path.abspath(__file__)] + sys.argv[1:])
-
-
-ensure_venv()
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import struct  # noqa: E402
-
-import numpy as np  # noqa: E402
-import onnx  # noqa: E402
-import torch  # noqa: E402
-from onnx import numpy_helper  # noqa: E402
+import golden_common as gc  # first: re-runs this script in tests/gen/.venv-torch
+import numpy as np
+import torch
+from golden_common import ALPHA, B, SITES, f32, masked_site, mse, site_factors, squash
 
 # ---- sizes and fixed settings ------------------------------------------------
 
-MODEL = os.path.join(ROOT, "models", "default.onnx")
-OUT = os.path.join(ROOT, "tests", "data", "spd_golden.safetensors")
-B = 6            # batch
 C = 4            # subcomponents of W (both uses: the factor pair is shared)
 H = 3            # CI function hidden width: ci_fn_type mlp, hidden [3]
-ALPHA = 0.01     # leaky slope of both leaky-hard squashings (M§2.4)
 EPS_IMP = 1e-12  # importance-minimality eps (M§4.3 default)
 LR = 1e-3        # AdamW: lr 1e-3, betas (0.9, 0.999), eps 1e-8, wd 0 (M§5.2)
 BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
-SITES = ["W", "W@1"]  # pdc's site names: the direct use and the tied second use
-
-# The C test's comparison: |got - want| <= RTOL*|want| + ATOL_REL*max|want of that tensor|.
-# The absolute floor is relative to the tensor's own scale (float32 rounding of a
-# sum of terms of that scale); the float32 torch run below must pass it too.
-RTOL = 1e-5
-ATOL_REL = 1e-6
 
 # Loss configurations. Coefficients are deliberately distinct so a term wired
 # to the wrong coefficient shows. The loss ORDER matters: pdc creates the
@@ -95,86 +62,7 @@ FD_RTOL = 1e-2
 FD_ATOL = 5e-5
 
 
-# ---- the target model ----------------------------------------------------------
-
-def load_target():
-    """W [5,2] and b [5] of models/default.onnx, checking its structure is the
-    one this reference re-implements: y = Relu((x·W)·Wᵀ + b), Wᵀ via Transpose."""
-    m = onnx.load(MODEL)
-    ops = [(n.op_type, list(n.input)) for n in m.graph.node]
-    want = [("MatMul", ["x", "W"]), ("Transpose", ["W"]), ("MatMul", ["h", "W_T"]),
-            ("Add", ["hWt", "b"]), ("Relu", ["pre"])]
-    if ops != want:
-        sys.exit(f"spd_golden: {MODEL} is not the model this reference implements: {ops}")
-    init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
-    return init["W"].astype(np.float64), init["b"].astype(np.float64)
-
-
-# ---- squashing functions (M§2.4) ---------------------------------------------------
-
-class LowerLeakyHard(torch.autograd.Function):
-    """clamp(x,0,1) forward; straight-through backward with the sign exception:
-    x <= 0 passes ALPHA·g only when the upstream gradient g < 0 (the loss wants
-    the value to rise), 0 < x <= 1 passes g, x > 1 passes 0 (M§2.4 table; spd
-    spd/models/sigmoids.py LowerLeakyHardSigmoidFunction). The tie x = 0 takes
-    the lower branch.
-    CONVENTION: g < 0 and ALPHA = 0.01 as METHOD states. (One stored spd
-    version of sigmoids.py gates on g > 0 with a default alpha of 0; the one
-    METHOD cites, and the VPD sign-exception description, use g < 0.)"""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.clamp(0.0, 1.0)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        zero = torch.zeros_like(g)
-        dead = torch.where(g < 0, ALPHA * g, zero)
-        return torch.where(x <= 0, dead, torch.where(x <= 1, g, zero))
-
-
-class UpperLeakyHard(torch.autograd.Function):
-    """x > 1: 1 + ALPHA·(x − 1); else clamp(x, 0, 1). Backward: 0 for x < 0,
-    g on [0, 1], ALPHA·g for x > 1 (M§2.4). Written as a Function so the
-    boundary conventions are explicit rather than autograd-of-where."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.where(x > 1, 1 + ALPHA * (x - 1), x.clamp(0.0, 1.0))
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        zero = torch.zeros_like(g)
-        return torch.where(x < 0, zero, torch.where(x <= 1, g, ALPHA * g))
-
-
-def squash(z, sigmoid_type):
-    """(g_lower, g_upper). leaky_hard: σ_lower = lower_leaky_hard (masks),
-    σ_upper = upper_leaky_hard (importance minimality); any other type uses one
-    function for both (M§2.1, M§2.4). 'hard' is clamp(x,0,1) with autograd's
-    clamp gradient (1 on [0,1], boundaries included)."""
-    if sigmoid_type == "leaky_hard":
-        return LowerLeakyHard.apply(z), UpperLeakyHard.apply(z)
-    g = z.clamp(0.0, 1.0)
-    return g, g
-
-
 # ---- one SPD step ----------------------------------------------------------------
-
-def site_factors(P, Wt):
-    """Per site: (V, U, Δ) as that use reads them.
-    CONVENTION (tied weights, M§1.6): one factor pair V [5,C], U [C,2] for the
-    initializer W in the first use's right-multiply layout (W ≈ V·U, M§1.1).
-    The second use computes h·Wᵀ, so it reads V' = Uᵀ [2,C], U' = Vᵀ [C,5] and
-    Δ' = Δᵀ; its gradients add into the one pair (autograd does this)."""
-    V, U = P["W.V"], P["W.U"]
-    delta = Wt - V @ U
-    return {"W": (V, U, delta), "W@1": (U.T, V.T, delta.T)}
-
 
 def ci_fn(P, site, a, V):
     """ci_fn_type mlp (M§2.2): per component c a scalar MLP 1 → H → 1 on
@@ -188,32 +76,17 @@ def ci_fn(P, site, a, V):
     return z[:, :, 0].T                                 # [N, C]
 
 
-def masked_site(a, fac, m, delta_mask):
-    """y = ((a·V) ⊙ m)·U + δ ⊙ (a·Δ) (M§1.2); the bias b is the target's Add,
-    outside the decomposed MatMul, so it is never masked (M§1.4)."""
-    V, U, D = fac
-    return ((a @ V) * m) @ U + delta_mask * (a @ D)
-
-
-def mse(y, t):
-    """M§4.1: Σ (pred − target)² / numel — mean over batch and features."""
-    return ((y - t) ** 2).sum() / y.numel()
-
-
 def spd_step(inp, case, dtype, want_fd=False):
     """Loss terms, total, gradients and the AdamW step for one case. Returns a
     dict of numpy float64 arrays named as in the golden file (without the case
     prefix), plus diagnostics."""
     _, sigmoid_type, p, beta = case
-    t = {k: torch.tensor(v, dtype=dtype) for k, v in inp.items()}
-    P = {k: t["state/" + k].clone().requires_grad_(True) for k in param_names()}
+    t, P = gc.step_tensors(inp, dtype, param_names())
     x, Wt, b = t["x"], t["target/W"], t["target/b"]
 
     def forward(P, diag=None):
-        # clean target forward: the site inputs feed the CI functions (M§2.1,
-        # M§5.4); for "W@1" that is the CLEAN h = x·W, not a masked one
-        h_clean = x @ Wt
-        y_t = torch.relu(h_clean @ Wt.T + b)
+        h_clean, pre_t = gc.target_forward(x, Wt, b)
+        y_t = torch.relu(pre_t)
         facs = site_factors(P, Wt)
         site_in = {"W": x, "W@1": h_clean}
         g_lo, g_up, zs = {}, {}, {}
@@ -244,15 +117,7 @@ def spd_step(inp, case, dtype, want_fd=False):
             dm = next(draws)
             return (g_lo[s] + (1 - g_lo[s]) * r, dm)
 
-        terms = {}
-        # M§4.3 importance minimality on g_upper: Σ_sites Σ_c [M + β·M·log2(1+S)],
-        # S = Σ_n (g_up + eps)^p, M = S / N. world_size = 1.
-        imp = 0
-        for s in SITES:
-            S = ((g_up[s] + EPS_IMP) ** p).sum(0)
-            M = S / g_up[s].shape[0]
-            imp = imp + (M + beta * M * torch.log2(1 + S)).sum()
-        terms["ImportanceMinimalityLoss"] = imp
+        terms = {"ImportanceMinimalityLoss": gc.importance_minimality(g_up, p, beta, EPS_IMP)}
         # M§4.4 StochasticRecon: all sites masked in one forward, Δ on, S = 1.
         all_masks = {s: stochastic_masks(s) for s in SITES}
         terms["StochasticReconLoss"] = mse(model(all_masks), y_t)
@@ -261,24 +126,16 @@ def spd_step(inp, case, dtype, want_fd=False):
         # i.e. the mean of the per-site MSEs.
         lw = [mse(model({s: stochastic_masks(s)}), y_t) for s in SITES]
         terms["StochasticReconLayerwiseLoss"] = sum(lw) / len(lw)
-        # M§4.2: Σ over decomposed modules of ‖Δ‖² / Σ numel. CONVENTION (as
-        # spd: weight_deltas has one entry per module, and a tied weight is two
-        # modules): the tied Δ counts twice, over 2·10 entries.
-        sq = sum((facs[s][2] ** 2).sum() for s in SITES)
-        terms["FaithfulnessLoss"] = sq / sum(facs[s][2].numel() for s in SITES)
-        # M§4.9: total = Σ coeff·term.
-        # CONVENTION (M§4.1): the recon target is the target model's own output
-        # y_t, a constant; S = 1 mask sample (M§3.1, every shipped config);
-        # importance N = the B positions of the batch, zero rows included.
+        terms["FaithfulnessLoss"] = gc.faithfulness(facs)
+        # M§4.9: total = Σ coeff·term. CONVENTION: S = 1 mask sample (M§3.1,
+        # every shipped config).
         total = (COEFFS["imp"] * terms["ImportanceMinimalityLoss"]
                  + COEFFS["stoch"] * terms["StochasticReconLoss"]
                  + COEFFS["layerwise"] * terms["StochasticReconLayerwiseLoss"]
                  + COEFFS["faith"] * terms["FaithfulnessLoss"])
         if diag is not None:
             diag.update(g_lo=g_lo, z=zs, relu_in=relu_in)
-        # M§7.2 CI-L0 per site: mean over positions of Σ_c 1[g_lo > τ], τ = the
-        # default ci_alive_threshold 0.1 (pdc logs it as a metric of the step)
-        l0 = {s: (g_lo[s] > 0.1).to(dtype).sum(1).mean() for s in SITES}
+        l0 = gc.ci_l0(g_lo, 0.1, dtype)  # τ = the default ci_alive_threshold 0.1
         return total, terms, l0
 
     diag = {}
@@ -291,16 +148,11 @@ def spd_step(inp, case, dtype, want_fd=False):
     grads = {k: P[k].grad.detach().clone() for k in param_names()}
     for k in param_names():
         out[f"grad/{k}"] = grads[k]
-    # one AdamW step with torch's own optimizer (M§5.2): the `next` of every
-    # parameter and of both moments (pdc names them adam.m.<p>, adam.v.<p>)
+    # one AdamW step with torch's own optimizer (M§5.2), from zero moments
     opt = torch.optim.AdamW([P[k] for k in param_names()], lr=LR, betas=BETAS, eps=ADAM_EPS,
                             weight_decay=0.0)
     opt.step()
-    for k in param_names():
-        st = opt.state[P[k]]
-        out[f"next/{k}"] = P[k].detach().clone()
-        out[f"next/adam.m.{k}"] = st["exp_avg"].detach().clone()
-        out[f"next/adam.v.{k}"] = st["exp_avg_sq"].detach().clone()
+    gc.adamw_next(opt, P, param_names(), out)
     res = {k: v.numpy().astype(np.float64) for k, v in out.items()}
     extra = {"diag": diag, "grads": grads}
     if want_fd:
@@ -341,7 +193,6 @@ def make_inputs(seed, W, b):
     """Everything the program is fed, from one seeded numpy RNG, rounded to
     float32 (what pdc sees); the float64 reference starts from the same values."""
     rng = np.random.default_rng(seed)
-    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
     x = rng.uniform(0.0, 1.0, (B, 5)) * (rng.uniform(0, 1, (B, 5)) < 0.5)
     x[2] = 0.0  # an all-zero row, as sparse data has: it still counts in every mean
     inp = {"x": f32(x), "target/W": f32(W), "target/b": f32(b),
@@ -367,37 +218,20 @@ def usable(extra, sign_check=True):
     could take the other branch, and no gradient may be tiny but nonzero
     (AdamW's g/(|g|+eps) is ill-conditioned there)."""
     d = extra["diag"]
-    z = torch.cat([d["z"][s].detach().reshape(-1) for s in SITES])
-    regions = [(z <= 0).sum(), ((z > 0) & (z <= 1)).sum(), (z > 1).sum()]
-    if min(int(r) for r in regions) < 4:
-        return False, f"a squashing region nearly empty {[int(r) for r in regions]}"
+    z, regions = gc.squash_regions(d["z"])
+    if min(regions) < 4:
+        return False, f"a squashing region nearly empty {regions}"
     margin = min(z.abs().min(), (z - 1).abs().min())
     pre = torch.cat([p.detach().reshape(-1) for p in d["relu_in"]])
     if margin < 1e-3 or pre.abs().min() < 1e-3:
         return False, "a value near a kink"
-    up = torch.cat([d["g_lo"][s].grad.reshape(-1) for s in SITES])
-    dead = z <= 0
-    if sign_check and (int((up[dead] < 0).sum()) < 2 or int((up[dead] > 0).sum()) < 2):
+    if sign_check and not gc.sign_exception_both_ways(d["g_lo"], z):
         return False, "sign exception not exercised both ways"
     for k, g in extra["grads"].items():
         a = g.abs()
         if ((a > 0) & (a < 1e-5)).any():
             return False, f"tiny gradient in {k}"
-    return True, f"z regions {[int(r) for r in regions]}, kink margin {float(margin):.3g}"
-
-
-def compare(got, want):
-    """max relative error and whether `got` passes the C test's criterion"""
-    worst, ok = 0.0, True
-    for k, w in want.items():
-        g = got[k]
-        scale = np.abs(w).max()
-        err = np.abs(g - w)
-        ok &= bool((err <= RTOL * np.abs(w) + ATOL_REL * scale).all())
-        nz = np.abs(w) > ATOL_REL * scale
-        if nz.any():
-            worst = max(worst, float((err[nz] / np.abs(w[nz])).max()))
-    return worst, ok
+    return True, f"z regions {regions}, kink margin {float(margin):.3g}"
 
 
 def check_fd(fd, grads):
@@ -422,26 +256,6 @@ def fd_passes(fd, grads):
     return worst, ok
 
 
-# ---- safetensors writer (no dependency on the safetensors package) ------------------
-
-def write_safetensors(path, tensors, meta):
-    header, blobs, off = {"__metadata__": meta}, [], 0
-    for name, arr in tensors.items():
-        a = np.ascontiguousarray(arr)
-        dt = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64"}[a.dtype]
-        raw = a.astype(a.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-    os.replace(tmp, path)
-
-
 def pick_seed(W, b):
     """The first seed whose inputs exercise every branch robustly (see usable)
     and whose float64 finite differences at FD_STEP match autograd (so the C
@@ -460,42 +274,38 @@ def pick_seed(W, b):
                 print(f"seeds below {seed} rejected, by reason: {rejected}")
                 return seed, inp, f"{why}; FD64 vs autograd64 max rel err {fd_err:.2g}"
             why = why if not ok else "FD64 disagrees"
-        reason = why.split(" [")[0].split(" (")[0].split(" in ")[0]
-        rejected[reason] = rejected.get(reason, 0) + 1
+        gc.tally(rejected, why)
     sys.exit("spd_golden: no usable seed")
 
 
+def check_case(name, ref, f32_run, f32_extra):
+    """the float32 torch run must pass the C test's tolerance (and, for the FD
+    case, its FD criterion), or that tolerance would be unfair to pdc; returns
+    float32's max relative error"""
+    worst, ok = gc.compare(f32_run, ref)
+    line = f"{name}: torch float32 vs float64 max rel err {worst:.3g} ({'passes' if ok else 'FAILS'} the C criterion)"
+    if name == FD_CASE:
+        fe, fd_ok = fd_passes(f32_extra["fd"], f32_extra["grads"])
+        line += f"; float32 FD vs autograd max |diff| {fe:.3g} ({'passes' if fd_ok else 'FAILS'})"
+        ok &= fd_ok
+    print(line)
+    if not ok:
+        sys.exit("spd_golden: float32 torch misses the C test's tolerance "
+                 "(golden or FD); the tolerance would be unfair to pdc")
+    return worst
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=OUT)
-    args = ap.parse_args()
-    torch.use_deterministic_algorithms(True)
-    W, b = load_target()
-
-    seed, inp, why = pick_seed(W, b)
-    print(f"seed {seed}: {why}")
-
+    out, seed, inp = gc.begin("spd_golden", __doc__, pick_seed)
     tensors = {k: v for k, v in inp.items()}
-    meta = {"generator": "tests/gen/spd_golden.py", "torch": torch.__version__,
-            "numpy": np.__version__, "seed": str(seed), "rtol": str(RTOL),
-            "atol_rel": str(ATOL_REL), "fd_case": FD_CASE,
-            "cases": ",".join(c[0] for c in CASES), "coeffs": json.dumps(COEFFS)}
+    meta = gc.base_meta("spd_golden", seed)
+    meta.update({"fd_case": FD_CASE, "cases": ",".join(c[0] for c in CASES),
+                 "coeffs": json.dumps(COEFFS)})
     for case in CASES:
         name, sig, p, beta = case
         ref, _ = spd_step(inp, case, torch.float64)
-        f32, f32_extra = spd_step(inp, case, torch.float32, want_fd=name == FD_CASE)
-        worst, ok = compare(f32, ref)
-        line = f"{name}: torch float32 vs float64 max rel err {worst:.3g} ({'passes' if ok else 'FAILS'} the C criterion)"
-        if name == FD_CASE:
-            fe, fd_ok = fd_passes(f32_extra["fd"], f32_extra["grads"])
-            line += f"; float32 FD vs autograd max |diff| {fe:.3g} ({'passes' if fd_ok else 'FAILS'})"
-            ok &= fd_ok
-        print(line)
-        if not ok:
-            sys.exit("spd_golden: float32 torch misses the C test's tolerance "
-                     "(golden or FD); the tolerance would be unfair to pdc")
-        for k, v in ref.items():
-            tensors[f"{name}/{k}"] = np.asarray(v, np.float32)
+        worst = check_case(name, ref, *spd_step(inp, case, torch.float32, want_fd=name == FD_CASE))
+        gc.store_case(tensors, name, ref)
         # the case's configuration, read by the C test to build its program:
         # [hard?, p, beta, eps, coeff imp, stoch, layerwise, faith, lr]
         tensors[f"{name}/config"] = np.array(
@@ -504,10 +314,7 @@ def main():
         meta[f"case.{name}"] = json.dumps({"sigmoid_type": sig, "p": p, "beta": beta,
                                            "eps": EPS_IMP, "alpha": ALPHA, "f32_max_rel": worst})
     tensors["fd/config"] = np.array([FD_STEP, FD_RTOL, FD_ATOL], np.float64)
-    tensors["check/config"] = np.array([RTOL, ATOL_REL], np.float64)
-    write_safetensors(args.out, tensors, meta)
-    print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes, {len(tensors)} tensors), "
-          f"torch {torch.__version__}")
+    gc.finish(out, tensors, meta)
 
 
 if __name__ == "__main__":

@@ -130,6 +130,9 @@ def check_defaults(args, res, tmp):
               imp["pnorm"] == 2.0 and imp["p_anneal_final_p"] == 0.4 and imp["beta"] == 0.5
               and cfg["grad_clip_norm"] == 0.01 and cfg["lr_schedule"]["start_val"] == 5e-5
               and cfg["lr_schedule"]["final_val_frac"] == 0.1, json.dumps(cfg))
+    res.check("vpd defaults: the global CI transformer",
+              cfg["ci_fn_type"] == "global_shared_transformer"
+              and cfg["simple_transformer_ci_cfg"]["d_model"] == 128, json.dumps(cfg))
 
 
 def check_errors(args, res, tmp):
