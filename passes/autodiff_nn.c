@@ -31,7 +31,14 @@ int vjp_matmul(struct ad *a, const struct ir_node *n)
         uint32_t g = bld_matmul(&a->b, dy2, bld_swap_last2(&a->b, B2));
         ad_acc(a, n, 0, ad_reshape_to(a, ad_sum_to(a, g, A2), A));
     }
-    if (ad_wants(a, n, 1)) {
+    if (ad_wants(a, n, 1) && bi.rank == 2 && ai.rank > 2) {
+        /* a weight applied to batched rows (x [B, T, K]·W): one [K, N] product over all
+         * rows, not a [B, K, N] batch of them summed afterwards */
+        int64_t ka[2] = {ai.numel / ai.dims[ai.rank - 1], ai.dims[ai.rank - 1]};
+        int64_t ky[2] = {ka[0], bi.dims[1]};
+        uint32_t Af = bld_reshape(&a->b, A, 2, ka), dyf = bld_reshape(&a->b, dy, 2, ky);
+        ad_acc(a, n, 1, bld_matmul(&a->b, bld_swap_last2(&a->b, Af), dyf));
+    } else if (ad_wants(a, n, 1)) {
         uint32_t g = bld_matmul(&a->b, bld_swap_last2(&a->b, A2), dy2);
         ad_acc(a, n, 1, ad_reshape_to(a, ad_sum_to(a, g, B2), B));
     }

@@ -20,55 +20,28 @@ annealing, subset-routed stochastic reconstruction, persistent PGD, faithfulness
 with the step of M§4.7 and the optimisation of M§5.1–5.2. Every convention this
 file had to decide is marked "CONVENTION" below.
 
+What the two golden generators share (the venv, the target model, the
+squashing functions, the common losses, the tolerance rule, the file writer)
+is in golden_common.py.
+
 Usage (uses tests/gen/.venv-torch, creating it as spd_golden.py does):
 
     python3 tests/gen/vpd_golden.py [--out tests/data/vpd_golden.safetensors]
 """
-import os
-import subprocess
+import json
+import math
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-VENV = os.path.join(HERE, ".venv-torch")
-VENV_PY = os.path.join(VENV, "bin", "python")
-
-
-def ensure_venv():
-    """Re-exec inside tests/gen/.venv-torch, creating it when missing."""
-    if os.path.realpath(sys.prefix) == os.path.realpath(VENV):
-        return
-    if not os.path.exists(VENV_PY):
-        subprocess.check_call([sys.executable, "-m", "venv", VENV])
-    probe = subprocess.run([VENV_PY, "-c", "import torch, numpy, onnx"], capture_output=True)
-    if probe.returncode != 0:
-        subprocess.check_call([VENV_PY, "-m", "pip", "install", "--quiet", "torch", "numpy",
-                               "onnx"])
-    os.execv(VENV_PY, [VENV_PY, os.path.abspath(__file__)] + sys.argv[1:])
-
-
-ensure_venv()
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import struct  # noqa: E402
-
-import numpy as np  # noqa: E402
-import onnx  # noqa: E402
-import torch  # noqa: E402
-from onnx import numpy_helper  # noqa: E402
+import golden_common as gc  # first: re-runs this script in tests/gen/.venv-torch
+import numpy as np
+import torch
+from golden_common import B, SITES, f32, masked_site, mse, site_factors, squash
 
 # ---- sizes and fixed settings ------------------------------------------------
 
-MODEL = os.path.join(ROOT, "models", "default.onnx")
-OUT = os.path.join(ROOT, "tests", "data", "vpd_golden.safetensors")
-B = 6            # batch (positions; the toy has no sequence axis)
 C = 4            # subcomponents of W (both uses share the factor pair)
 H = 6            # global_shared_mlp hidden [6]
-SITES = ["W", "W@1"]  # pdc's site names: the direct use and the tied second use
 D_IN = {"W": 5, "W@1": 2}
-ALPHA = 0.01     # leaky slope of both leaky-hard squashings (M§2.4)
 STEPS = 20       # the run's length: fractions and schedules are of 20 steps
 N_WARM = 2       # PPGD n_warmup_steps (M§4.7)
 ALIVE = 0.0      # ci_alive_threshold of the LM/VPD configs (M§13.5), for the L0 metrics
@@ -109,26 +82,6 @@ CASES = [
     ("hard_noclip", "hard", 1, "noclip"),
 ]
 CLIP_FRAC = 0.5
-
-# The C test's comparison: |got - want| <= RTOL*|want| + ATOL_REL*max|want of that tensor|
-# (the rule of tests/test_spd_golden.c); the float32 torch run below must pass it too.
-RTOL = 1e-5
-ATOL_REL = 1e-6
-
-
-# ---- the target model ----------------------------------------------------------
-
-def load_target():
-    """W [5,2] and b [5] of models/default.onnx, checking its structure is the
-    one this reference re-implements: y = Relu((x·W)·Wᵀ + b), Wᵀ via Transpose."""
-    m = onnx.load(MODEL)
-    ops = [(n.op_type, list(n.input)) for n in m.graph.node]
-    want = [("MatMul", ["x", "W"]), ("Transpose", ["W"]), ("MatMul", ["h", "W_T"]),
-            ("Add", ["hWt", "b"]), ("Relu", ["pre"])]
-    if ops != want:
-        sys.exit(f"vpd_golden: {MODEL} is not the model this reference implements: {ops}")
-    init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
-    return init["W"].astype(np.float64), init["b"].astype(np.float64)
 
 
 # ---- schedules (M§5.1, M§4.3) -------------------------------------------------------
@@ -177,52 +130,6 @@ def case_scalars(step):
     return sc
 
 
-# ---- squashing functions (M§2.4) ---------------------------------------------------
-
-class LowerLeakyHard(torch.autograd.Function):
-    """clamp(x,0,1) forward; straight-through backward with the sign exception:
-    x <= 0 passes ALPHA·g only when the (fully accumulated) upstream gradient
-    g < 0, 0 < x <= 1 passes g, x > 1 passes 0 (M§2.4, M§13.1)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.clamp(0.0, 1.0)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        zero = torch.zeros_like(g)
-        dead = torch.where(g < 0, ALPHA * g, zero)
-        return torch.where(x <= 0, dead, torch.where(x <= 1, g, zero))
-
-
-class UpperLeakyHard(torch.autograd.Function):
-    """x > 1: 1 + ALPHA·(x − 1); else clamp(x, 0, 1). Backward: 0 for x < 0,
-    g on [0, 1], ALPHA·g for x > 1 (M§2.4)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.where(x > 1, 1 + ALPHA * (x - 1), x.clamp(0.0, 1.0))
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        zero = torch.zeros_like(g)
-        return torch.where(x < 0, zero, torch.where(x <= 1, g, ALPHA * g))
-
-
-def squash(z, sigmoid_type):
-    """(g_lower, g_upper): leaky_hard → lower_leaky_hard / upper_leaky_hard; any
-    other type one function for both (M§2.1, M§2.4); hard = clamp(x,0,1) with
-    autograd's clamp gradient."""
-    if sigmoid_type == "leaky_hard":
-        return LowerLeakyHard.apply(z), UpperLeakyHard.apply(z)
-    g = z.clamp(0.0, 1.0)
-    return g, g
-
-
 # ---- model pieces ----------------------------------------------------------------
 
 def param_names():
@@ -230,16 +137,6 @@ def param_names():
 
 
 COMPONENT_PARAMS = ["W.V", "W.U"]
-
-
-def site_factors(P, Wt):
-    """Per site: (V, U, Δ) as that use reads them. CONVENTION (tied weights,
-    M§1.6, as spd_golden.py): one factor pair V [5,C], U [C,2] for W in the first
-    use's right-multiply layout (W ≈ V·U); the second use h·Wᵀ reads V' = Uᵀ,
-    U' = Vᵀ, Δ' = Δᵀ. Δ is recomputed from the current factors (M§1.2)."""
-    V, U = P["W.V"], P["W.U"]
-    delta = Wt - V @ U
-    return {"W": (V, U, delta), "W@1": (U.T, V.T, delta.T)}
 
 
 def global_ci(P, site_in):
@@ -252,17 +149,6 @@ def global_ci(P, site_in):
     hid = torch.nn.functional.gelu(a @ P["ci.global.W0"] + P["ci.global.b0"])
     z = hid @ P["ci.global.W1"] + P["ci.global.b1"]
     return dict(zip(order, torch.split(z, [C] * len(order), dim=-1)))
-
-
-def masked_site(a, fac, m, dl):
-    """y = ((a·V) ⊙ m)·U + δ ⊙ (a·Δ) (M§1.2); the target's bias Add is outside."""
-    V, U, D = fac
-    return ((a @ V) * m) @ U + dl * (a @ D)
-
-
-def mse(y, t):
-    """M§4.1: Σ (pred − target)² / numel."""
-    return ((y - t) ** 2).sum() / y.numel()
 
 
 def adam_ascent(s, g, m, v, lr, t):
@@ -287,15 +173,14 @@ def vpd_step(inp, case, dtype, clip):
     name, sigmoid_type, step, _ = case
     cf = COEFFS[name]
     sc = {k: float(np.float32(v)) for k, v in case_scalars(step).items()}  # as fed (float32)
-    t = {k: torch.tensor(v, dtype=dtype) for k, v in inp.items()}
-    P = {k: t["state/" + k].clone().requires_grad_(True) for k in param_names()}
+    t, P = gc.step_tensors(inp, dtype, param_names())
     x, Wt, b = t["x"], t["target/W"], t["target/b"]
     diag = {"relu_in": [], "pre_clamp": []}
 
     # clean target forward; its site inputs feed the CI function (M§2.1, M§4.7)
-    h_clean = x @ Wt
-    y_t = torch.relu(h_clean @ Wt.T + b)
-    diag["relu_in"].append(h_clean @ Wt.T + b)
+    h_clean, pre_t = gc.target_forward(x, Wt, b)
+    y_t = torch.relu(pre_t)
+    diag["relu_in"].append(pre_t)
     facs = site_factors(P, Wt)
     z = global_ci(P, {"W": x, "W@1": h_clean})
     g_lo, g_up = {}, {}
@@ -320,15 +205,10 @@ def vpd_step(inp, case, dtype, clip):
         diag["relu_in"].append(pre)
         return torch.relu(pre)
 
-    terms, taps = {}, {}
-    # M§4.3 importance minimality on g_upper: Σ_sites Σ_c [M + β·M·log2(1+S)],
-    # S = Σ_n (g_up + eps)^p, M = S / N (N = the B positions), world_size 1.
-    imp = 0
-    for s in SITES:
-        S = ((g_up[s] + IMP["eps"]) ** sc["p"]).sum(0)
-        M = S / g_up[s].shape[0]
-        imp = imp + (M + IMP["beta"] * M * torch.log2(1 + S)).sum()
-    terms["ImportanceMinimalityLoss"] = imp
+    taps = {}
+    # M§4.3 with the frequency term and the annealed p of this step
+    terms = {"ImportanceMinimalityLoss": gc.importance_minimality(g_up, sc["p"], IMP["beta"],
+                                                                  IMP["eps"])}
 
     # M§4.4 StochasticReconSubsetLoss, UniformKSubset routing, S = 1, Δ on:
     # m = g + (1−g)·r, δ ~ U(0,1) per position (M§3.1, M§1.3), g not detached.
@@ -372,10 +252,7 @@ def vpd_step(inp, case, dtype, clip):
     L_ppgd = mse(model(adv_masks(g_lo, leaf)), y_t)
     terms["PersistentPGDReconLoss"] = L_ppgd
 
-    # M§4.2 faithfulness: Σ over decomposed modules of ‖Δ‖² / Σ numel.
-    # CONVENTION (as spd_golden.py): the tied Δ counts twice, over 2·10 entries.
-    sq = sum((facs[s][2] ** 2).sum() for s in SITES)
-    terms["FaithfulnessLoss"] = sq / sum(facs[s][2].numel() for s in SITES)
+    terms["FaithfulnessLoss"] = gc.faithfulness(facs)
 
     # M§4.9 total, in config order
     total = (cf["imp"] * terms["ImportanceMinimalityLoss"]
@@ -389,8 +266,9 @@ def vpd_step(inp, case, dtype, clip):
 
     out = {f"metric/loss/{k}": v.detach() for k, v in terms.items()}
     out["metric/loss/total"] = total.detach()
-    for s in SITES:  # M§7.2 CI-L0: mean over positions of Σ_c 1[g_lo > τ]
-        out[f"metric/l0/{s}"] = (g_lo[s] > ALIVE).to(dtype).sum(1).mean().detach()
+    l0 = gc.ci_l0(g_lo, ALIVE, dtype)
+    for s in SITES:
+        out[f"metric/l0/{s}"] = l0[s]
     for k in param_names():
         out[f"grad/{k}"] = grads[k]
 
@@ -407,11 +285,7 @@ def vpd_step(inp, case, dtype, clip):
                            "exp_avg": t[f"state/adam.m.{k}"].clone(),
                            "exp_avg_sq": t[f"state/adam.v.{k}"].clone()}
     opt.step()
-    for k in param_names():
-        st = opt.state[P[k]]
-        out[f"next/{k}"] = P[k].detach().clone()
-        out[f"next/adam.m.{k}"] = st["exp_avg"].detach().clone()
-        out[f"next/adam.v.{k}"] = st["exp_avg_sq"].detach().clone()
+    gc.adamw_next(opt, P, param_names(), out)
 
     # the final ascent (index N_WARM) with ∂L_ppgd/∂s from the same backward
     for s, g in zip(SITES, gs_final):
@@ -445,7 +319,6 @@ def make_inputs(seed, W, b):
     """Everything the program is fed, from one seeded numpy RNG, rounded to
     float32 (what pdc sees); the moments are unit-scale here (scaled later)."""
     rng = np.random.default_rng(seed)
-    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
     x = rng.uniform(0.0, 1.0, (B, 5)) * (rng.uniform(0, 1, (B, 5)) < 0.6)
     # factors ~0.05 per entry away from an exact factorisation V·U = W (as
     # after a faithfulness warmup): V = W·U⁺ + Z·(I − U·U⁺) gives V·U = W for any Z
@@ -487,7 +360,6 @@ def set_moments(inp, gscale, sscale):
     """Moments consistent with a gradient history of the given rms scale: m ~
     N(0, (scale/2)²), v = (1 − β2^t0)·scale²·U(0.5, 2) so that v̂ ≈ scale², t0 the
     optimizer steps before the lh case's step (7 main, 21 source ascents)."""
-    f32 = lambda a: np.asarray(a, np.float32)  # noqa: E731
     step = CASES[0][2]
     for k, sgm in gscale.items():
         inp[f"state/adam.m.{k}"] = f32(0.5 * sgm * inp[f"unit/adam.m.{k}"])
@@ -517,8 +389,7 @@ def usable(diag, case, sign_check):
     region populated; no CI pre-activation, ReLU input or pre-clamp source value
     near a kink (float32 could take the other branch); for leaky_hard, the sign
     exception exercised both ways; some source ascents actually clamped."""
-    z = torch.cat([diag["z"][s].detach().reshape(-1) for s in SITES])
-    regions = [int((z <= 0).sum()), int(((z > 0) & (z <= 1)).sum()), int((z > 1).sum())]
+    z, regions = gc.squash_regions(diag["z"])
     if min(regions) < 4:
         return False, f"a squashing region nearly empty {regions}"
     zm = float(min(z.abs().min(), (z - 1).abs().min()))
@@ -530,11 +401,8 @@ def usable(diag, case, sign_check):
     clamped = int(((pc < 0) | (pc > 1)).sum())
     if clamped < 3:
         return False, "too few clamped source updates"
-    if sign_check:
-        up = torch.cat([diag["g_lo"][s].grad.reshape(-1) for s in SITES])
-        dead = z <= 0
-        if int((up[dead] < 0).sum()) < 2 or int((up[dead] > 0).sum()) < 2:
-            return False, "sign exception not exercised both ways"
+    if sign_check and not gc.sign_exception_both_ways(diag["g_lo"], z):
+        return False, "sign exception not exercised both ways"
     return True, (f"z regions {regions}, kink margins: z {zm:.3g}, relu "
                   f"{float(pre.abs().min()):.3g}, clamp {cm:.3g}; {clamped} clamped source updates")
 
@@ -543,20 +411,6 @@ def routes_ok(inp):
     rb = np.concatenate([inp[f"route.0.{i}"] for i in range(len(SITES))], axis=1)
     pats = {tuple(r) for r in rb.astype(int)}
     return (rb.sum(1) >= 1).all() and len(pats) == 3  # W only, W@1 only, both
-
-
-def compare(got, want):
-    """max relative error and whether `got` passes the C test's criterion"""
-    worst, ok = 0.0, True
-    for k, w in want.items():
-        g = got[k]
-        scale = np.abs(w).max()
-        err = np.abs(g - w)
-        ok &= bool((err <= RTOL * np.abs(w) + ATOL_REL * scale).all())
-        nz = np.abs(w) > ATOL_REL * scale
-        if nz.any():
-            worst = max(worst, float((err[nz] / np.abs(w[nz])).max()))
-    return worst, ok
 
 
 def clip_for(case, inp):
@@ -591,29 +445,8 @@ def pick_seed(W, b):
             if ok:
                 print(f"seeds below {seed} rejected, by reason: {rejected}")
                 return seed, inp, "; ".join(notes)
-        reason = why.split(" [")[0].split(" (")[0]
-        rejected[reason] = rejected.get(reason, 0) + 1
+        gc.tally(rejected, why)
     sys.exit("vpd_golden: no usable seed")
-
-
-# ---- safetensors writer (no dependency on the safetensors package) ------------------
-
-def write_safetensors(path, tensors, meta):
-    header, blobs, off = {"__metadata__": meta}, [], 0
-    for name, arr in tensors.items():
-        a = np.ascontiguousarray(arr)
-        dt = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64"}[a.dtype]
-        raw = a.astype(a.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": dt, "shape": list(a.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-    os.replace(tmp, path)
 
 
 def case_config(case, clip):
@@ -634,44 +467,30 @@ def case_config(case, clip):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=OUT)
-    args = ap.parse_args()
-    torch.use_deterministic_algorithms(True)
-    W, b = load_target()
-
-    seed, inp, why = pick_seed(W, b)
-    print(f"seed {seed}: {why}")
-
+    out, seed, inp = gc.begin("vpd_golden", __doc__, pick_seed)
     tensors = {k: v for k, v in inp.items() if not k.startswith("unit/")}
-    meta = {"generator": "tests/gen/vpd_golden.py", "torch": torch.__version__,
-            "numpy": np.__version__, "seed": str(seed), "rtol": str(RTOL),
-            "atol_rel": str(ATOL_REL), "cases": ",".join(c[0] for c in CASES),
-            "coeffs": json.dumps(COEFFS)}
+    meta = gc.base_meta("vpd_golden", seed)
+    meta.update({"cases": ",".join(c[0] for c in CASES), "coeffs": json.dumps(COEFFS)})
     for case in CASES:
         name, sig, step, mode = case
         clip, norm = clip_for(case, inp)
         ref, _ = vpd_step(inp, case, torch.float64, clip)
-        f32, _ = vpd_step(inp, case, torch.float32, clip)
-        worst, ok = compare(f32, ref)
+        f32_run, _ = vpd_step(inp, case, torch.float32, clip)
+        worst, ok = gc.compare(f32_run, ref)
         print(f"{name}: step {step}, component grad norm {norm:.4g}, clip {clip:g} "
               f"({'clips' if clip < norm else 'no clipping'}); torch float32 vs float64 max rel "
               f"err {worst:.3g} ({'passes' if ok else 'FAILS'} the C criterion)")
         if not ok:
             sys.exit("vpd_golden: float32 torch misses the C test's tolerance; the tolerance "
                      "would be unfair to pdc")
-        for k, v in ref.items():
-            tensors[f"{name}/{k}"] = np.asarray(v, np.float32)
+        gc.store_case(tensors, name, ref)
         for k, v in case_scalars(step).items():
             tensors[f"{name}/scalar/{k}"] = np.array([v], np.float64)
         tensors[f"{name}/config"] = case_config(case, clip)
         meta[f"case.{name}"] = json.dumps({"sigmoid_type": sig, "step": step, "steps": STEPS,
                                            "clip": clip, "grad_norm": norm,
                                            "f32_max_rel": worst})
-    tensors["check/config"] = np.array([RTOL, ATOL_REL], np.float64)
-    write_safetensors(args.out, tensors, meta)
-    print(f"wrote {args.out} ({os.path.getsize(args.out)} bytes, {len(tensors)} tensors), "
-          f"torch {torch.__version__}")
+    gc.finish(out, tensors, meta)
 
 
 if __name__ == "__main__":
