@@ -72,16 +72,12 @@ static int feed_inputs(struct step *s, const struct golden *gd, const double *cf
     int k = 0;
     for (int i = 0; i < s->prog.n_in; i++) {
         const struct dc_input *in = &s->prog.in[i];
-        char nm[64];
         switch (in->kind) {
-        case DC_FEED_DATA:
-            if (put(s, in->t, gfind(gd, "x"), "x"))
-                return -1;
-            break;
         case DC_FEED_UNIFORM:
             CHECK_EQ(in->stream, k); /* streams are numbered in creation order */
-            snprintf(nm, sizeof nm, "draw.%d", k++);
-            if (put(s, in->t, gfind(gd, nm), nm))
+            /* fall through */
+        case DC_FEED_DATA:
+            if (feed_data_or_draw(s, gd, in, &k))
                 return -1;
             break;
         case DC_FEED_SCALAR:

@@ -148,12 +148,8 @@ static int feed_inputs(struct step *s, const struct golden *gd, const char *cs, 
         const struct dc_input *in = &s->prog.in[i];
         switch (in->kind) {
         case DC_FEED_DATA:
-            if (put(s, in->t, gfind(gd, "x"), "x"))
-                return -1;
-            break;
         case DC_FEED_UNIFORM:
-            snprintf(nm, sizeof nm, "draw.%d", k++);
-            if (put(s, in->t, gfind(gd, nm), nm))
+            if (feed_data_or_draw(s, gd, in, &k))
                 return -1;
             break;
         case DC_FEED_ROUTE:

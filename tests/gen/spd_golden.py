@@ -30,6 +30,7 @@ import sys
 import golden_common as gc  # first: re-runs this script in tests/gen/.venv-torch
 import numpy as np
 import torch
+# the shared model pieces by name: the step below reads them as its vocabulary
 from golden_common import ALPHA, B, SITES, f32, masked_site, mse, site_factors, squash
 
 # ---- sizes and fixed settings ------------------------------------------------
@@ -283,7 +284,8 @@ def check_case(name, ref, f32_run, f32_extra):
     case, its FD criterion), or that tolerance would be unfair to pdc; returns
     float32's max relative error"""
     worst, ok = gc.compare(f32_run, ref)
-    line = f"{name}: torch float32 vs float64 max rel err {worst:.3g} ({'passes' if ok else 'FAILS'} the C criterion)"
+    line = (f"{name}: torch float32 vs float64 max rel err {worst:.3g} "
+            f"({'passes' if ok else 'FAILS'} the C criterion)")
     if name == FD_CASE:
         fe, fd_ok = fd_passes(f32_extra["fd"], f32_extra["grads"])
         line += f"; float32 FD vs autograd max |diff| {fe:.3g} ({'passes' if fd_ok else 'FAILS'})"

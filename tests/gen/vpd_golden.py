@@ -35,6 +35,7 @@ import sys
 import golden_common as gc  # first: re-runs this script in tests/gen/.venv-torch
 import numpy as np
 import torch
+# the shared model pieces by name: the step below reads them as its vocabulary
 from golden_common import B, SITES, f32, masked_site, mse, site_factors, squash
 
 # ---- sizes and fixed settings ------------------------------------------------
@@ -252,6 +253,7 @@ def vpd_step(inp, case, dtype, clip):
     L_ppgd = mse(model(adv_masks(g_lo, leaf)), y_t)
     terms["PersistentPGDReconLoss"] = L_ppgd
 
+    # M§4.2 faithfulness; the tied Δ counts twice, as in spd_golden.py
     terms["FaithfulnessLoss"] = gc.faithfulness(facs)
 
     # M§4.9 total, in config order
