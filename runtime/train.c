@@ -121,7 +121,7 @@ static void fill_route(float *buf, int64_t n, const struct dc_input *in, uint64_
                                 in->route_n, in->route_site) ? 1.0f : 0.0f;
 }
 
-static double scalar_value(const struct dc_prog *p, const struct dc_input *in, int64_t step)
+double rt_scalar_value(const struct dc_prog *p, const struct dc_input *in, int64_t step)
 {
     double t = (double)(step + 1); /* optimizer steps count from 1 */
     double ts = (double)step * p->src.per_step + in->sub + 1;
@@ -165,7 +165,7 @@ static int feed(struct rt_prog *rp, const struct dc_prog *p, struct ds_source *d
             philox_uniform_fill(buf, n, o->seed, gstep, STREAM_UNIFORM_BASE + in->stream, 0);
             break;
         case DC_FEED_SCALAR:
-            buf[0] = (float)scalar_value(p, in, step);
+            buf[0] = (float)rt_scalar_value(p, in, step);
             break;
         case DC_FEED_ROUTE:
             fill_route(buf, n, in, o->seed, gstep);

@@ -50,6 +50,9 @@ struct rt_prog;
  * sites agree on k and the order. Returns whether `site` is routed (rank < k). */
 int rt_route_bit(uint64_t seed, uint64_t step, uint32_t stream, uint64_t pos, uint32_t M,
                  uint32_t site);
+/* what the runtime feeds a DC_FEED_SCALAR input at the phase's 0-based step (learning
+ * rates from their schedules, annealed p, bias corrections) */
+double rt_scalar_value(const struct dc_prog *p, const struct dc_input *in, int64_t step);
 /* add a copy of v to the store (the name must be new) */
 int rt_store_put(struct rt_store *s, const struct ir_value *v, struct diag *d);
 

@@ -22,6 +22,7 @@
  * compared. The golden file, the step and the comparison are shared with
  * test_spd_golden.c (golden_step.h). */
 #include "golden_step.h"
+#include "train.h"
 
 /* tests/data/vpd_golden.safetensors, or $PDC_VPD_GOLDEN */
 static int load(struct golden *gd)
@@ -94,24 +95,6 @@ static void scalar_name(const struct dc_input *in, char *buf, size_t n)
         snprintf(buf, n, "%s", base);
 }
 
-/* what pdc's runtime feeds at 0-based step `step` (runtime/train.c scalar_value,
- * from the program's own schedules, betas and ascents per step) */
-static double pdc_scalar(const struct dc_prog *p, const struct dc_input *in, int64_t step)
-{
-    double t = (double)(step + 1), ts = (double)step * p->src.per_step + in->sub + 1;
-    switch (in->scalar) {
-    case DC_SC_LR: return dc_schedule_value(&p->lr, step, p->steps);
-    case DC_SC_P: return dc_anneal_p(&p->p, (double)step / (double)p->steps);
-    case DC_SC_BC1: return 1.0 - pow(p->beta1, t);
-    case DC_SC_BC2: return sqrt(1.0 - pow(p->beta2, t));
-    case DC_SC_SRC_LR: return dc_schedule_value(&p->src.lr, step, p->steps);
-    case DC_SC_SRC_BC1: return 1.0 - pow(p->src.beta1, ts);
-    case DC_SC_SRC_BC2: return sqrt(1.0 - pow(p->src.beta2, ts));
-    case DC_SC_COUNT: break;
-    }
-    return NAN;
-}
-
 /* scalar input `in` ← "<case>/scalar/<name>", the value METHOD's formulas give,
  * which must also be what pdc's runtime would feed at the case's step */
 static int feed_scalar(struct step *s, const struct golden *gd, const char *cs,
@@ -126,7 +109,7 @@ static int feed_scalar(struct step *s, const struct golden *gd, const char *cs,
         test_failed_ = 1;
         return -1;
     }
-    double mine = pdc_scalar(&s->prog, in, (int64_t)step);
+    double mine = rt_scalar_value(&s->prog, in, (int64_t)step); /* the runtime itself */
     if (!(fabs(mine - *want) <= 1e-12 * fmax(1.0, fabs(*want)))) {
         fprintf(stderr, "  scalar %s at step %g: pdc's runtime formula gives %.15g, "
                 "METHOD's %.15g NOT OK\n", sn, step, mine, *want);
