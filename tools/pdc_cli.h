@@ -46,8 +46,9 @@ int pdc_open_data(const struct dc_config *c, struct ds_source **src, struct dc_c
 /* pdc_inspect_dir.c: `pdc inspect DIR` */
 int pdc_inspect_dir(const char *dir, struct diag *d);
 
-/* pdc_toy.c */
+/* pdc_toy.c; pdc_toy_lm.c: `pdc toy tiny-lm` (argv[0] = "tiny-lm") */
 int pdc_toy_main(int argc, char **argv);
+int pdc_toy_lm_main(int argc, char **argv);
 
 /* pdc_eval.c */
 int pdc_eval_main(int argc, char **argv);
