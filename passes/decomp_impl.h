@@ -83,6 +83,7 @@ int dc_ci_fn(struct dc_ctx *cx);
 
 /* objective_spd.c: shared loss pieces */
 uint32_t dc_mse(struct dc_ctx *cx, const uint32_t *y); /* Σ_outputs mean((y − target)²) */
+uint32_t dc_kl(struct dc_ctx *cx, const uint32_t *y);  /* Σ_outputs mean_pos KL(target‖y) */
 uint32_t dc_l0(struct dc_ctx *cx, int i);              /* mean_n Σ_c 1[g_lo > threshold] */
 
 /* objective_lm.c: next-token cross-entropy, mean over B·(T−1) positions (see the

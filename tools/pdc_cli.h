@@ -53,4 +53,21 @@ int pdc_toy_lm_main(int argc, char **argv);
 /* pdc_eval.c */
 int pdc_eval_main(int argc, char **argv);
 
+/* pdc_eval_lm.c: the language-model table of `pdc eval` (KL to the target and
+ * next-token CE per mask kind, METHOD §7.5), for evaluation programs with kl/
+ * metrics (pdc_eval_lm_active). _batches runs the held-out batches after the
+ * first (met holds batch 0's metrics, from a run at step0) and averages them into
+ * met. */
+struct pdc_lm_eval {
+    int64_t batches, batch, seq; /* batches of batch × seq tokens */
+    int64_t windows;             /* held-out windows of seq tokens in the token file */
+};
+int pdc_eval_lm_active(const struct dc_prog *p);
+int pdc_eval_lm_batches(const struct dc_prog *p, struct rt_store *store, struct ds_source *src,
+                        uint64_t seed, int64_t step0, double *met, struct pdc_lm_eval *lm,
+                        struct diag *d);
+void pdc_eval_lm_print(const struct dc_prog *p, const double *met, const struct pdc_lm_eval *lm);
+void pdc_eval_lm_json(struct json_w *w, const struct dc_prog *p, const double *met,
+                      const struct pdc_lm_eval *lm);
+
 #endif

@@ -1,7 +1,8 @@
 /* pdc_eval.c — `pdc eval DIR`: the evaluation suite of a decomposition.
  *   reconstruction MSE to the target under unmasked, stochastic (with and without
- *   Δ), CI, rounded (CI > 0, 0.1, 0.5) and zero masks; L0 per site; alive
- *   components; and for toy targets the ground-truth metrics of METHOD.md §7:
+ *   Δ), CI, rounded (CI > 0, 0.1, 0.5) and zero masks (for KL targets, language
+ *   models, the KL and next-token CE under the same masks: pdc_eval_lm.c); L0 per
+ *   site; alive components; and for toy targets the ground-truth metrics of METHOD.md §7:
  *   MMCS/ML2R per site and the CI pattern errors on the one-hot probe (0.75·I).
  * Prints a table and writes DIR/eval.json. */
 #include <stdio.h>
@@ -187,7 +188,8 @@ static int probe(const char *model, const struct dc_config *c, struct rt_store *
 }
 
 static void write_json(struct json_w *w, const struct dc_prog *p, const double *met,
-                       const struct dc_site *sites, int ns, const struct eval_site *es, int64_t F)
+                       const struct dc_site *sites, int ns, const struct eval_site *es, int64_t F,
+                       const struct pdc_lm_eval *lm)
 {
     json_obj_begin(w);
     json_key(w, "format");
@@ -227,14 +229,18 @@ static void write_json(struct json_w *w, const struct dc_prog *p, const double *
         json_obj_end(w);
     }
     json_obj_end(w);
+    if (lm)
+        pdc_eval_lm_json(w, p, met, lm);
     json_obj_end(w);
 }
 
 static void print_table(const struct dc_prog *p, const double *met, const struct dc_site *sites,
                         int ns, const struct eval_site *es, int64_t F)
 {
-    printf("reconstruction (MSE to the target output):\n");
-    for (int i = 0; i < p->n_metric; i++)
+    int lm = pdc_eval_lm_active(p); /* language models: the KL/CE table instead */
+    if (!lm)
+        printf("reconstruction (MSE to the target output):\n");
+    for (int i = 0; i < p->n_metric && !lm; i++)
         if (strncmp(p->metric[i].name, "recon/", 6) == 0)
             printf("  %-28s %.6g\n", p->metric[i].name + 6, met[i]);
     printf("%-24s %8s %6s %7s %8s %8s", "site", "L0", "alive", "pieces", "MMCS", "ML2R");
@@ -284,6 +290,10 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
         st = diag_set(d, ST_ERR_NOMEM, "out of memory");
     if (!st)
         st = rt_run_once(&p, cg_default(), &store, src, NULL, c.seed, EVAL_STEP, met, &rp, d);
+    struct pdc_lm_eval lm = {0}; /* language models: every held-out batch, averaged */
+    int is_lm = !st && pdc_eval_lm_active(&p);
+    if (is_lm)
+        st = pdc_eval_lm_batches(&p, &store, src, c.seed, EVAL_STEP, met, &lm, d);
     for (int i = 0; !st && i < ns; i++) {
         const struct ir_tensor *t = &p.g->t[glo[i]];
         int64_t N = ir_numel(t) / sites[i].C;
@@ -300,10 +310,12 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
         F = 0;
     }
     if (!st) {
+        if (is_lm)
+            pdc_eval_lm_print(&p, met, &lm);
         print_table(&p, met, sites, ns, es, F);
         struct json_w w;
         json_w_init(&w, 1);
-        write_json(&w, &p, met, sites, ns, es, F);
+        write_json(&w, &p, met, sites, ns, es, F, is_lm ? &lm : NULL);
         snprintf(path, sizeof path, "%s/eval.json", dir);
         st = json_w_write_file(&w, path, d);
         json_w_free(&w);

@@ -13,11 +13,16 @@ symlink to one of them, which must be read once), then:
   causal     a prefix's logits do not change when tokens are appended
   held-out   the printed held-out bits/byte equals onnxruntime's cross-entropy
              on the held-out tail (the last 5 % tiled by windows of 64)
+  eval       a short SPD run on it (KL output loss, C below the rank) and `pdc eval`:
+             the LM table (KL and next-token CE per mask kind) is consistent, and its
+             target, unmasked (W := V·U) and zero rows match onnxruntime on the same
+             held-out windows (tests/py/lm_oracle.py; the real run is tests/e2e)
   seed       the same seed writes a byte-identical model
   errors     a missing --text fails with a message naming it and writes nothing
 
 Run by CTest as: .venv/bin/python tests/py/test_tiny_lm.py --pdc PATH
 """
+import json
 import math
 import os
 import re
@@ -29,6 +34,7 @@ from common import np  # noqa: E402
 
 common.need_onnx()
 import onnx  # noqa: E402
+import lm_oracle  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 STEPS = "30"
@@ -134,6 +140,53 @@ def check_heldout(res, model, raw, stdout):
                   f"{bits:.4f}; unigram {m.group(2)}")
 
 
+DECOMP_CONFIG = """\
+seed: 0
+steps: 10
+batch_size: 4
+lr_schedule: {start_val: 1.0e-3, fn_type: constant, warmup_pct: 0.0, final_val_frac: 1.0}
+ci_fn_type: "shared_mlp"
+ci_fn_hidden_dims: [16]
+sigmoid_type: "leaky_hard"
+use_delta_component: true
+output_loss_type: "kl"
+ci_alive_threshold: 0.0
+faithfulness_warmup_steps: 20
+faithfulness_warmup_lr: 0.01
+faithfulness_warmup_weight_decay: 0.0
+module_info:
+  - module_pattern: "layers.*.attn.*_proj"
+    C: 16
+  - module_pattern: "layers.1.mlp.fc_in"
+    C: 16
+loss_metric_configs:
+  - classname: "ImportanceMinimalityLoss"
+    coeff: 1.0e-3
+    pnorm: 2.0
+  - classname: "StochasticReconLoss"
+    coeff: 1.0
+"""
+
+
+def check_eval(args, res, tmp, model, tokens, raw):
+    cfg = os.path.join(tmp, "decomp.yaml")
+    open(cfg, "w").write(DECOMP_CONFIG)
+    out = os.path.join(tmp, "decomp")
+    p = common.run_pdc(args.pdc, [model, "-o", out, "--config", cfg, "--data", tokens,
+                                  "--seq", str(CTX)])
+    if not res.check("decompose the LM (KL)", p.returncode == 0, common.describe_failure(p)):
+        return
+    p = common.run_pdc(args.pdc, ["eval", out])
+    if not res.check("pdc eval exits 0", p.returncode == 0, common.describe_failure(p)):
+        return
+    lm = json.load(open(os.path.join(out, "eval.json"))).get("lm", {})
+    if lm_oracle.check_table(res, p.stdout, lm):
+        res.check("eval: every held-out batch", lm["held_out_batches"] == lm["held_out_windows"]
+                  // 4 and lm["seq"] == CTX, json.dumps(lm)[:300])
+        lm_oracle.check_consistency(res, lm["masks"])
+        lm_oracle.check_oracle(res, model, out, raw, lm["masks"], 4, CTX)
+
+
 def main():
     args = common.parse_args(__doc__)
     res = common.Results(args.only)
@@ -148,6 +201,7 @@ def main():
         check_oracle(args, res, tmp, model)
         check_causal(res, model)
         check_heldout(res, model, raw, p.stdout)
+        check_eval(args, res, tmp, model, tokens, raw)
         model2, _, p2 = train(args, tmp, folder, "again")
         res.check("same seed, identical model", p2.returncode == 0 and
                   open(model, "rb").read() == open(model2, "rb").read(), common.describe_failure(p2))
