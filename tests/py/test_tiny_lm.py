@@ -13,7 +13,8 @@ symlink to one of them, which must be read once), then:
   causal     a prefix's logits do not change when tokens are appended
   held-out   the printed held-out bits/byte equals onnxruntime's cross-entropy
              on the held-out tail (the last 5 % tiled by windows of 64)
-  eval       a short SPD run on it (KL output loss, C below the rank) and `pdc eval`:
+  eval       a short SPD run on it (KL output loss, C below the rank; without --seq
+             it is refused, asking for it) and `pdc eval`:
              the LM table (KL and next-token CE per mask kind) is consistent, and its
              target, unmasked (W := V·U) and zero rows match onnxruntime on the same
              held-out windows (tests/py/lm_oracle.py; the real run is tests/e2e)
@@ -172,6 +173,9 @@ def check_eval(args, res, tmp, model, tokens, raw):
     cfg = os.path.join(tmp, "decomp.yaml")
     open(cfg, "w").write(DECOMP_CONFIG)
     out = os.path.join(tmp, "decomp")
+    p = common.run_pdc(args.pdc, [model, "-o", out, "--config", cfg, "--data", tokens])
+    res.check("decompose without --seq: asks for it", p.returncode != 0 and "--seq" in p.stderr
+              and not os.path.exists(out), common.describe_failure(p))
     p = common.run_pdc(args.pdc, [model, "-o", out, "--config", cfg, "--data", tokens,
                                   "--seq", str(CTX)])
     if not res.check("decompose the LM (KL)", p.returncode == 0, common.describe_failure(p)):
