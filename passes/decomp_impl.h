@@ -96,7 +96,13 @@ int dc_ci_transformer(struct dc_ctx *cx);
 /* objective_spd.c: shared loss pieces */
 uint32_t dc_divergence(struct dc_ctx *cx, const uint32_t *y); /* the config's output loss */
 uint32_t dc_mse(struct dc_ctx *cx, const uint32_t *y); /* Σ_outputs mean((y − target)²) */
+uint32_t dc_kl(struct dc_ctx *cx, const uint32_t *y);  /* Σ_outputs mean_pos KL(target‖y) */
 uint32_t dc_l0(struct dc_ctx *cx, int i);              /* mean_n Σ_c 1[g_lo > threshold] */
+
+/* objective_lm.c: next-token cross-entropy, mean over B·(T−1) positions (see the
+ * file); dc_lm_shapes_ok says whether logits [B, T, V] and tokens [B, T] fit it */
+int dc_lm_shapes_ok(const struct ir_graph *g, uint32_t logits, uint32_t tokens);
+uint32_t dc_next_token_ce(struct ir_builder *b, uint32_t logits, uint32_t tokens);
 
 /* optimizer.c: AdamW on the trainable states with gradients from autodiff;
  * optional global-norm clip (<= 0: none); moment states named "<prefix>.m.<param>" */

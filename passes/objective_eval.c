@@ -3,22 +3,46 @@
  * CI-L0 per site (§7.2), on one batch, with the trained factors and CI weights
  * as (non-trainable) states.
  * needs: a compiled inference graph and the sites of the decomposition.
- * guarantees: a finished program whose metrics are, in order,
- *   recon/{unmasked, stochastic, stochastic_no_delta, ci, rounded_0, rounded_0.1,
- *   rounded_0.5, zero}, then l0/<site>; and g_lo[i] = site i's CI (lower) tensor. */
+ * guarantees: a finished program whose metrics are, in order, per mask kind K in
+ *   {unmasked, stochastic, stochastic_no_delta, ci, rounded_0, rounded_0.1,
+ *   rounded_0.5, zero}: recon/K (MSE to the target output), and when the output
+ *   loss is KL (language models) kl/K (KL(target‖masked), mean per position) and,
+ *   when the model maps token ids [B, T] to logits [B, T, V], ce/K (next-token
+ *   cross-entropy, objective_lm.c); then ce/target for such models; then l0/<site>;
+ *   and g_lo[i] = site i's CI (lower) tensor. */
 #include <stdio.h>
 #include <string.h>
 
 #include "decomp_impl.h"
 
-static uint32_t mse_to_target(struct dc_ctx *cx, const uint32_t *m, const uint32_t *dl)
+/* does the model read token ids and write logits for every position? */
+static int has_labels(const struct dc_ctx *cx)
+{
+    return cx->cfg->output_loss_type == DC_OUT_KL && cx->nouts == 1 &&
+           dc_lm_shapes_ok(cx->g, cx->outs[0], cx->data);
+}
+
+/* one masked forward and its metrics: recon/K, and for KL targets kl/K (and ce/K) */
+static void row_metrics(struct dc_ctx *cx, const char *kind, const uint32_t *m, const uint32_t *dl)
 {
     uint32_t y[64];
+    char nm[128];
     if (cx->nouts > 64) {
         cx->b.err = diag_set(cx->b.d, ST_ERR_UNSUPPORTED, "too many model outputs");
-        return IR_NONE;
+        return;
     }
-    return dc_forward(cx, m, dl, y) ? IR_NONE : dc_mse(cx, y);
+    if (dc_forward(cx, m, dl, y))
+        return;
+    snprintf(nm, sizeof nm, "recon/%s", kind);
+    dc_metric(cx, nm, dc_mse(cx, y));
+    if (cx->cfg->output_loss_type != DC_OUT_KL)
+        return;
+    snprintf(nm, sizeof nm, "kl/%s", kind);
+    dc_metric(cx, nm, dc_kl(cx, y));
+    if (has_labels(cx)) {
+        snprintf(nm, sizeof nm, "ce/%s", kind);
+        dc_metric(cx, nm, dc_next_token_ce(&cx->b, y[0], cx->data));
+    }
 }
 
 enum mask_kind { MK_ONES, MK_STOCH, MK_STOCH_NO_DELTA, MK_CI, MK_ROUND, MK_ZERO };
@@ -60,10 +84,10 @@ int dc_build_eval(struct ir_graph *g, const struct dc_config *c, const struct dc
         enum mask_kind k;
         double tau;
     } rows[] = {
-        {"recon/unmasked", MK_ONES, 0}, {"recon/stochastic", MK_STOCH, 0},
-        {"recon/stochastic_no_delta", MK_STOCH_NO_DELTA, 0}, {"recon/ci", MK_CI, 0},
-        {"recon/rounded_0", MK_ROUND, 0.0}, {"recon/rounded_0.1", MK_ROUND, 0.1},
-        {"recon/rounded_0.5", MK_ROUND, 0.5}, {"recon/zero", MK_ZERO, 0},
+        {"unmasked", MK_ONES, 0}, {"stochastic", MK_STOCH, 0},
+        {"stochastic_no_delta", MK_STOCH_NO_DELTA, 0}, {"ci", MK_CI, 0},
+        {"rounded_0", MK_ROUND, 0.0}, {"rounded_0.1", MK_ROUND, 0.1},
+        {"rounded_0.5", MK_ROUND, 0.5}, {"zero", MK_ZERO, 0},
     };
     struct dc_ctx cx;
     uint32_t m[256], dl[256];
@@ -76,8 +100,10 @@ int dc_build_eval(struct ir_graph *g, const struct dc_config *c, const struct dc
         st = dc_ci_fn(&cx);
     for (size_t r = 0; !st && r < sizeof rows / sizeof *rows && !cx.b.err; r++) {
         masks(&cx, rows[r].k, rows[r].tau, m, dl);
-        dc_metric(&cx, rows[r].name, mse_to_target(&cx, m, dl));
+        row_metrics(&cx, rows[r].name, m, dl);
     }
+    if (!st && has_labels(&cx)) /* the target's own CE: the reference point of ce_difference */
+        dc_metric(&cx, "ce/target", dc_next_token_ce(&cx.b, cx.outs[0], cx.data));
     for (int i = 0; !st && i < ns && !cx.b.err; i++) {
         char nm[300];
         snprintf(nm, sizeof nm, "l0/%s", sites[i].name);

@@ -24,7 +24,7 @@ uint32_t dc_mse(struct dc_ctx *cx, const uint32_t *y)
 
 /* Σ over outputs of the mean over positions of KL(P‖Q), P = softmax(target logits),
  * Q = softmax(predicted logits) over the last axis (METHOD §4.1); the target is a constant */
-static uint32_t kl(struct dc_ctx *cx, const uint32_t *y)
+uint32_t dc_kl(struct dc_ctx *cx, const uint32_t *y)
 {
     struct ir_builder *b = &cx->b;
     struct ir_attr ax = bld_attr_int("axis", -1);
@@ -43,7 +43,7 @@ static uint32_t kl(struct dc_ctx *cx, const uint32_t *y)
 
 uint32_t dc_divergence(struct dc_ctx *cx, const uint32_t *y)
 {
-    return cx->cfg->output_loss_type == DC_OUT_KL ? kl(cx, y) : dc_mse(cx, y);
+    return cx->cfg->output_loss_type == DC_OUT_KL ? dc_kl(cx, y) : dc_mse(cx, y);
 }
 
 /* m = g + (1 − g) ⊙ r with fresh uniform r; δ ~ U(0,1) per position when Δ is on */

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decomp_impl.h"
 #include "toy.h"
+#include "toy_impl.h"
 
 /* ---- the targets ------------------------------------------------------------ */
 
@@ -111,10 +111,9 @@ static int weight_list(const struct toy_spec *s, struct wdesc *w)
 
 /* ---- builder helpers ----------------------------------------------------------- */
 
-/* one node whose single output gets a chosen name ("y": what users and the
- * importer see; the builder's own names are "<prefix>/<op>_<n>:0") */
-static uint32_t named_node(struct ir_builder *b, enum ir_op op, uint32_t n_in, const uint32_t *in,
-                           const char *name)
+/* toy_impl.h */
+uint32_t toy_named_node(struct ir_builder *b, enum ir_op op, uint32_t n_in, const uint32_t *in,
+                        const char *name)
 {
     if (b->err)
         return IR_NONE;
@@ -131,9 +130,8 @@ static uint32_t named_node(struct ir_builder *b, enum ir_op op, uint32_t n_in, c
     return st ? IR_NONE : y;
 }
 
-/* a named float32 initializer (zeros when data is NULL) */
-static uint32_t named_init(struct ir_builder *b, const char *name, int rank, const int64_t *dims,
-                           const void *data)
+uint32_t toy_named_init(struct ir_builder *b, const char *name, int rank, const int64_t *dims,
+                        const void *data)
 {
     if (b->err)
         return IR_NONE;
@@ -155,7 +153,7 @@ static uint32_t named_init(struct ir_builder *b, const char *name, int rank, con
 static uint32_t identity(struct ir_builder *b, const char *name, int64_t n)
 {
     int64_t dims[2] = {n, n};
-    uint32_t t = named_init(b, name, 2, dims, NULL);
+    uint32_t t = toy_named_init(b, name, 2, dims, NULL);
     if (t == IR_NONE)
         return t;
     float *e = b->g->t[t].data;
@@ -177,7 +175,7 @@ static uint32_t tms_forward(struct ir_builder *b, const struct toy_spec *s, uint
     if (s->identity_layer)
         h = bld_matmul(b, h, identity(b, "hidden_layers.0", s->n_hidden));
     uint32_t z = bld_add(b, bld_matmul(b, h, bld_transpose(b, w[0], 2, swap)), w[1]);
-    return named_node(b, IR_OP_Relu, 1, &z, "y");
+    return toy_named_node(b, IR_OP_Relu, 1, &z, "y");
 }
 
 /* METHOD §6.3: r = x·W_E; per layer r += ReLU(r·mlp_in)·mlp_out (no biases);
@@ -191,7 +189,7 @@ static uint32_t resid_forward(struct ir_builder *b, const struct toy_spec *s, ui
         r = bld_add(b, r, bld_matmul(b, a, w[3 + 2 * l]));
     }
     uint32_t in[2] = {r, w[1]};
-    return named_node(b, IR_OP_MatMul, 2, in, "y");
+    return toy_named_node(b, IR_OP_MatMul, 2, in, "y");
 }
 
 static uint32_t forward(struct ir_builder *b, const struct toy_spec *s, uint32_t x,
@@ -219,9 +217,8 @@ static uint32_t mse(struct ir_builder *b, uint32_t y, uint32_t t)
 /* dc_ctx_init compiles around an imported target forward (it snapshots that
  * forward and wants exactly one input and a float output); a toy is built from
  * nothing, so only the bookkeeping half of the context is set: builder, graph,
- * program and the lazily created scalar inputs. That is all dc_state,
- * dc_metric, dc_adamw and dc_finish use. */
-static int toy_ctx(struct dc_ctx *cx, struct dc_prog *p, const char *prefix, struct diag *d)
+ * program and the lazily created scalar inputs. */
+int toy_ctx_begin(struct dc_ctx *cx, struct dc_prog *p, const char *prefix, struct diag *d)
 {
     memset(p, 0, sizeof *p);
     memset(cx, 0, sizeof *cx);
@@ -239,17 +236,17 @@ static int toy_ctx(struct dc_ctx *cx, struct dc_prog *p, const char *prefix, str
     return ST_OK;
 }
 
-/* the data input x [batch, n_features], fed by the sparse-feature generator */
-static uint32_t data_input(struct dc_ctx *cx, int64_t batch, int64_t nf)
+uint32_t toy_data_input(struct dc_ctx *cx, const char *name, enum ir_dtype dt, int rank,
+                        const int64_t *dims)
 {
     if (cx->b.err)
         return IR_NONE;
-    uint32_t t = ir_tensor_new(cx->g, "x");
+    uint32_t t = ir_tensor_new(cx->g, name);
     struct ir_tensor *x = &cx->g->t[t];
-    x->dtype = IR_F32;
-    x->rank = 2;
-    x->dims[0] = batch;
-    x->dims[1] = nf;
+    x->dtype = dt;
+    x->rank = rank;
+    for (int k = 0; k < rank; k++)
+        x->dims[k] = dims[k];
     ir_graph_add_input(cx->g, t);
     struct dc_prog *p = cx->prog;
     struct dc_input *in = realloc(p->in, (size_t)(p->n_in + 1) * sizeof *in);
@@ -269,7 +266,7 @@ static void declare_states(struct dc_ctx *cx, const struct wdesc *w, int n, uint
                           w[i].trainable);
 }
 
-static int done(struct dc_ctx *cx, struct dc_prog *p, int st)
+int toy_ctx_end(struct dc_ctx *cx, struct dc_prog *p, int st)
 {
     if (!st)
         st = dc_finish(cx);
@@ -285,7 +282,7 @@ int toy_build_setup(const struct toy_spec *s, struct dc_prog *p, struct diag *d)
     if (s->family != TOY_RESID_MLP)
         return ST_OK;
     struct dc_ctx cx;
-    int st = toy_ctx(&cx, p, "setup", d);
+    int st = toy_ctx_begin(&cx, p, "setup", d);
     if (st)
         return st;
     p->steps = 1;
@@ -301,14 +298,14 @@ int toy_build_setup(const struct toy_spec *s, struct dc_prog *p, struct diag *d)
     uint32_t we = bld_div(b, ids[0], norm);
     dc_state_next(&cx, ids[0], we);
     dc_state_next(&cx, ids[1], bld_transpose(b, we, 2, swap));
-    return done(&cx, p, b->err);
+    return toy_ctx_end(&cx, p, b->err);
 }
 
 int toy_build_train(const struct toy_spec *s, int64_t batch, int64_t steps, struct dc_prog *p,
                     struct diag *d)
 {
     struct dc_ctx cx;
-    int st = toy_ctx(&cx, p, "toy", d);
+    int st = toy_ctx_begin(&cx, p, "toy", d);
     if (st)
         return st;
     p->steps = steps > 0 ? steps : s->steps;
@@ -317,7 +314,8 @@ int toy_build_train(const struct toy_spec *s, int64_t batch, int64_t steps, stru
     uint32_t ids[MAX_W];
     int nw = weight_list(s, w);
     struct ir_builder *b = &cx.b;
-    uint32_t x = data_input(&cx, batch > 0 ? batch : s->batch, s->n_features);
+    int64_t xd[2] = {batch > 0 ? batch : s->batch, s->n_features};
+    uint32_t x = toy_data_input(&cx, "x", IR_F32, 2, xd); /* the sparse-feature generator's */
     declare_states(&cx, w, nw, ids);
     uint32_t y = forward(b, s, x, ids);
     uint32_t loss = mse(b, y, labels(b, s, x));
@@ -326,7 +324,7 @@ int toy_build_train(const struct toy_spec *s, int64_t batch, int64_t steps, stru
     /* one AdamW for toys and decompositions; the tied TMS weight is one state,
      * so its two uses' gradients are summed and it has one Adam state (§1.6) */
     st = dc_adamw(&cx, loss, s->weight_decay, 0.0, "adam");
-    return done(&cx, p, st ? st : b->err);
+    return toy_ctx_end(&cx, p, st ? st : b->err);
 }
 
 int toy_build_infer(const struct toy_spec *s, int64_t batch, toy_weight_fn get, void *ctx,
@@ -358,7 +356,7 @@ int toy_build_infer(const struct toy_spec *s, int64_t batch, toy_weight_fn get, 
         if (!v)
             b.err = diag_set(d, ST_ERR_INVALID, "toy %s: no trained value for '%s'", s->name,
                              w[i].name);
-        ids[i] = named_init(&b, w[i].name, w[i].rank, w[i].dims, v);
+        ids[i] = toy_named_init(&b, w[i].name, w[i].rank, w[i].dims, v);
     }
     uint32_t y = forward(&b, s, x, ids);
     int st = b.err;

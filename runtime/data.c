@@ -535,6 +535,11 @@ int ds_fill(struct ds_source *s, void *buf, const struct ir_tensor *in, uint64_t
     return ST_OK;
 }
 
+int64_t ds_eval_windows(const struct ds_source *s, int64_t T)
+{
+    return s->kind == DS_TOKENS && T >= 1 ? (s->ntok - s->ntrain) / T : 0;
+}
+
 int ds_eval_batch(struct ds_source *s, void *buf, const struct ir_tensor *in, uint64_t seed,
                   uint64_t k, struct diag *d)
 {

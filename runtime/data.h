@@ -81,6 +81,11 @@ int64_t ds_graph_vocab(const struct ir_graph *g, uint32_t input);
 int ds_fill(struct ds_source *s, void *buf, const struct ir_tensor *input, uint64_t seed,
             uint64_t step, enum ds_split split, struct diag *d);
 
+/* Token files: the number of non-overlapping windows of T tokens in the held-out
+ * part (the windows DS_EVAL tiles; batch k covers k·B … k·B+B−1 of them). 0 for
+ * other sources and for T < 1. */
+int64_t ds_eval_windows(const struct ds_source *s, int64_t T);
+
 /* evaluation batch k: ds_fill(s, buf, input, seed, k, DS_EVAL, d). Files ignore
  * the seed (the batch is fixed by k); the toy generator draws at (seed, step k). */
 int ds_eval_batch(struct ds_source *s, void *buf, const struct ir_tensor *input, uint64_t seed,

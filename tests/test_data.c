@@ -138,6 +138,7 @@ TEST(toy_statistics)
     int64_t n = ir_numel(&in), active = 0, bad = 0;
     float *x = malloc((size_t)n * sizeof *x);
     struct diag d = {0};
+    CHECK_EQ(ds_eval_windows(s, 16), 0); /* not a token file */
     CHECK_EQ(ds_fill(s, x, &in, 7, 3, DS_TRAIN, &d), ST_OK);
     double sum = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -394,6 +395,9 @@ TEST(token_eval_windows)
         for (int t = 0; t < 16; t++)
             ok &= x[b * 16 + t] == 900 + (b % 6) * 16 + t;
     CHECK(ok);
+    CHECK_EQ(ds_eval_windows(s, 16), 6);
+    CHECK_EQ(ds_eval_windows(s, 101), 0);
+    CHECK_EQ(ds_eval_windows(s, 0), 0);
     CHECK_EQ(ds_eval_batch(s, y, &in, 1, 1, &d), ST_OK);
     CHECK_EQ(y[0], 900 + (8 % 6) * 16);
     o.holdout = 0;

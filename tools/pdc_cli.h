@@ -48,8 +48,9 @@ int pdc_open_data(const struct dc_config *c, struct ds_source **src, struct dc_c
 /* pdc_inspect_dir.c: `pdc inspect DIR` */
 int pdc_inspect_dir(const char *dir, struct diag *d);
 
-/* pdc_toy.c */
+/* pdc_toy.c; pdc_toy_lm.c: `pdc toy tiny-lm` (argv[0] = "tiny-lm") */
 int pdc_toy_main(int argc, char **argv);
+int pdc_toy_lm_main(int argc, char **argv);
 
 /* pdc_eval.c */
 int pdc_eval_main(int argc, char **argv);
@@ -63,5 +64,22 @@ extern const int pdc_pgd_eval_steps[PDC_PGD_EVAL_ROWS];
 struct rt_store;
 int pdc_eval_adversary(const char *model, const struct dc_config *c, struct rt_store *store,
                        struct ds_source *src, int64_t data_step, double *out, struct diag *d);
+
+/* pdc_eval_lm.c: the language-model table of `pdc eval` (KL to the target and
+ * next-token CE per mask kind, METHOD §7.5), for evaluation programs with kl/
+ * metrics (pdc_eval_lm_active). _batches runs the held-out batches after the
+ * first (met holds batch 0's metrics, from a run at step0) and averages them into
+ * met. */
+struct pdc_lm_eval {
+    int64_t batches, batch, seq; /* batches of batch × seq tokens */
+    int64_t windows;             /* held-out windows of seq tokens in the token file */
+};
+int pdc_eval_lm_active(const struct dc_prog *p);
+int pdc_eval_lm_batches(const struct dc_prog *p, struct rt_store *store, struct ds_source *src,
+                        uint64_t seed, int64_t step0, double *met, struct pdc_lm_eval *lm,
+                        struct diag *d);
+void pdc_eval_lm_print(const struct dc_prog *p, const double *met, const struct pdc_lm_eval *lm);
+void pdc_eval_lm_json(struct json_w *w, const struct dc_prog *p, const double *met,
+                      const struct pdc_lm_eval *lm);
 
 #endif

@@ -38,6 +38,12 @@ int pdc_compiled_model(const char *path, const struct dc_config *c, struct ir_gr
                           path, x->name, (long long)x->dims[0], (long long)c->batch_size);
         if (!st && c->data_seq > 0 && x->rank >= 2 && x->sym[1] >= 0 && g->sym_val[x->sym[1]] < 0)
             st = ir_bind_sym(g, g->syms[x->sym[1]], c->data_seq, d); /* token windows: --seq */
+        else if (!st && x->rank == 2 && x->sym[1] >= 0 && g->sym_val[x->sym[1]] < 0 &&
+                 ir_dtype_is_int(x->dtype)) /* shape inference would suggest --bind, which
+                                             * decomposing has not got */
+            st = diag_set(d, ST_ERR_SHAPE, "%s: input '%s' has a symbolic sequence dim '%s': "
+                          "give the window length with --seq T (or data: {seq: T})", path,
+                          x->name, g->syms[x->sym[1]]);
     }
     struct pass_ctx cx = {.eval = cg_eval_node};
     if (!st)

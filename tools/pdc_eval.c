@@ -1,7 +1,8 @@
 /* pdc_eval.c — `pdc eval DIR`: the evaluation suite of a decomposition.
  *   reconstruction MSE to the target under unmasked, stochastic (with and without
- *   Δ), CI, rounded (CI > 0, 0.1, 0.5) and zero masks; L0 per site; alive
- *   components; and for toy targets the ground-truth metrics of METHOD.md §7:
+ *   Δ), CI, rounded (CI > 0, 0.1, 0.5) and zero masks (for KL targets, language
+ *   models, the KL and next-token CE under the same masks: pdc_eval_lm.c); L0 per
+ *   site; alive components; and for toy targets the ground-truth metrics of METHOD.md §7:
  *   MMCS/ML2R per site and the CI pattern errors on the one-hot probe (0.75·I);
  *   the divergence under fresh PGD adversaries of 20..320 steps (pdc_eval_adv.c).
  * Prints a table and writes DIR/eval.json. */
@@ -217,7 +218,8 @@ static void adversary_json(struct json_w *w, const struct dc_config *c, const do
 
 static void write_json(struct json_w *w, const struct dc_prog *p, const double *met,
                        const struct dc_site *sites, int ns, const struct eval_site *es, int64_t F,
-                       const struct dc_config *c, const double *adv)
+                       const struct pdc_lm_eval *lm, const struct dc_config *c,
+                       const double *adv)
 {
     json_obj_begin(w);
     json_key(w, "format");
@@ -258,6 +260,8 @@ static void write_json(struct json_w *w, const struct dc_prog *p, const double *
         json_obj_end(w);
     }
     json_obj_end(w);
+    if (lm)
+        pdc_eval_lm_json(w, p, met, lm);
     json_obj_end(w);
 }
 
@@ -265,8 +269,10 @@ static void print_table(const struct dc_prog *p, const double *met, const struct
                         int ns, const struct eval_site *es, int64_t F,
                         const struct dc_config *c, const double *adv)
 {
-    printf("reconstruction (MSE to the target output):\n");
-    for (int i = 0; i < p->n_metric; i++)
+    int lm = pdc_eval_lm_active(p); /* language models: the KL/CE table instead */
+    if (!lm)
+        printf("reconstruction (MSE to the target output):\n");
+    for (int i = 0; i < p->n_metric && !lm; i++)
         if (strncmp(p->metric[i].name, "recon/", 6) == 0)
             printf("  %-28s %.6g\n", p->metric[i].name + 6, met[i]);
     printf("adversarial (%s to the target under fresh PGD: shared source, sign steps of %g):\n",
@@ -321,6 +327,10 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
         st = diag_set(d, ST_ERR_NOMEM, "out of memory");
     if (!st)
         st = rt_run_once(&p, cg_default(), &store, src, NULL, c.seed, EVAL_STEP, met, &rp, d);
+    struct pdc_lm_eval lm = {0}; /* language models: every held-out batch, averaged */
+    int is_lm = !st && pdc_eval_lm_active(&p);
+    if (is_lm)
+        st = pdc_eval_lm_batches(&p, &store, src, c.seed, EVAL_STEP, met, &lm, d);
     for (int i = 0; !st && i < ns; i++) {
         const struct ir_tensor *t = &p.g->t[glo[i]];
         int64_t N = ir_numel(t) / sites[i].C;
@@ -340,10 +350,12 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
     if (!st)
         st = pdc_eval_adversary(model, &c, &store, src, EVAL_STEP, adv, d);
     if (!st) {
+        if (is_lm)
+            pdc_eval_lm_print(&p, met, &lm);
         print_table(&p, met, sites, ns, es, F, &c, adv);
         struct json_w w;
         json_w_init(&w, 1);
-        write_json(&w, &p, met, sites, ns, es, F, &c, adv);
+        write_json(&w, &p, met, sites, ns, es, F, is_lm ? &lm : NULL, &c, adv);
         snprintf(path, sizeof path, "%s/eval.json", dir);
         st = json_w_write_file(&w, path, d);
         json_w_free(&w);

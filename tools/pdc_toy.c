@@ -40,6 +40,7 @@ static int toy_usage(void)
     for (int i = 0; i < n; i++)
         fprintf(stderr, "  %-14s %lld steps, batch %lld\n", s[i].name, (long long)s[i].steps,
                 (long long)s[i].batch);
+    fprintf(stderr, "  %-14s a byte-level transformer LM (pdc toy tiny-lm --help)\n", "tiny-lm");
     return 2;
 }
 
@@ -202,6 +203,8 @@ int pdc_toy_main(int argc, char **argv)
 {
     struct toy_args a;
     struct diag d = {0};
+    if (argc >= 1 && strcmp(argv[0], "tiny-lm") == 0) /* its own options: tools/pdc_toy_lm.c */
+        return pdc_toy_lm_main(argc, argv);
     int st = parse_args(argc, argv, &a, &d);
     if (st < 0)
         return toy_usage();

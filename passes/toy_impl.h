@@ -1,0 +1,27 @@
+/* toy_impl.h — private to the toy targets (toy_models.c, toy_lm.c): the
+ * builder helpers both build their training and inference graphs with. */
+#ifndef PDC_TOY_IMPL_H
+#define PDC_TOY_IMPL_H
+
+#include "decomp_impl.h"
+
+/* A training program's context for a graph built from nothing (dc_ctx_init wants
+ * an imported forward): builder, graph and program only. That is all dc_state,
+ * dc_metric, dc_adamw and dc_finish use. */
+int toy_ctx_begin(struct dc_ctx *cx, struct dc_prog *p, const char *prefix, struct diag *d);
+/* dc_finish when st is ST_OK, then free the context (and the program on failure) */
+int toy_ctx_end(struct dc_ctx *cx, struct dc_prog *p, int st);
+
+/* the program's data input (fed by the training driver's source each step) */
+uint32_t toy_data_input(struct dc_ctx *cx, const char *name, enum ir_dtype dt, int rank,
+                        const int64_t *dims);
+
+/* one node whose single output gets a chosen name ("y", "logits": what users and
+ * the importer see; the builder's own names are "<prefix>/<op>_<n>:0") */
+uint32_t toy_named_node(struct ir_builder *b, enum ir_op op, uint32_t n_in, const uint32_t *in,
+                        const char *name);
+/* a named float32 initializer marked as a weight (zeros when data is NULL) */
+uint32_t toy_named_init(struct ir_builder *b, const char *name, int rank, const int64_t *dims,
+                        const void *data);
+
+#endif
