@@ -21,10 +21,13 @@
 
 #define EVAL_STEP 0x7fffffff /* draws of the evaluation batch: a step no training run reaches */
 
+/* alive: components that fire (CI > ci_alive_threshold) at least once on the
+ * evaluation batch; density[c]: the fraction of its positions where c fires */
 struct eval_site {
     double l0, mmcs, ml2r, mmcs_std, probe_l0;
-    int alive, big_pieces;
+    int alive, big_pieces, C;
     int64_t identity_err, identity_err_0p2, dense_err;
+    double *density;
 };
 
 static int check_model(const char *dir, char *model, size_t n, struct diag *d)
@@ -232,6 +235,18 @@ static void write_json(struct json_w *w, const struct dc_prog *p, const double *
     }
     json_obj_end(w);
     adversary_json(w, c, adv);
+    double l0 = 0;
+    int64_t alive = 0;
+    for (int i = 0; i < ns; i++) {
+        l0 += es[i].l0;
+        alive += es[i].alive;
+    }
+    json_key(w, "L0_total");
+    json_double(w, l0);
+    json_key(w, "alive_total");
+    json_int(w, alive);
+    json_key(w, "alive_threshold");
+    json_double(w, c->ci_alive_threshold);
     json_key(w, "sites");
     json_obj_begin(w);
     for (int i = 0; i < ns; i++) {
@@ -241,6 +256,11 @@ static void write_json(struct json_w *w, const struct dc_prog *p, const double *
         json_double(w, es[i].l0);
         json_key(w, "alive");
         json_int(w, es[i].alive);
+        json_key(w, "firing_density");
+        json_arr_begin(w);
+        for (int k = 0; es[i].density && k < es[i].C; k++)
+            json_double(w, es[i].density[k]);
+        json_arr_end(w);
         json_key(w, "pieces_above_0.1_of_max_norm");
         json_int(w, es[i].big_pieces);
         json_key(w, "mmcs");
@@ -283,6 +303,8 @@ static void print_table(const struct dc_prog *p, const double *met, const struct
     if (F > 0)
         printf(" %8s %8s %8s", "id-err", "id@0.2", "dense-k");
     printf("\n");
+    double l0 = 0;
+    int alive = 0;
     for (int i = 0; i < ns; i++) {
         printf("%-24s %8.4f %6d %7d %8.4f %8.4f", sites[i].name, es[i].l0, es[i].alive,
                es[i].big_pieces, es[i].mmcs, es[i].ml2r);
@@ -290,7 +312,11 @@ static void print_table(const struct dc_prog *p, const double *met, const struct
             printf(" %8lld %8lld %8lld", (long long)es[i].identity_err,
                    (long long)es[i].identity_err_0p2, (long long)es[i].dense_err);
         printf("\n");
+        l0 += es[i].l0;
+        alive += es[i].alive;
     }
+    printf("%-24s %8.4f %6d   (alive: fires above CI %g on the evaluation batch)\n", "total", l0,
+           alive, c->ci_alive_threshold);
 }
 
 /* opt: --data SPEC, --seq T, --tokens u16|u32, --holdout F pairs overriding the run's */
@@ -336,7 +362,14 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
         int64_t N = ir_numel(t) / sites[i].C;
         const float *ci = rt_prog_buf(rp, glo[i]);
         es[i].l0 = tm_l0(ci, N, sites[i].C, c.ci_alive_threshold);
-        es[i].alive = tm_alive_count(ci, N, sites[i].C, 1e-6, NULL);
+        es[i].C = sites[i].C;
+        if (!(es[i].density = calloc((size_t)sites[i].C, sizeof *es[i].density))) {
+            st = diag_set(d, ST_ERR_NOMEM, "out of memory");
+            break;
+        }
+        tm_firing_density(ci, N, sites[i].C, c.ci_alive_threshold, es[i].density);
+        for (int k = 0; k < sites[i].C; k++)
+            es[i].alive += es[i].density[k] > 0;
         site_ground_truth(&sites[i], p.g, &store, &es[i]);
     }
     int64_t F = st ? 0 : probe_width(&p);
@@ -367,6 +400,8 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
     free(sites);
     free(glo);
     free(met);
+    for (int i = 0; es && i < ns; i++)
+        free(es[i].density);
     free(es);
     return st;
 }

@@ -15,7 +15,10 @@ token file, run `pdc eval`, and check the LM table (METHOD §7.5):
             the target 0 and of the zero masks 1, every row = ce_difference /
             (CE_zero − CE_target)
 
-Wall times of the three steps are printed. Run by CTest as
+Then VPD on the same model (configs/tiny-lm-vpd.yaml, a few hundred steps): both eval
+tables, the LM one and the adversarial one (KL under fresh PGD), present and sane.
+
+Wall times of every step are printed. Run by CTest as
   .venv/bin/python tests/e2e/test_tiny_lm.py --pdc PATH
 """
 import json
@@ -35,6 +38,7 @@ from lm_oracle import ROWS, SEQ  # noqa: E402
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 TOY_STEPS = os.environ.get("PDC_E2E_LM_TOY_STEPS", "500")
 SPD_STEPS = os.environ.get("PDC_E2E_LM_STEPS", "300")
+VPD_STEPS = os.environ.get("PDC_E2E_LM_VPD_STEPS", "200")
 
 
 def step(res, name, argv, pdc):
@@ -91,7 +95,36 @@ def main():
             tokens = np.fromfile(tokens_path, dtype="<u2")
             batch = json.load(open(os.path.join(out, "decomposition.json")))["config"]["batch_size"]
             lm_oracle.check_oracle(res, model, out, tokens, rows, batch)
+        vpd(args, res, tmp, model, tokens_path)
     res.finish()
+
+
+def vpd(args, res, tmp, model, tokens_path):
+    """VPD on the same LM (configs/tiny-lm-vpd.yaml: the persistent adversary, the global
+    CI transformer): both eval tables, the adversary's KL rising over its steps."""
+    out = os.path.join(tmp, "vpd")
+    p, t_dec = step(res, "pdc decompose (vpd)", [
+        model, "-o", out, "--config", os.path.join(ROOT, "configs", "tiny-lm-vpd.yaml"),
+        "--steps", VPD_STEPS, "--warmup-steps", "100", "--data", tokens_path,
+        "--seq", str(SEQ)], args.pdc)
+    if p.returncode != 0:
+        return
+    p, t_ev = step(res, "pdc eval (vpd)", ["eval", out], args.pdc)
+    if p.returncode != 0:
+        return
+    ev = json.load(open(os.path.join(out, "eval.json")))
+    adv = ev.get("adversarial", {}).get("steps", {})
+    print(p.stdout[:3000])
+    print(f"vpd wall: decomposition {t_dec:.0f} s ({VPD_STEPS} steps + warmup), eval {t_ev:.0f} s")
+    lm_oracle.check_table(res, p.stdout, ev.get("lm", {}))
+    res.check("vpd eval: the adversarial table in KL", ev.get("adversarial", {}).get(
+        "divergence") == "kl" and sorted(adv, key=int) == ["0", "20", "40", "80", "160", "320"],
+        json.dumps(ev.get("adversarial")))
+    if adv:
+        res.check("vpd eval: 20 PGD steps raise the KL over the random source",
+                  adv["20"] > adv["0"], json.dumps(adv))
+        res.check("vpd eval: more steps never lower the reported KL much",
+                  adv["320"] >= 0.9 * adv["20"], json.dumps(adv))
 
 
 if __name__ == "__main__":

@@ -112,6 +112,16 @@ def check_eval(args, res, full):
                   json.dumps(steps))
     res.check("eval: adversarial table printed", "fresh PGD" in p.stdout and "320 steps" in
               p.stdout, p.stdout)
+    ev = json.load(open(os.path.join(full, "eval.json")))
+    for name, s in ev["sites"].items():
+        dens = s.get("firing_density", [])
+        res.check(f"eval {name}: L0 = sum of the firing densities", len(dens) == 6
+                  and abs(s["L0"] - sum(dens)) < 1e-4 * max(1.0, s["L0"]), json.dumps(s))
+        res.check(f"eval {name}: alive = components that fired", s["alive"] ==
+                  sum(1 for x in dens if x > 0), json.dumps(s))
+    res.check("eval: L0 and alive totals", abs(ev["L0_total"] - sum(
+        s["L0"] for s in ev["sites"].values())) < 1e-9 and ev["alive_total"] == sum(
+        s["alive"] for s in ev["sites"].values()), json.dumps(ev["sites"]))
 
 
 def check_defaults(args, res, tmp):
