@@ -33,6 +33,7 @@ const char *dc_loss_classname(enum dc_loss_kind k)
 static void vpd_defaults(struct dc_config *c)
 {
     c->lr = (struct dc_schedule_cfg){5e-5, 0.0, 0.1, DC_SCHED_COSINE};
+    c->batch_size = 64; /* sequences (64 × 512 tokens in the VPD run) */
     c->grad_clip_norm = 0.01;
     c->ci_fn_type = DC_CI_GLOBAL_SHARED_TRANSFORMER;
     c->ci_tf.d_model = 128;
@@ -44,6 +45,7 @@ static void vpd_defaults(struct dc_config *c)
     c->faithfulness_warmup_lr = 1e-3;
     c->faithfulness_warmup_weight_decay = 0.0;
     c->ci_alive_threshold = 0.0;
+    c->output_loss_type = DC_OUT_AUTO; /* the VPD run's KL on a language model */
     c->losses[0] = (struct dc_loss){.kind = DC_LOSS_IMPORTANCE_MINIMALITY, .coeff = 2e-4,
                                     .pnorm = 2.0, .eps = 1e-12, .beta = 0.5,
                                     .p_anneal_start_frac = 0.0, .p_anneal_final_p = 0.4,

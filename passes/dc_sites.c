@@ -119,11 +119,14 @@ static int site_use(const struct ir_graph *g, const struct ir_node *n, struct us
     return 1;
 }
 
-static int pattern_C(const struct dc_config *c, const char *name, int *C)
+/* without patterns every MatMul/Gemm weight is a site (the reference decomposes the
+ * linear layers); embedding tables and Conv kernels are sites only when named */
+static int pattern_C(const struct dc_config *c, const char *name, enum pass_site_kind kind,
+                     int *C)
 {
     if (c->n_sites == 0) {
         *C = 0;
-        return 1;
+        return kind != PASS_SITE_GATHER && kind != PASS_SITE_CONV;
     }
     for (int i = 0; i < c->n_sites; i++)
         if (fnmatch(c->sites[i].pattern, name, 0) == 0) {
@@ -183,7 +186,7 @@ int dc_select_sites(const struct ir_graph *g, const struct dc_config *c, struct 
         const struct ir_node *n = &g->n[g->topo[k]];
         struct use u;
         int C;
-        if (!site_use(g, n, &u) || !pattern_C(c, g->t[u.w].name, &C))
+        if (!site_use(g, n, &u) || !pattern_C(c, g->t[u.w].name, u.kind, &C))
             continue;
         if (u.why[0]) {
             diag_set(d, ST_ERR_UNSUPPORTED,

@@ -31,7 +31,9 @@ enum dc_ci_fn {
     DC_CI_GLOBAL_SHARED_TRANSFORMER,
 };
 enum dc_sigmoid { DC_SIG_LEAKY_HARD, DC_SIG_HARD };
-enum dc_output_loss { DC_OUT_MSE, DC_OUT_KL };
+/* AUTO (the vpd default): KL for a model fed token ids (an integer data input: a
+ * language model's logits), MSE otherwise; resolved once the model is loaded */
+enum dc_output_loss { DC_OUT_MSE, DC_OUT_KL, DC_OUT_AUTO };
 
 enum dc_loss_kind {
     DC_LOSS_IMPORTANCE_MINIMALITY,

@@ -93,6 +93,14 @@ static inline int finish_graph(struct ir_graph *g, const struct ir_builder *b, u
 
 typedef int (*build_fn)(struct ir_graph **g, struct diag *d);
 
+/* every site kind (no patterns would select only the MatMul/Gemm weights) */
+static inline void select_all(struct dc_config *c)
+{
+    c->n_sites = 1;
+    snprintf(c->sites[0].pattern, sizeof c->sites[0].pattern, "*");
+    c->sites[0].C = 0;
+}
+
 /* 2-layer MLP as PyTorch exports it: Gemm(x, W[out,in], b, transB=1); the second
  * layer also scales (alpha 0.5, beta 2) to cover Gemm's epilogue */
 static inline int build_gemm(struct ir_graph **out, struct diag *d)
@@ -368,6 +376,7 @@ static inline int run_what(build_fn bf, const struct what *w, struct run *r, str
     struct ir_graph *g;
     struct dc_config c;
     dc_config_defaults(&c, "spd");
+    select_all(&c);
     c.ci_fn_type = w->kind;
     c.ci_fn_hidden_dims[0] = 3;
     c.n_ci_hidden = 1;

@@ -616,7 +616,7 @@ TEST(refusals)
     CHECK_STR_CONTAINS(d.msg, "d_model: 0 is not in [1, 65536] (it is required");
     /* an embedding's rows are one-hot: only the per-component mlp CI takes it */
     tf_config(&c, &SEQ);
-    c.n_sites = 0;
+    select_all(&c);
     memset(&d, 0, sizeof d);
     CHECK_EQ(build_expect_error(build_embed, &c, &d), ST_ERR_UNSUPPORTED);
     CHECK_STR_CONTAINS(d.msg, "'wte' (Gather)");

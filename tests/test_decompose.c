@@ -385,6 +385,7 @@ TEST(mask_dims)
         struct diag d = {0};
         struct dc_config c;
         dc_config_defaults(&c, "spd");
+        select_all(&c);
         struct dc_site *s = NULL;
         struct dc_factor *f = NULL;
         struct dc_prog p = {0};
@@ -421,6 +422,7 @@ TEST(conv_group_refused)
     struct dc_factor *f = NULL;
     int ns = 0, nf = 0;
     dc_config_defaults(&c, "spd");
+    select_all(&c);
     CHECK(build_conv_grouped(&g, &d) == 0);
     CHECK_EQ(dc_select_sites(g, &c, &s, &ns, &f, &nf, &d), ST_ERR_UNSUPPORTED);
     CHECK_STR_CONTAINS(d.msg, "'conv2.weight'");
@@ -436,7 +438,8 @@ TEST(conv_group_refused)
     ir_graph_free(g);
 }
 
-/* dc_select_sites (no patterns) decomposes exactly what pdc inspect lists */
+/* dc_select_sites with "*" decomposes exactly what pdc inspect lists; with no patterns,
+ * only the MatMul/Gemm weights */
 TEST(sites_match_inspect)
 {
     static const build_fn bfs[] = {build_gemm, build_batched, build_tms, build_embed, build_conv,
@@ -451,6 +454,16 @@ TEST(sites_match_inspect)
         int ns = 0, nf = 0, nps = 0, uses = 0;
         dc_config_defaults(&c, "spd");
         CHECK(bfs[k](&g, &d) == 0);
+        /* no patterns: the convolution target has no MatMul/Gemm weight at all */
+        int st0 = dc_select_sites(g, &c, &s, &ns, &f, &nf, &d);
+        CHECK(st0 == 0 || (bfs[k] == build_conv && strstr(d.msg, "no decomposable site")));
+        for (int j = 0; !st0 && j < ns; j++)
+            CHECK(s[j].kind != PASS_SITE_GATHER && s[j].kind != PASS_SITE_CONV);
+        free(s);
+        free(f);
+        s = NULL;
+        f = NULL;
+        select_all(&c);
         CHECK(dc_select_sites(g, &c, &s, &ns, &f, &nf, &d) == 0);
         CHECK(pass_find_sites(g, &ps, &nps) == 0);
         CHECK_EQ(nps, nf);

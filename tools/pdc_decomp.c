@@ -342,6 +342,10 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
         st = refuse_existing(dir, d);
     if (!st)
         st = pdc_compiled_model(model, c, &g, d);
+    if (!st && rc.output_loss_type == DC_OUT_AUTO) { /* recorded resolved, as every setting */
+        enum ir_dtype dt = g->n_inputs ? g->t[g->inputs[0]].dtype : IR_F32;
+        rc.output_loss_type = dt == IR_I64 || dt == IR_I32 ? DC_OUT_KL : DC_OUT_MSE;
+    }
     if (!st) /* only once the model compiled: a bad model leaves no empty DIR behind */
         st = mkdir_p(dir, d);
     if (!st)
