@@ -142,6 +142,11 @@ uint32_t dc_pgd_recon(struct dc_ctx *cx, const struct dc_loss *l, int subset)
         uint32_t L = adv_loss(cx, s, subset ? rho : NULL);
         if (source_grads(cx, L, s, gs))
             break;
+        char nm[64];
+        snprintf(nm, sizeof nm, "pgd.loss.%d", j);
+        dc_tap(cx, nm, L);
+        for (int i = 0; i < cx->ns; i++)
+            tap(cx, "pgd.grad", j, i, gs[i]);
         double t = j + 1;
         uint32_t bc1 = bld_f32(b, 1.0 - pow(l->opt.beta1, t));
         uint32_t bc2 = bld_f32(b, sqrt(1.0 - pow(l->opt.beta2, t)));

@@ -227,6 +227,40 @@ TEST(final_source_gradient_from_main_backward)
     source_gradients(0, 0.7, "loss/PersistentPGDReconLoss", 1);
 }
 
+/* the fresh adversary's first ascent: its source gradient (per position, and shared
+ * across the batch, where it sums over the positions) against central differences of
+ * its loss w.r.t. the random initial source, a program input */
+static void pgd_gradient(int shared)
+{
+    struct dc_config c;
+    struct vstep s;
+    vpd_config(&c, 0, 0.7);
+    c.losses[0] = (struct dc_loss){.kind = DC_LOSS_PGD_RECON, .coeff = 1.0, .n_steps = 2,
+                                   .init = DC_PGD_INIT_RANDOM,
+                                   .scope = shared ? DC_SCOPE_SINGLE : DC_SCOPE_PER_POSITION,
+                                   .opt = {0, {0.1, 0.0, 1.0, DC_SCHED_CONSTANT}, 0.9, 0.999,
+                                           1e-8}};
+    c.n_losses = 1;
+    if (vstep_build(&c, &s) == ST_OK) {
+        int site = 0;
+        for (int k = 0; k < s.prog.n_in && site < s.ns; k++) {
+            if (s.prog.in[k].kind != DC_FEED_UNIFORM) /* the sources' inits, in site order */
+                continue;
+            char gn[300];
+            snprintf(gn, sizeof gn, "pgd.grad.0.%s", s.sites[site].name);
+            const struct ir_tensor *t = &s.prog.g->t[s.prog.in[k].t];
+            CHECK_EQ(t->dims[0], shared ? 1 : 2);
+            check_grad(&s, s.prog.in[k].t, find_tap(&s, gn), find_tap(&s, "pgd.loss.0"), gn);
+            site++;
+        }
+        CHECK_EQ(site, s.ns);
+    }
+    vstep_free(&s);
+}
+
+TEST(fresh_pgd_gradient) { pgd_gradient(0); }
+TEST(fresh_pgd_shared_source_gradient) { pgd_gradient(1); }
+
 /* next source, m, v = the Adam ascent of METHOD §4.7, evaluated here in double */
 TEST(source_adam_ascent)
 {
@@ -330,6 +364,8 @@ static const struct test_case tests[] = {
     T(warmup_source_gradient),
     T(final_source_gradient_from_main_backward),
     T(source_adam_ascent),
+    T(fresh_pgd_gradient),
+    T(fresh_pgd_shared_source_gradient),
     T(frequency_minimality_gradient),
     T(one_persistent_adversary),
 };
