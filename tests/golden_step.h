@@ -125,19 +125,19 @@ struct step {
     struct dc_factor *fac;
 };
 
-/* pdc_compiled_model's few lines (tools/pdc_decomp.c): import, bind the batch
- * symbol, compile with constant folding (the Transpose of W folds; site
- * selection sees through it) */
-static inline struct ir_graph *compiled_model(struct diag *d)
+/* pdc_compiled_model's few lines (tools/pdc_decomp.c): import model `rel`
+ * (relative to tests/), bind the batch symbol to `batch`, compile with constant
+ * folding (the Transpose of W folds; site selection sees through it) */
+static inline struct ir_graph *compiled_model(struct diag *d, const char *rel, int64_t batch)
 {
     char path[GOLDEN_PATH_MAX];
-    golden_path(path, sizeof path, "../models/default.onnx");
+    golden_path(path, sizeof path, rel);
     struct ir_graph *g = NULL;
     if (onnx_load_file(path, &g, d))
         return NULL;
     struct ir_tensor *x = &g->t[g->inputs[0]];
     struct pass_ctx cx = {.eval = cg_eval_node};
-    if ((x->sym[0] >= 0 && ir_bind_sym(g, g->syms[x->sym[0]], GOLDEN_BATCH, d)) ||
+    if ((x->sym[0] >= 0 && ir_bind_sym(g, g->syms[x->sym[0]], batch, d)) ||
         pass_compile_inference(g, &cx, d)) {
         ir_graph_free(g);
         return NULL;
@@ -154,13 +154,16 @@ static inline void step_free(struct step *s)
     memset(s, 0, sizeof *s);
 }
 
-/* the train step of config c (its method picks SPD or VPD), as the CLI builds it */
-static inline int step_build(const struct dc_config *c, struct step *s)
+/* the train step of config c (its method picks SPD or VPD), as the CLI builds
+ * it, on model `rel` (relative to tests/; a variant of models/default.onnx with
+ * the same sites) with its batch symbol bound to `batch` */
+static inline int step_build_model(const struct dc_config *c, struct step *s, const char *rel,
+                                   int64_t batch)
 {
     struct diag d = {0};
     int ns = 0, nf = 0;
     memset(s, 0, sizeof *s);
-    struct ir_graph *g = compiled_model(&d);
+    struct ir_graph *g = compiled_model(&d, rel, batch);
     int st = g ? ST_OK : d.status;
     if (!st)
         st = dc_select_sites(g, c, &s->sites, &ns, &s->fac, &nf, &d);
@@ -179,6 +182,12 @@ static inline int step_build(const struct dc_config *c, struct step *s)
         step_free(s);
     }
     return st;
+}
+
+/* the train step of config c on models/default.onnx, batch GOLDEN_BATCH */
+static inline int step_build(const struct dc_config *c, struct step *s)
+{
+    return step_build_model(c, s, "../models/default.onnx", GOLDEN_BATCH);
 }
 
 /* copy a golden tensor into a program buffer, checking its size */

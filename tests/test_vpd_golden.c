@@ -7,8 +7,13 @@
  * minimality with the frequency term and annealed p, subset-routed stochastic
  * reconstruction, persistent PGD (two warmup ascents, the final ascent from the
  * main backward, METHOD §4.7), faithfulness; a global shared MLP CI function;
- * AdamW with the component-gradient clip (METHOD §5.2). Two cases: leaky_hard
- * with a clip that clips at step 7 of 20, hard without clipping at step 1.
+ * AdamW with the component-gradient clip (METHOD §5.2). Three cases: leaky_hard
+ * with a clip that clips at step 7 of 20, hard without clipping at step 1, and
+ * tf_seq: like the first, with the global shared transformer CI function (METHOD
+ * §2.3, d_model 8, 2 blocks, 2 heads, RoPE) instead of the MLP, on
+ * tests/data/vpd_golden_seq.onnx (the same target on x [2, 3, 5]: sequences of 3,
+ * so RoPE and the attention's mixing matter); every transformer weight's gradient
+ * and next value is compared.
  *
  * The step is built with dc_build_spd_train as the CLI builds it; every input is
  * written from the golden file: the states by name (parameters, AdamW moments,
@@ -39,8 +44,13 @@ enum {
     CF_SRC_EPS,                                                    /* persistent PGD */
     CF_FAITH,
     CF_LR, CF_LR_WARM, CF_LR_FINAL, CF_LR_FN,                      /* main AdamW lr */
-    CF_C, CF_HIDDEN, CF_ALIVE, CF_BATCH, CF_N
+    CF_C, CF_HIDDEN, CF_ALIVE, CF_BATCH,
+    CF_TF, CF_SEQ, CF_TF_D, CF_TF_BLOCKS, CF_TF_HEADS, CF_TF_MLP, CF_TF_ROPE, CF_TF_MAXLEN,
+    CF_N /* global shared transformer (CF_TF 1) on sequences of CF_SEQ (1: default.onnx) */
 };
+
+/* the model of a case: default.onnx, or its sequence variant (the generator writes it) */
+#define SEQ_MODEL "data/vpd_golden_seq.onnx"
 
 static enum dc_schedule sched_fn(double code)
 {
@@ -61,9 +71,19 @@ static void case_config(struct dc_config *c, const double *cf)
     snprintf(c->sites[0].pattern, sizeof c->sites[0].pattern, "W");
     c->sites[0].C = (int)cf[CF_C];
     c->n_sites = 1;
-    c->ci_fn_type = DC_CI_GLOBAL_SHARED_MLP;
-    c->ci_fn_hidden_dims[0] = (int)cf[CF_HIDDEN];
-    c->n_ci_hidden = 1;
+    if (cf[CF_TF] != 0.0) {
+        c->batch_size = GOLDEN_BATCH / (int64_t)cf[CF_SEQ];
+        c->ci_fn_type = DC_CI_GLOBAL_SHARED_TRANSFORMER;
+        c->ci_tf = (struct dc_ci_transformer){
+            .d_model = (int)cf[CF_TF_D], .n_blocks = (int)cf[CF_TF_BLOCKS],
+            .mlp_hidden_dim = {(int)cf[CF_TF_MLP]}, .n_mlp_hidden = 1,
+            .n_heads = (int)cf[CF_TF_HEADS], .max_len = (int64_t)cf[CF_TF_MAXLEN],
+            .rope_base = cf[CF_TF_ROPE]};
+    } else {
+        c->ci_fn_type = DC_CI_GLOBAL_SHARED_MLP;
+        c->ci_fn_hidden_dims[0] = (int)cf[CF_HIDDEN];
+        c->n_ci_hidden = 1;
+    }
     c->sigmoid_type = cf[CF_HARD] != 0.0 ? DC_SIG_HARD : DC_SIG_LEAKY_HARD;
     c->use_delta_component = 1;
     c->output_loss_type = DC_OUT_MSE;
@@ -193,7 +213,10 @@ static long run_and_compare(struct golden_cmp *cx, struct step *s, const double 
     CHECK_EQ(nsc, n_sc); /* every step scalar is an input */
     /* nothing golden left unchecked: all but the scalars (fed, not compared) */
     CHECK_EQ(compare_case(cx, s), golden_entries(cx->gd, cx->cs, "") - n_sc);
-    CHECK_EQ(n_trainable(&s->prog), 6); /* V, U and the global CI MLP's W0, b0, W1, b1 */
+    /* V, U and the global CI MLP's W0, b0, W1, b1; or the transformer's proj_in,
+     * proj_out (W, b) and per block q, k, v, o and two MLP layers (W, b) */
+    CHECK_EQ(n_trainable(&s->prog),
+             cf[CF_TF] != 0.0 ? 2 + 4 + (int)cf[CF_TF_BLOCKS] * (4 + 4) : 6);
     check_clip(cx, cf);
     long total = 0;
     for (int k = 0; k < K_N; k++)
@@ -226,7 +249,11 @@ static void vpd_case(struct golden_cmp *cx, void *arg)
         struct dc_config c;
         struct step s;
         case_config(&c, cf);
-        if (!step_build(&c, &s)) {
+        int tf = cf[CF_TF] != 0.0;
+        if (tf) /* the sequence model: [B/T, T] positions, the same B rows */
+            CHECK_EQ(GOLDEN_BATCH % (int)cf[CF_SEQ], 0);
+        if (!(tf ? step_build_model(&c, &s, SEQ_MODEL, GOLDEN_BATCH / (int64_t)cf[CF_SEQ])
+                 : step_build(&c, &s))) {
             n = run_and_compare(cx, &s, cf);
             step_free(&s);
         }
@@ -246,7 +273,7 @@ TEST(golden_vpd_step)
     int ncase = golden_cases(&gd, vpd_case, &all);
     if (ncase >= 0) { /* the file has its tolerance ("check/config"), golden_cases checked */
         const double *ck = gvec(&gd, "check/config", 2);
-        CHECK_EQ(ncase, 2);
+        CHECK_EQ(ncase, 3);
         printf("  %d cases, %ld values compared (rtol %g, floor %g of each tensor's max); "
                "golden from torch %s\n", ncase, all, ck[0], ck[1], golden_torch(&gd));
     }

@@ -2,14 +2,18 @@
 """vpd_golden.py — golden values for one VPD training step, computed in PyTorch
 independently of pdc, for tests/test_vpd_golden.c.
 
-Writes tests/data/vpd_golden.safetensors: fixed inputs (data batch, factor and
-global-CI weights, AdamW moments, the persistent adversarial sources and their
-Adam moments, every uniform draw, the subset-routing bits) and, for two cases,
+Writes tests/data/vpd_golden.safetensors and tests/data/vpd_golden_seq.onnx (the
+target on sequences, for the transformer case): fixed inputs (data batch, factor
+and global-CI weights, MLP and transformer, AdamW moments, the persistent
+adversarial sources and their Adam moments, every uniform draw, the
+subset-routing bits) and, for each case,
 the per-step scalars (lr, p, both bias corrections, the source lr and the
 source Adam's bias corrections of each ascent), the expected loss metrics, the
 gradient of the total loss w.r.t. every trainable state (before clipping), the
 gradient-norm metric, the warmup losses and the source gradient of every ascent,
-and the value of every state after the step. Reference values are computed in
+and the value of every state after the step. Three cases: two with the global
+shared MLP CI function on models/default.onnx, one ("tf_seq") with the global
+shared transformer (M§2.3) on sequences of 3. Reference values are computed in
 float64 and stored as float32; the same computation in float32 is run too, to
 show that the C test's tolerance is reachable by a correct float32
 implementation.
@@ -63,6 +67,7 @@ IMP = {"p0": 2.0, "final_p": 0.4, "start_frac": 0.0, "end_frac": 1.0, "beta": 0.
 COEFFS = {
     "lh_clip": {"imp": 0.02, "subset": 0.8, "ppgd": 0.5, "faith": 1e3},
     "hard_noclip": {"imp": 0.05, "subset": 0.6, "ppgd": 0.7, "faith": 1.0},
+    "tf_seq": {"imp": 0.02, "subset": 0.8, "ppgd": 0.5, "faith": 1e3},
 }
 # Main optimiser: AdamW betas (0.9, 0.999), eps 1e-8, wd 0 (M§5.2); lr by the
 # schedule of M§5.1: cosine from LR0 to 0.1·LR0, no warmup (the VPD shape; a larger
@@ -76,12 +81,31 @@ SRC_SCHED = (0.1, 0.5, 1.0, "constant")
 SRC_ADAM = (0.5, 0.99, 1e-8)
 FN_CODE = {"constant": 0, "linear": 1, "cosine": 2}
 
-# Cases: name, sigmoid_type, step, clip mode. The clip threshold is set from the
-# case's own component-gradient norm: CLIP_FRAC of it (clips) or CLIP_FRAC·8 (doesn't).
+# Cases: name, sigmoid_type, step, clip mode, CI function. The clip threshold is
+# set from the case's own component-gradient norm: CLIP_FRAC of it (clips) or
+# CLIP_FRAC·8 (doesn't). The first two cases run on models/default.onnx with the
+# global shared MLP; "tf_seq" (otherwise like lh_clip) runs the same target on
+# sequences, SEQ_MODEL = x [B_SEQ, T_SEQ, 5] (the same B = B_SEQ·T_SEQ rows, so
+# every per-position input is shared with the other cases), with the global
+# shared transformer, so that its RoPE and attention mixing act (T > 1).
 CASES = [
-    ("lh_clip", "leaky_hard", 7, "clip"),
-    ("hard_noclip", "hard", 1, "noclip"),
+    ("lh_clip", "leaky_hard", 7, "clip", "mlp"),
+    ("hard_noclip", "hard", 1, "noclip", "mlp"),
+    ("tf_seq", "leaky_hard", 7, "clip", "transformer"),
 ]
+MLP_CASES = [c for c in CASES if c[4] == "mlp"]
+
+# global_shared_transformer (M§2.3) of the tf_seq case: small, with a rope_base
+# small enough that both frequency pairs of a head turn by a visible angle over
+# T_SEQ positions (d_head 4: θ_{t,i} = t·4^(−i/2) = t, t/2).
+T_SEQ = 3
+B_SEQ = B // T_SEQ
+SEQ_MODEL = gc.os.path.join(gc.ROOT, "tests", "data", "vpd_golden_seq.onnx")
+TF = {"d_model": 8, "n_blocks": 2, "n_heads": 2, "mlp": [12], "rope_base": 4.0, "max_len": 16}
+# CONVENTION: the RMS norms' ε is torch's default for the float32 the reference
+# trains in, torch.finfo(float32).eps, in the float64 run too (pdc: FLT_EPSILON)
+RMS_EPS = float(np.finfo(np.float32).eps)
+TF_SEED0 = 1000  # the transformer weights' seeds are searched from here
 CLIP_FRAC = 0.5
 
 
@@ -133,7 +157,27 @@ def case_scalars(step):
 
 # ---- model pieces ----------------------------------------------------------------
 
-def param_names():
+def tf_shapes():
+    """the transformer's parameters as pdc names and lays them out (y = x·W + b,
+    W [d_in, d_out]; attention q/k/v/o [D, D] without bias; MLP layers mlp.0..)"""
+    D, ctot = TF["d_model"], C * len(SITES)
+    sh = {"proj_in.W": (sum(D_IN.values()), D), "proj_in.b": (D,)}
+    for k in range(TF["n_blocks"]):
+        for w in "qkvo":
+            sh[f"block{k}.attn.{w}"] = (D, D)
+        dims = [D] + TF["mlp"] + [D]
+        for j in range(len(dims) - 1):
+            sh[f"block{k}.mlp.{j}.W"] = (dims[j], dims[j + 1])
+            sh[f"block{k}.mlp.{j}.b"] = (dims[j + 1],)
+    sh["proj_out.W"] = (D, ctot)
+    sh["proj_out.b"] = (ctot,)
+    return {"ci.transformer." + k: v for k, v in sh.items()}
+
+
+def param_names(case=None):
+    """the trainable states of a case: the factor pair and its CI function's"""
+    if case is not None and case[4] == "transformer":
+        return ["W.V", "W.U"] + list(tf_shapes())
     return ["W.V", "W.U", "ci.global.W0", "ci.global.b0", "ci.global.W1", "ci.global.b1"]
 
 
@@ -149,6 +193,52 @@ def global_ci(P, site_in):
     a = torch.cat([site_in[s] for s in order], dim=-1)
     hid = torch.nn.functional.gelu(a @ P["ci.global.W0"] + P["ci.global.b0"])
     z = hid @ P["ci.global.W1"] + P["ci.global.b1"]
+    return dict(zip(order, torch.split(z, [C] * len(order), dim=-1)))
+
+
+def rms_norm(v):
+    """weightless RMS norm over the last axis (M§2.3): v / √(mean(v²) + ε)"""
+    return v / torch.sqrt((v * v).mean(-1, keepdim=True) + RMS_EPS)
+
+
+def rope(q):
+    """split-half RoPE on q [B, T, H, d_h] (M§2.3): θ_{t,i} = t·base^(−2i/d_h),
+    i < d_h/2; [x1, x2] → [x1 cos θ − x2 sin θ, x1 sin θ + x2 cos θ]"""
+    T, dh = q.shape[1], q.shape[3]
+    i = torch.arange(dh // 2, dtype=torch.float64)
+    th = torch.arange(T, dtype=torch.float64)[:, None] * TF["rope_base"] ** (-2 * i / dh)
+    cos, sin = th.cos().to(q.dtype)[:, None, :], th.sin().to(q.dtype)[:, None, :]  # [T, 1, dh/2]
+    x1, x2 = q[..., :dh // 2], q[..., dh // 2:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+def global_ci_tf(P, site_in):
+    """global_shared_transformer (M§2.3) on the B rows seen as [B_SEQ, T_SEQ]:
+    per-site weightless RMS norm, concatenation in sorted site order, proj_in;
+    n_blocks pre-norm blocks x += Attn(rms(x)), x += MLP(rms(x)) with
+    bidirectional multi-head attention (RoPE on q and k, scale 1/√d_h, no
+    biases) and a GELU MLP with biases; proj_out; split per site."""
+    pre = "ci.transformer."
+    D, nh = TF["d_model"], TF["n_heads"]
+    dh = D // nh
+    order = sorted(SITES)
+    a = torch.cat([rms_norm(site_in[s]) for s in order], dim=-1)
+    x = (a @ P[pre + "proj_in.W"] + P[pre + "proj_in.b"]).reshape(B_SEQ, T_SEQ, D)
+    for k in range(TF["n_blocks"]):
+        blk = f"{pre}block{k}."
+        h = rms_norm(x)
+        q, kk, v = (h @ P[blk + f"attn.{w}"] for w in "qkv")
+        q, kk, v = (t_.reshape(B_SEQ, T_SEQ, nh, dh) for t_ in (q, kk, v))
+        q, kk = rope(q), rope(kk)
+        s = torch.einsum("bthd,bshd->bhts", q, kk) / math.sqrt(dh)
+        o = torch.einsum("bhts,bshd->bthd", torch.softmax(s, dim=-1), v)
+        x = x + o.reshape(B_SEQ, T_SEQ, D) @ P[blk + "attn.o"]
+        h = rms_norm(x)
+        for j in range(len(TF["mlp"])):
+            h = torch.nn.functional.gelu(h @ P[blk + f"mlp.{j}.W"] + P[blk + f"mlp.{j}.b"])
+        j = len(TF["mlp"])
+        x = x + h @ P[blk + f"mlp.{j}.W"] + P[blk + f"mlp.{j}.b"]
+    z = (x @ P[pre + "proj_out.W"] + P[pre + "proj_out.b"]).reshape(B, C * len(order))
     return dict(zip(order, torch.split(z, [C] * len(order), dim=-1)))
 
 
@@ -171,10 +261,11 @@ def vpd_step(inp, case, dtype, clip):
     """Everything one training step produces, for one case, in `dtype`.
     Returns (dict of numpy float64 arrays named as in the golden file without
     the case prefix, diagnostics)."""
-    name, sigmoid_type, step, _ = case
+    name, sigmoid_type, step, _, ci_kind = case
     cf = COEFFS[name]
+    pnames = param_names(case)
     sc = {k: float(np.float32(v)) for k, v in case_scalars(step).items()}  # as fed (float32)
-    t, P = gc.step_tensors(inp, dtype, param_names())
+    t, P = gc.step_tensors(inp, dtype, pnames)
     x, Wt, b = t["x"], t["target/W"], t["target/b"]
     diag = {"relu_in": [], "pre_clamp": []}
 
@@ -183,7 +274,7 @@ def vpd_step(inp, case, dtype, clip):
     y_t = torch.relu(pre_t)
     diag["relu_in"].append(pre_t)
     facs = site_factors(P, Wt)
-    z = global_ci(P, {"W": x, "W@1": h_clean})
+    z = (global_ci_tf if ci_kind == "transformer" else global_ci)(P, {"W": x, "W@1": h_clean})
     g_lo, g_up = {}, {}
     for s in SITES:
         g_lo[s], g_up[s] = squash(z[s], sigmoid_type)
@@ -264,14 +355,14 @@ def vpd_step(inp, case, dtype, clip):
     # grad_s = ∂L_ppgd/∂s on the same graph, pre-update components (M§4.7)
     gs_final = torch.autograd.grad(L_ppgd, [leaf[s] for s in SITES], retain_graph=True)
     total.backward()
-    grads = {k: P[k].grad.detach().clone() for k in param_names()}
+    grads = {k: P[k].grad.detach().clone() for k in pnames}
 
     out = {f"metric/loss/{k}": v.detach() for k, v in terms.items()}
     out["metric/loss/total"] = total.detach()
     l0 = gc.ci_l0(g_lo, ALIVE, dtype)
     for s in SITES:
         out[f"metric/l0/{s}"] = l0[s]
-    for k in param_names():
+    for k in pnames:
         out[f"grad/{k}"] = grads[k]
 
     # M§5.2: global-norm clip of the component gradients only (torch's own
@@ -280,14 +371,14 @@ def vpd_step(inp, case, dtype, clip):
     # optimizer step `step` (it counts to step + 1)
     norm = torch.nn.utils.clip_grad_norm_([P[k] for k in COMPONENT_PARAMS], clip)
     out["metric/grad_norm/components"] = norm.detach()
-    opt = torch.optim.AdamW([P[k] for k in param_names()], lr=sc["lr"], betas=ADAMW[:2],
+    opt = torch.optim.AdamW([P[k] for k in pnames], lr=sc["lr"], betas=ADAMW[:2],
                             eps=ADAMW[2], weight_decay=0.0)
-    for k in param_names():
+    for k in pnames:
         opt.state[P[k]] = {"step": torch.tensor(float(step)),
                            "exp_avg": t[f"state/adam.m.{k}"].clone(),
                            "exp_avg_sq": t[f"state/adam.v.{k}"].clone()}
     opt.step()
-    gc.adamw_next(opt, P, param_names(), out)
+    gc.adamw_next(opt, P, pnames, out)
 
     # the final ascent (index N_WARM) with ∂L_ppgd/∂s from the same backward
     for s, g in zip(SITES, gs_final):
@@ -438,7 +529,7 @@ def pick_seed(W, b):
         if ok:
             fit_moments(inp)
             notes = []
-            for case in CASES:
+            for case in MLP_CASES:
                 _, diag = vpd_step(inp, case, torch.float64, 1e9)
                 ok, why = usable(diag, case, case[1] == "leaky_hard")
                 if not ok:
@@ -451,11 +542,85 @@ def pick_seed(W, b):
     sys.exit("vpd_golden: no usable seed")
 
 
+def tol_used(got, want):
+    """the largest share of the C test's tolerance that `got` uses"""
+    used = 0.0
+    for k, w in want.items():
+        lim = gc.RTOL * np.abs(w) + gc.ATOL_REL * np.abs(w).max()
+        err = np.abs(got[k] - w)
+        used = max(used, float((err / np.maximum(lim, 1e-300)).max()))
+    return used
+
+
+def add_tf_inputs(inp):
+    """The transformer case's own inputs, added to the shared ones (which stay
+    as pick_seed chose them, so the MLP cases do not change): the transformer's
+    weights (random, biases nonzero) and AdamW moments fitted to its gradients,
+    from the first seed >= TF_SEED0 whose weights pass `usable` for the case.
+    Returns a note on the choice."""
+    case = CASES[-1]
+    rejected = {}
+    for seed in range(TF_SEED0, TF_SEED0 + 2000):
+        rng = np.random.default_rng(seed)
+        new = {}
+        for k, sh in tf_shapes().items():
+            if k.endswith("proj_out.b"):
+                v = rng.uniform(-0.6, 1.3, sh)
+            elif len(sh) == 1:
+                v = rng.normal(0, 0.3, sh)
+            elif k.endswith("proj_out.W"):
+                v = rng.normal(0, 1.0 / math.sqrt(sh[0]), sh)
+            elif ".attn." in k and k[-1] in "qk":  # sharp enough to make attention uneven
+                v = rng.normal(0, 1.0 / math.sqrt(sh[0]), sh)
+            else:
+                v = rng.normal(0, 1.0 / math.sqrt(sh[0]), sh)
+            new["state/" + k] = f32(v)
+            new[f"unit/adam.m.{k}"] = rng.normal(0, 1, sh)
+            new[f"unit/adam.v.{k}"] = rng.uniform(0.5, 2.0, sh)
+        set_moments(new, {k: 0.01 for k in tf_shapes()}, {})  # placeholders until fitted
+        trial = dict(inp, **new)
+        res, diag = vpd_step(trial, case, torch.float64, 1e9)
+        ok, why = usable(diag, case, True)
+        if ok:
+            set_moments(trial, {k: max(rms(res[f"grad/{k}"]), 1e-4) for k in tf_shapes()}, {})
+            # the attention's q/k gradients are small differences (softmax): some
+            # weights leave them below what float32 resolves at the C tolerance
+            clip, _ = clip_for(case, trial)
+            used = tol_used(vpd_step(trial, case, torch.float32, clip)[0],
+                            vpd_step(trial, case, torch.float64, clip)[0])
+            ok = used <= 0.5  # a margin: pdc's float32 rounds differently from torch's
+            why = f"{why}; float32 torch uses {used:.2f} of the tolerance" if ok else \
+                "float32 torch uses over half the tolerance"
+        if ok:
+            inp.update({k: trial[k] for k in new if k.startswith("state/")})
+            print(f"transformer seeds below {seed} rejected, by reason: {rejected}")
+            return f"transformer seed {seed}: {why}"
+        gc.tally(rejected, why)
+    sys.exit("vpd_golden: no usable transformer seed")
+
+
+def write_seq_model(path):
+    """SEQ_MODEL: models/default.onnx with x and y [batch, T_SEQ, 5]; its MatMuls
+    and Add broadcast over the extra axis, so the target is the same per row"""
+    m = gc.onnx.load(gc.MODEL)
+    for vi in list(m.graph.input) + list(m.graph.output):
+        dims = vi.type.tensor_type.shape.dim
+        last = dims[-1].dim_value
+        del dims[1:]
+        dims.add().dim_value = T_SEQ
+        dims.add().dim_value = last
+    m.doc_string = "vpd_golden.py: models/default.onnx on sequences [batch, %d, 5]" % T_SEQ
+    gc.onnx.checker.check_model(m)
+    with open(path, "wb") as f:
+        f.write(m.SerializeToString(deterministic=True))
+
+
 def case_config(case, clip):
     """the case's configuration, read by the C test to build its program
     (field order: the CF_* enum of tests/test_vpd_golden.c)"""
-    name, sig, step, _ = case
+    name, sig, step, _, ci_kind = case
     cf = COEFFS[name]
+    tf = ci_kind == "transformer"
     return np.array([
         1.0 if sig == "hard" else 0.0, step, STEPS, clip,
         cf["imp"], IMP["p0"], IMP["final_p"], IMP["start_frac"], IMP["end_frac"],
@@ -465,16 +630,22 @@ def case_config(case, clip):
         FN_CODE[SRC_SCHED[3]], SRC_ADAM[0], SRC_ADAM[1], SRC_ADAM[2],
         cf["faith"],
         LR_SCHED[0], LR_SCHED[1], LR_SCHED[2], FN_CODE[LR_SCHED[3]],
-        C, H, ALIVE, B], np.float64)
+        C, H, ALIVE, B,
+        1.0 if tf else 0.0, T_SEQ if tf else 1, TF["d_model"] if tf else 0,
+        TF["n_blocks"] if tf else 0, TF["n_heads"] if tf else 0, TF["mlp"][0] if tf else 0,
+        TF["rope_base"] if tf else 0, TF["max_len"] if tf else 0], np.float64)
 
 
 def main():
     out, seed, inp = gc.begin("vpd_golden", __doc__, pick_seed)
+    print(add_tf_inputs(inp))
+    write_seq_model(SEQ_MODEL)
     tensors = {k: v for k, v in inp.items() if not k.startswith("unit/")}
     meta = gc.base_meta("vpd_golden", seed)
-    meta.update({"cases": ",".join(c[0] for c in CASES), "coeffs": json.dumps(COEFFS)})
+    meta.update({"cases": ",".join(c[0] for c in CASES), "coeffs": json.dumps(COEFFS),
+                 "transformer": json.dumps(TF), "seq_model": "tests/data/vpd_golden_seq.onnx"})
     for case in CASES:
-        name, sig, step, mode = case
+        name, sig, step, mode, ci_kind = case
         clip, norm = clip_for(case, inp)
         ref, _ = vpd_step(inp, case, torch.float64, clip)
         f32_run, _ = vpd_step(inp, case, torch.float32, clip)
@@ -489,7 +660,8 @@ def main():
         for k, v in case_scalars(step).items():
             tensors[f"{name}/scalar/{k}"] = np.array([v], np.float64)
         tensors[f"{name}/config"] = case_config(case, clip)
-        meta[f"case.{name}"] = json.dumps({"sigmoid_type": sig, "step": step, "steps": STEPS,
+        meta[f"case.{name}"] = json.dumps({"sigmoid_type": sig, "ci_fn": ci_kind,
+                                           "step": step, "steps": STEPS,
                                            "clip": clip, "grad_norm": norm,
                                            "f32_max_rel": worst})
     gc.finish(out, tensors, meta)
