@@ -76,6 +76,28 @@ int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt
 
 void *rt_prog_buf(struct rt_prog *p, uint32_t t) { return p->buf[t]; }
 
+/* the data-dependent failure a kernel can meet is an index out of range: say which
+ * table, since a too-long --seq or a bad token id shows up exactly here */
+static int node_failed(const struct rt_prog *p, const struct ir_node *n, int st, struct diag *d)
+{
+    const struct ir_graph *g = p->g;
+    int gather = n->op == IR_OP_Gather || n->op == IR_OP_GatherElements;
+    if (gather && st == ST_ERR_INVALID && n->n_in == 2) {
+        const struct ir_tensor *data = &g->t[n->in[0]], *idx = &g->t[n->in[1]];
+        int64_t axis = ir_attr_int(n, "axis", 0);
+        if (axis < 0)
+            axis += data->rank;
+        int64_t len = axis >= 0 && axis < data->rank ? data->dims[axis] : 0;
+        return diag_set(d, st, "node '%s' (%s) on target %s: an index in '%s' is outside "
+                        "[-%lld, %lld), the length of '%s' along axis %lld (a sequence longer "
+                        "than the model's positions, or an id beyond its vocabulary?)", n->name,
+                        ir_ops[n->op].name, p->tgt->name, idx->name, (long long)len,
+                        (long long)len, data->name, (long long)axis);
+    }
+    return diag_set(d, st, "node '%s' (%s) failed on target %s (%s)", n->name,
+                    ir_ops[n->op].name, p->tgt->name, status_name((enum status)st));
+}
+
 int rt_prog_run(struct rt_prog *p, struct diag *d)
 {
     const struct ir_graph *g = p->g;
@@ -90,8 +112,7 @@ int rt_prog_run(struct rt_prog *p, struct diag *d)
             out[o] = n->out[o] == IR_NONE ? NULL : p->buf[n->out[o]];
         int st = p->tgt->run(g, n, in, out);
         if (st)
-            return diag_set(d, st, "node '%s' (%s) failed on target %s", n->name,
-                            ir_ops[n->op].name, p->tgt->name);
+            return node_failed(p, n, st, d);
     }
     return ST_OK;
 }
