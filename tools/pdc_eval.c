@@ -285,6 +285,35 @@ static void write_json(struct json_w *w, const struct dc_prog *p, const double *
     json_obj_end(w);
 }
 
+/* the value of metric "l0/<site>" (for a language model: the mean over every held-out
+ * batch), or fallback when the program has none */
+static double site_l0(const struct dc_prog *p, const double *met, const char *site,
+                      double fallback)
+{
+    char nm[300];
+    snprintf(nm, sizeof nm, "l0/%s", site);
+    for (int k = 0; k < p->n_metric; k++)
+        if (strcmp(p->metric[k].name, nm) == 0)
+            return met[k];
+    return fallback;
+}
+
+/* L0 over every held-out batch; alive (and the firing densities) on the first */
+static void print_lm_sites(const struct dc_site *sites, int ns, const struct eval_site *es,
+                           const struct dc_config *c)
+{
+    double l0 = 0;
+    int alive = 0;
+    printf("%-32s %9s %6s %6s\n", "site", "L0", "alive", "C");
+    for (int i = 0; i < ns; i++) {
+        printf("%-32s %9.4f %6d %6d\n", sites[i].name, es[i].l0, es[i].alive, sites[i].C);
+        l0 += es[i].l0;
+        alive += es[i].alive;
+    }
+    printf("%-32s %9.4f %6d   (L0: mean over the held-out batches; alive: fires above CI %g "
+           "on the first)\n", "total", l0, alive, c->ci_alive_threshold);
+}
+
 static void print_table(const struct dc_prog *p, const double *met, const struct dc_site *sites,
                         int ns, const struct eval_site *es, int64_t F,
                         const struct dc_config *c, const double *adv)
@@ -299,6 +328,10 @@ static void print_table(const struct dc_prog *p, const double *met, const struct
            divergence_name(c), PDC_PGD_EVAL_STEP_SIZE);
     for (int r = 0; r < PDC_PGD_EVAL_ROWS; r++)
         printf("  %3d steps                    %.6g\n", pdc_pgd_eval_steps[r], adv[r]);
+    if (lm) { /* ground-truth columns mean nothing for a language model */
+        print_lm_sites(sites, ns, es, c);
+        return;
+    }
     printf("%-24s %8s %6s %7s %8s %8s", "site", "L0", "alive", "pieces", "MMCS", "ML2R");
     if (F > 0)
         printf(" %8s %8s %8s", "id-err", "id@0.2", "dense-k");
@@ -362,6 +395,8 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
         int64_t N = ir_numel(t) / sites[i].C;
         const float *ci = rt_prog_buf(rp, glo[i]);
         es[i].l0 = tm_l0(ci, N, sites[i].C, c.ci_alive_threshold);
+        if (is_lm) /* every held-out batch, as the LM table */
+            es[i].l0 = site_l0(&p, met, sites[i].name, es[i].l0);
         es[i].C = sites[i].C;
         if (!(es[i].density = calloc((size_t)sites[i].C, sizeof *es[i].density))) {
             st = diag_set(d, ST_ERR_NOMEM, "out of memory");
