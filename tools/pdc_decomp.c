@@ -229,6 +229,23 @@ struct run_budget {
     int64_t left; /* < 0: unlimited */
 };
 
+/* One train step on the first batch with throwaway states, before anything is written:
+ * what only the data can reveal (a window longer than the model's positions, a token id
+ * beyond its vocabulary) fails here, not after the warmup has been checkpointed. */
+static int dry_step(const struct dc_prog *train, struct ds_source *src, const struct dc_config *c,
+                    struct diag *d)
+{
+    struct rt_store scratch = {0};
+    double *m = calloc((size_t)train->n_metric + 1, sizeof *m);
+    struct rt_train_opts o = {c->seed, c->faithfulness_warmup_steps, "check", NULL, 0, 0, 0, 1,
+                              0};
+    int st = m ? rt_train(train, cg_default(), &scratch, src, &o, m, d)
+               : diag_set(d, ST_ERR_NOMEM, "out of memory");
+    rt_store_free(&scratch);
+    free(m);
+    return st;
+}
+
 /* Run one phase from `from` to its end in checkpointed segments. Returns ST_OK
  * with *stopped set when the budget ran out first. */
 static int run_phase(struct dc_prog *p, int phase, int64_t from, struct rt_store *store,
@@ -346,8 +363,6 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
         enum ir_dtype dt = g->n_inputs ? g->t[g->inputs[0]].dtype : IR_F32;
         rc.output_loss_type = dt == IR_I64 || dt == IR_I32 ? DC_OUT_KL : DC_OUT_MSE;
     }
-    if (!st) /* only once the model compiled: a bad model leaves no empty DIR behind */
-        st = mkdir_p(dir, d);
     if (!st)
         st = dc_select_sites(g, c, &sites, &ns, &fac, &nf, d);
     if (!st && c->faithfulness_warmup_steps > 0 && !(st = pdc_compiled_model(model, c, &gw, d))) {
@@ -360,6 +375,10 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
     }
     if (!st && !(st = check_data(src, &warm, d)))
         st = check_data(src, &train, d);
+    if (!st && !resume)
+        st = dry_step(&train, src, c, d);
+    if (!st) /* only once the model compiled and ran on the data: no empty DIR behind */
+        st = mkdir_p(dir, d);
     int phase = 0, stopped = 0;
     int64_t from = 0;
     struct run_budget budget = {run_steps};

@@ -176,10 +176,11 @@ def check_eval(args, res, tmp, model, tokens, raw):
     p = common.run_pdc(args.pdc, [model, "-o", out, "--config", cfg, "--data", tokens])
     res.check("decompose without --seq: asks for it", p.returncode != 0 and "--seq" in p.stderr
               and not os.path.exists(out), common.describe_failure(p))
-    p = common.run_pdc(args.pdc, [model, "-o", out + "-long", "--config", cfg, "--data", tokens,
+    p = common.run_pdc(args.pdc, [model, "-o", out, "--config", cfg, "--data", tokens,
                                   "--seq", str(CTX + 16)])
-    res.check("--seq beyond the model's positions: names the table", p.returncode != 0
-              and "pos_embed" in p.stderr and "outside" in p.stderr, common.describe_failure(p))
+    res.check("--seq beyond the model's positions: names the table, before writing anything",
+              p.returncode != 0 and "pos_embed" in p.stderr and "outside" in p.stderr
+              and not os.path.exists(out), common.describe_failure(p))
     p = common.run_pdc(args.pdc, [model, "-o", out, "--config", cfg, "--data", tokens,
                                   "--seq", str(CTX)])
     if not res.check("decompose the LM (KL)", p.returncode == 0, common.describe_failure(p)):
