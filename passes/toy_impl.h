@@ -4,6 +4,7 @@
 #define PDC_TOY_IMPL_H
 
 #include "decomp_impl.h"
+#include "toy.h" /* toy_weight_fn */
 
 /* A training program's context for a graph built from nothing (dc_ctx_init wants
  * an imported forward): builder, graph and program only. That is all dc_state,
@@ -20,6 +21,24 @@ uint32_t toy_data_input(struct dc_ctx *cx, const char *name, enum ir_dtype dt, i
  * the importer see; the builder's own names are "<prefix>/<op>_<n>:0") */
 uint32_t toy_named_node(struct ir_builder *b, enum ir_op op, uint32_t n_in, const uint32_t *in,
                         const char *name);
+/* a toy's weight: its name, shape and initialisation */
+struct wdesc {
+    char name[64];
+    int rank;
+    int64_t dims[2];
+    enum dc_init init;
+    double a;       /* std (normal) or half-width (uniform) */
+    int trainable;  /* DC_TRAIN_* */
+    int ln_scale;   /* a LayerNorm scale: set to 1 by the setup program */
+};
+
+/* every weight as a program state (ids[i]) */
+void toy_declare_states(struct dc_ctx *cx, const struct wdesc *w, int n, uint32_t *ids);
+/* every weight as an initializer holding its trained value from get(ctx, ...); an
+ * error names `who` and the missing weight */
+int toy_load_weights(struct ir_builder *b, const struct wdesc *w, int n, toy_weight_fn get,
+                     void *ctx, const char *who, uint32_t *ids, struct diag *d);
+
 /* a named float32 initializer marked as a weight (zeros when data is NULL) */
 uint32_t toy_named_init(struct ir_builder *b, const char *name, int rank, const int64_t *dims,
                         const void *data);

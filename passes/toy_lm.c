@@ -32,18 +32,10 @@ const struct toy_lm_spec *toy_lm_default(void) { return &lm_default; }
 enum { W_EMBED, W_POS, W_LAYER0 };
 enum { L_LN1_S, L_LN1_B, L_Q, L_K, L_V, L_O, L_LN2_S, L_LN2_B, L_FC_IN, L_FC_OUT };
 
-struct wdesc {
-    char name[64];
-    int rank;
-    int64_t dims[2];
-    enum dc_init init;
-    double a;       /* std (normal) or half-width (uniform) */
-    int ln_scale;   /* a LayerNorm scale: set to 1 by the setup program */
-};
-
 static struct wdesc wd(const char *name, int64_t r, int64_t c, enum dc_init init, double a)
 {
-    struct wdesc w = {.rank = c ? 2 : 1, .dims = {r, c}, .init = init, .a = a};
+    struct wdesc w = {.rank = c ? 2 : 1, .dims = {r, c}, .init = init, .a = a,
+                      .trainable = DC_TRAIN_COMPONENT};
     snprintf(w.name, sizeof w.name, "%s", name);
     return w;
 }
@@ -198,13 +190,6 @@ static int check_spec(const struct toy_lm_spec *s, struct diag *d)
     return ST_OK;
 }
 
-static void declare_states(struct dc_ctx *cx, const struct wdesc *w, int n, uint32_t *ids)
-{
-    for (int i = 0; i < n; i++)
-        ids[i] = dc_state(cx, w[i].name, IR_F32, w[i].rank, w[i].dims, w[i].init, w[i].a,
-                          DC_TRAIN_COMPONENT);
-}
-
 int toy_lm_build_setup(const struct toy_lm_spec *s, struct dc_prog *p, struct diag *d)
 {
     struct dc_ctx cx;
@@ -243,7 +228,7 @@ int toy_lm_build_train(const struct toy_lm_spec *s, struct dc_prog *p, struct di
     struct ir_builder *b = &cx.b;
     int64_t td[2] = {s->batch, s->seq};
     uint32_t tok = toy_data_input(&cx, "tokens", IR_I64, 2, td);
-    declare_states(&cx, w, nw, ids);
+    toy_declare_states(&cx, w, nw, ids);
     uint32_t loss = dc_next_token_ce(b, forward(b, s, tok, ids), tok);
     p->loss = loss;
     dc_metric(&cx, "loss", loss);
@@ -280,13 +265,7 @@ int toy_lm_build_infer(const struct toy_lm_spec *s, int64_t batch, int64_t seq, 
     struct wdesc w[MAX_W];
     uint32_t ids[MAX_W];
     int nw = weight_list(s, w);
-    for (int i = 0; i < nw && !b.err; i++) {
-        int64_t n = w[i].dims[0] * (w[i].rank == 2 ? w[i].dims[1] : 1);
-        const void *v = get(ctx, w[i].name, (size_t)n * sizeof(float));
-        if (!v)
-            b.err = diag_set(d, ST_ERR_INVALID, "tiny-lm: no trained value for '%s'", w[i].name);
-        ids[i] = toy_named_init(&b, w[i].name, w[i].rank, w[i].dims, v);
-    }
+    toy_load_weights(&b, w, nw, get, ctx, "tiny-lm", ids, d);
     uint32_t y = forward(&b, s, tok, ids);
     st = b.err;
     if (!st) {

@@ -57,15 +57,6 @@ const struct toy_spec *toy_find(const char *name)
 
 #define MAX_W (2 + 2 * TOY_MAX_LAYERS)
 
-struct wdesc {
-    char name[64];
-    int rank;
-    int64_t dims[2];
-    enum dc_init init;
-    double a;           /* std (normal) or half-width (uniform) */
-    int trainable;
-};
-
 static struct wdesc wd2(const char *name, int64_t r, int64_t c, enum dc_init init, double a,
                         int trainable)
 {
@@ -259,11 +250,25 @@ uint32_t toy_data_input(struct dc_ctx *cx, const char *name, enum ir_dtype dt, i
     return t;
 }
 
-static void declare_states(struct dc_ctx *cx, const struct wdesc *w, int n, uint32_t *ids)
+void toy_declare_states(struct dc_ctx *cx, const struct wdesc *w, int n, uint32_t *ids)
 {
     for (int i = 0; i < n; i++)
         ids[i] = dc_state(cx, w[i].name, IR_F32, w[i].rank, w[i].dims, w[i].init, w[i].a,
                           w[i].trainable);
+}
+
+int toy_load_weights(struct ir_builder *b, const struct wdesc *w, int n, toy_weight_fn get,
+                     void *ctx, const char *who, uint32_t *ids, struct diag *d)
+{
+    for (int i = 0; i < n && !b->err; i++) {
+        int64_t k = w[i].dims[0] * (w[i].rank == 2 ? w[i].dims[1] : 1);
+        const void *v = get(ctx, w[i].name, (size_t)k * sizeof(float));
+        if (!v)
+            b->err = diag_set(d, ST_ERR_INVALID, "%s: no trained value for '%s'", who,
+                              w[i].name);
+        ids[i] = toy_named_init(b, w[i].name, w[i].rank, w[i].dims, v);
+    }
+    return b->err;
 }
 
 int toy_ctx_end(struct dc_ctx *cx, struct dc_prog *p, int st)
@@ -289,7 +294,7 @@ int toy_build_setup(const struct toy_spec *s, struct dc_prog *p, struct diag *d)
     struct wdesc w[MAX_W];
     uint32_t ids[MAX_W];
     weight_list(s, w);
-    declare_states(&cx, w, 2, ids); /* W_E, W_U */
+    toy_declare_states(&cx, w, 2, ids); /* W_E, W_U */
     /* fixed_random_embedding: Gaussian rows scaled to unit L2 norm; W_U = W_Eᵀ */
     struct ir_builder *b = &cx.b;
     static const int64_t ax1[1] = {1}, swap[2] = {1, 0};
@@ -316,7 +321,7 @@ int toy_build_train(const struct toy_spec *s, int64_t batch, int64_t steps, stru
     struct ir_builder *b = &cx.b;
     int64_t xd[2] = {batch > 0 ? batch : s->batch, s->n_features};
     uint32_t x = toy_data_input(&cx, "x", IR_F32, 2, xd); /* the sparse-feature generator's */
-    declare_states(&cx, w, nw, ids);
+    toy_declare_states(&cx, w, nw, ids);
     uint32_t y = forward(b, s, x, ids);
     uint32_t loss = mse(b, y, labels(b, s, x));
     p->loss = loss;
@@ -350,14 +355,9 @@ int toy_build_infer(const struct toy_spec *s, int64_t batch, toy_weight_fn get, 
     struct wdesc w[MAX_W];
     uint32_t ids[MAX_W];
     int nw = weight_list(s, w);
-    for (int i = 0; i < nw && !b.err; i++) {
-        int64_t n = w[i].dims[0] * (w[i].rank == 2 ? w[i].dims[1] : 1);
-        const void *v = get(ctx, w[i].name, (size_t)n * sizeof(float));
-        if (!v)
-            b.err = diag_set(d, ST_ERR_INVALID, "toy %s: no trained value for '%s'", s->name,
-                             w[i].name);
-        ids[i] = toy_named_init(&b, w[i].name, w[i].rank, w[i].dims, v);
-    }
+    char who[96];
+    snprintf(who, sizeof who, "toy %s", s->name);
+    toy_load_weights(&b, w, nw, get, ctx, who, ids, d);
     uint32_t y = forward(&b, s, x, ids);
     int st = b.err;
     if (!st) {
