@@ -156,6 +156,7 @@ struct ir_attr {
 #define IR_T_INIT   0x4u  /* ONNX initializer (data set) */
 #define IR_T_CONST  0x8u  /* compile-time constant (Constant node, folded value, attribute) */
 #define IR_T_PARAM  0x10u /* floating-point weight: kept as is by folding (sites live on these) */
+#define IR_T_KEEP   0x20u /* its buffer is read after a run: the memory planner leaves it alone */
 
 struct ir_tensor {
     const char *name;            /* unique within the graph ("" never used) */

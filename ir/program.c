@@ -18,6 +18,13 @@ void dc_prog_free(struct dc_prog *p)
     memset(p, 0, sizeof *p);
 }
 
+void dc_prog_keep_grads(struct dc_prog *p)
+{
+    for (int i = 0; i < p->n_st; i++)
+        if (p->st[i].grad != IR_NONE)
+            p->g->t[p->st[i].grad].flags |= IR_T_KEEP;
+}
+
 double dc_schedule_value(const struct dc_schedule_cfg *s, int64_t step, int64_t total)
 {
     int64_t w = (int64_t)((double)total * s->warmup_pct);

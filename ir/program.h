@@ -80,6 +80,9 @@ struct dc_prog {
 };
 
 void dc_prog_free(struct dc_prog *p);
+/* flag every trainable state's gradient IR_T_KEEP, so its buffer still holds it after
+ * a run (tests and debugging read gradients; the optimiser alone needs none of them) */
+void dc_prog_keep_grads(struct dc_prog *p);
 
 /* schedule value at step (METHOD §5.1) and annealed p at a training fraction */
 double dc_schedule_value(const struct dc_schedule_cfg *s, int64_t step, int64_t total);

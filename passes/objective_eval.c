@@ -108,7 +108,8 @@ int dc_build_eval(struct ir_graph *g, const struct dc_config *c, const struct dc
         char nm[300];
         snprintf(nm, sizeof nm, "l0/%s", sites[i].name);
         dc_metric(&cx, nm, dc_l0(&cx, i));
-        g_lo[i] = cx.s[i].g_lo; /* live (the CI-masked row reads it): its buffer survives */
+        g_lo[i] = cx.s[i].g_lo;
+        cx.g->t[g_lo[i]].flags |= IR_T_KEEP; /* read back after the run */
     }
     for (int i = 0; i < prog->n_st; i++) /* evaluation trains nothing */
         prog->st[i].trainable = DC_TRAIN_NO;

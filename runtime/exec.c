@@ -1,15 +1,19 @@
-/* exec.c — programs: buffers allocated once per live tensor, nodes run in
- * topological order on one target. Liveness-based reuse comes with memplan. */
+/* exec.c — programs: graph inputs, outputs and kept tensors get buffers of their own,
+ * every other intermediate an offset in one activation block (memplan.c); nodes run in
+ * topological order on one target. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "exec.h"
+#include "memplan.h"
 
 struct rt_prog {
     const struct ir_graph *g;
     const struct cg_target *tgt;
     void **buf;
     unsigned char *owned;
+    unsigned char *block; /* the planned intermediates */
+    struct rt_memplan_stats mem;
 };
 
 size_t rt_tensor_bytes(const struct ir_tensor *t)
@@ -27,6 +31,7 @@ void rt_prog_free(struct rt_prog *p)
             free(p->buf[t]);
     free(p->buf);
     free(p->owned);
+    free(p->block);
     free(p);
 }
 
@@ -40,6 +45,38 @@ static int own(struct rt_prog *p, uint32_t t, struct diag *d)
         return diag_set(d, ST_ERR_NOMEM, "out of memory for '%s' (%zu bytes)", p->g->t[t].name, nb);
     p->owned[t] = 1;
     return ST_OK;
+}
+
+/* the intermediates' offsets in one block. Its bytes start as NaN (0xff…): a kernel
+ * that reads an output it did not write shows up at once instead of depending on
+ * whatever the block held before. */
+static int place(struct rt_prog *p, struct diag *d)
+{
+    const struct ir_graph *g = p->g;
+    const char *env = getenv("PDC_MEMPLAN");
+    size_t *off = malloc(((size_t)g->nt + 1) * sizeof *off);
+    if (!off || rt_memplan(g, !(env && strcmp(env, "0") == 0), off, &p->mem)) {
+        free(off);
+        return diag_set(d, ST_ERR_NOMEM, "out of memory planning the program's buffers");
+    }
+    p->block = aligned_alloc(64, p->mem.planned ? p->mem.planned : 64); /* a multiple of 64 */
+    if (!p->block) {
+        free(off);
+        return diag_set(d, ST_ERR_NOMEM, "out of memory for the activation block (%zu bytes)",
+                        p->mem.planned);
+    }
+    memset(p->block, 0xff, p->mem.planned);
+    for (uint32_t t = 0; t < g->nt; t++)
+        if (off[t] != RT_NOT_PLANNED)
+            p->buf[t] = p->block + off[t];
+    free(off);
+    return ST_OK;
+}
+
+void rt_prog_memory(const struct rt_prog *p, size_t *planned, size_t *naive)
+{
+    *planned = p->mem.planned;
+    *naive = p->mem.naive;
 }
 
 int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt_prog **out,
@@ -58,6 +95,8 @@ int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt
     int st = (!p->buf || !p->owned) ? diag_set(d, ST_ERR_NOMEM, "out of memory") : ST_OK;
     for (uint32_t t = 0; !st && t < g->nt; t++)
         p->buf[t] = g->t[t].data;
+    if (!st)
+        st = place(p, d);
     for (uint32_t k = 0; !st && k < g->n_inputs; k++)
         st = own(p, g->inputs[k], d);
     for (uint32_t k = 0; !st && k < g->ntopo; k++) {

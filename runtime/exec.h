@@ -1,8 +1,10 @@
 /* exec.h — run a compiled (shape-inferred, folded) graph on a target.
  *
- * A program owns one buffer per live tensor, allocated once, so a training loop
- * runs the same program many times without allocating: write the inputs into
- * rt_prog_buf(), rt_prog_run(), read outputs from rt_prog_buf(). */
+ * A program allocates its memory once, so a training loop runs the same program many
+ * times without allocating: write the inputs into rt_prog_buf(), rt_prog_run(), read
+ * outputs from rt_prog_buf(). Only graph inputs, outputs and tensors flagged IR_T_KEEP
+ * before rt_prog_new keep their values after a run; other intermediates share one
+ * activation block (memplan.h) and are overwritten by later nodes. */
 #ifndef PDC_EXEC_H
 #define PDC_EXEC_H
 
@@ -17,6 +19,8 @@ void rt_prog_free(struct rt_prog *p);
 /* the buffer holding tensor t (constants: their data, read-only) */
 void *rt_prog_buf(struct rt_prog *p, uint32_t t);
 size_t rt_tensor_bytes(const struct ir_tensor *t);
+/* bytes of the activation block, and what one buffer per intermediate would take */
+void rt_prog_memory(const struct rt_prog *p, size_t *planned, size_t *naive);
 int rt_prog_run(struct rt_prog *p, struct diag *d);
 
 /* One-shot convenience: feed `inputs` (matched to graph inputs by name; every

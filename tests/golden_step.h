@@ -172,6 +172,8 @@ static inline int step_build_model(const struct dc_config *c, struct step *s, co
         CHECK_EQ(nf, 1);
         st = dc_build_spd_train(g, c, s->sites, ns, s->fac, nf, &s->prog, &d);
         g = NULL; /* owned by the program now */
+        if (!st)
+            dc_prog_keep_grads(&s->prog); /* compared after the run */
     }
     if (!st)
         st = rt_prog_new(s->prog.g, &cg_ref, &s->rp, &d);

@@ -78,6 +78,8 @@ static int vstep_build(const struct dc_config *c, struct vstep *s)
     if (!st) {
         st = dc_build_spd_train(g, c, s->sites, s->ns, s->fac, s->nf, &s->prog, &d);
         g = NULL;
+        if (!st)
+            dc_prog_keep_grads(&s->prog); /* compared after the run */
     }
     if (!st)
         st = rt_prog_new(s->prog.g, &cg_ref, &s->rp, &d);

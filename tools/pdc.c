@@ -34,7 +34,7 @@ static int usage(FILE *f)
             "usage:\n"
             "  pdc MODEL.onnx -o DIR [--method spd|vpd] [--config FILE.yaml] [--sites 'PAT[:C],...']\n"
             "          [--steps N] [--batch B] [--seed S] [--lr LR] [--warmup-steps N] [--log-every N]\n"
-            "          [--checkpoint-every N] [--resume] [--run-steps N] [--force]\n"
+            "          [--checkpoint-every N] [--resume] [--run-steps N] [--force] [-v]\n"
             "          [--data toy[:p=P,lo=L,hi=H]|FILE.npy|FILE.npz[:NAME]|FILE.bin]\n"
             "          [--seq T] [--tokens u16|u32] [--holdout F]\n"
             "      decompose the model's weights; writes DIR/decomposition.json,\n"
@@ -429,7 +429,8 @@ static int cmd_decompose(int argc, char **argv)
     dc_config_defaults(&c, method);
     if (config && pdc_config_load(config, &c, &d))
         return fail(&d);
-    int resume = 0, force = 0;
+    int resume = 0;
+    unsigned flags = 0;
     int64_t run_steps = -1;
     for (int i = 0; i < argc && !d.status; i++) {
         if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
@@ -437,7 +438,9 @@ static int cmd_decompose(int argc, char **argv)
         else if (strcmp(argv[i], "--resume") == 0)
             resume = 1;
         else if (strcmp(argv[i], "--force") == 0)
-            force = 1;
+            flags |= PDC_FORCE;
+        else if (strcmp(argv[i], "-v") == 0)
+            flags |= PDC_VERBOSE;
         else if (strcmp(argv[i], "--run-steps") == 0 && i + 1 < argc) {
             parse_i64(argv[i], argv[i + 1], 0, &run_steps, &d);
             i++;
@@ -454,7 +457,7 @@ static int cmd_decompose(int argc, char **argv)
     }
     if (!d.status && (!model || !dir))
         diag_set(&d, ST_ERR_INVALID, "usage: pdc MODEL.onnx -o DIR [options] (see pdc --help)");
-    if (!d.status && pdc_decompose(model, dir, &c, resume, force, run_steps, &d) && !strstr(d.msg, model)) {
+    if (!d.status && pdc_decompose(model, dir, &c, resume, flags, run_steps, &d) && !strstr(d.msg, model)) {
         char tmp[sizeof d.msg + 4096]; /* every message names the model it is about */
         snprintf(tmp, sizeof tmp, "%s: %s", model, d.msg);
         snprintf(d.msg, sizeof d.msg, "%.1000s", tmp);

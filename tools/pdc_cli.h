@@ -10,11 +10,14 @@
  * c->batch_size and compiled (one fresh graph per program) */
 int pdc_compiled_model(const char *path, const struct dc_config *c, struct ir_graph **out,
                        struct diag *d);
-/* resume: continue from DIR/checkpoint.safetensors; force: overwrite a DIR that already
- * holds a decomposition (refused otherwise); run_steps >= 0: stop (checkpointed)
- * after that many steps of this invocation */
+/* resume: continue from DIR/checkpoint.safetensors; flags: PDC_FORCE overwrites a DIR
+ * that already holds a decomposition (refused otherwise), PDC_VERBOSE prints each
+ * program's size and memory plan; run_steps >= 0: stop (checkpointed) after that many
+ * steps of this invocation */
+#define PDC_FORCE   1u
+#define PDC_VERBOSE 2u
 int pdc_decompose(const char *model, const char *dir, const struct dc_config *c, int resume,
-                  int force, int64_t run_steps, struct diag *d);
+                  unsigned flags, int64_t run_steps, struct diag *d);
 
 /* pdc_config.c: the resolved config as JSON (reference field names), written into
  * decomposition.json and, as YAML, into DIR/config.yaml */

@@ -18,6 +18,7 @@
 #include "safetensors.h"
 #include "sha256.h"
 #include "target.h"
+#include "memplan.h"
 #include "train.h"
 
 /* import + bind the batch + compile: one fresh inference graph per program */
@@ -340,7 +341,7 @@ static int refuse_existing(const char *dir, struct diag *d)
 }
 
 int pdc_decompose(const char *model, const char *dir, const struct dc_config *c, int resume,
-                  int force, int64_t run_steps, struct diag *d)
+                  unsigned flags, int64_t run_steps, struct diag *d)
 {
     struct ir_graph *g = NULL, *gw = NULL;
     struct dc_site *sites = NULL;
@@ -355,7 +356,7 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
     struct dc_config rc; /* c with the data source resolved: recorded, and checked on resume */
     int st = pdc_open_data(c, &src, &rc, d);
     c = &rc;
-    if (!st && !resume && !force)
+    if (!st && !resume && !(flags & PDC_FORCE))
         st = refuse_existing(dir, d);
     if (!st)
         st = pdc_compiled_model(model, c, &g, d);
@@ -375,6 +376,10 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
     }
     if (!st && !(st = check_data(src, &warm, d)))
         st = check_data(src, &train, d);
+    if (!st && (flags & PDC_VERBOSE) && warm.g)
+        rt_memplan_report(warm.g, "warmup", stdout);
+    if (!st && (flags & PDC_VERBOSE))
+        rt_memplan_report(train.g, c->method, stdout);
     if (!st && !resume)
         st = dry_step(&train, src, c, d);
     if (!st) /* only once the model compiled and ran on the data: no empty DIR behind */
