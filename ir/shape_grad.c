@@ -299,3 +299,66 @@ SHAPE_RULE(SliceGrad)
         return st;
     return shp_set(g, n, 0, shp_in(g, n, 0)->dtype, xr, xd, d);
 }
+
+/* ---- chunked KL of logits ------------------------------------------------------ */
+
+/* h_t, h_m [..., D] float32 of one shape; W [D, V] ([V, D] with trans_w); b? [V] */
+static int kl_operands(struct ir_graph *g, const struct ir_node *n, uint32_t first,
+                       struct diag *d)
+{
+    const struct ir_tensor *ht = shp_in(g, n, first), *hm = shp_in(g, n, first + 1),
+                           *w = shp_in(g, n, first + 2), *b = shp_in(g, n, first + 3);
+    if (!ht || !hm || !w)
+        return shp_err(d, n, ST_ERR_INVALID, "h_t, h_m and W are required");
+    if (ht->dtype != IR_F32 || hm->dtype != IR_F32 || w->dtype != IR_F32 ||
+        (b && b->dtype != IR_F32))
+        return shp_err(d, n, ST_ERR_UNSUPPORTED, "float32 operands only");
+    int tw = ir_attr_int(n, "trans_w", 0) != 0;
+    int64_t D = ht->rank >= 1 ? ht->dims[ht->rank - 1] : -1;
+    if (ht->rank < 1 || !same_shape(ht, hm) || w->rank != 2 || w->dims[tw ? 1 : 0] != D)
+        return shp_err(d, n, ST_ERR_SHAPE, "h_t '%s' and h_m '%s' must be [..., D] alike and W "
+                       "'%s' [D, V] (trans_w: [V, D])", ht->name, hm->name, w->name);
+    int64_t V = w->dims[tw ? 0 : 1];
+    if (b && (b->rank != 1 || b->dims[0] != V))
+        return shp_err(d, n, ST_ERR_SHAPE, "bias '%s' must be [%lld]", b->name, (long long)V);
+    if (ir_attr_int(n, "chunk", 0) < 1)
+        return shp_err(d, n, ST_ERR_INVALID, "attribute chunk must be >= 1");
+    return ST_OK;
+}
+
+/* ChunkedKL(h_t, h_m, W, b?) -> kl [...], lse [..., 2] */
+SHAPE_RULE(ChunkedKL)
+{
+    int st = kl_operands(g, n, 0, d);
+    if (st)
+        return st;
+    const struct ir_tensor *h = shp_in(g, n, 0);
+    int64_t dims[IR_MAX_RANK];
+    if (!h)
+        return shp_err(d, n, ST_ERR_INVALID, "h_t is required");
+    memcpy(dims, h->dims, sizeof dims);
+    dims[h->rank - 1] = 2;
+    if ((st = shp_set(g, n, 0, IR_F32, h->rank - 1, h->dims, d)))
+        return st;
+    return shp_set(g, n, 1, IR_F32, h->rank, dims, d);
+}
+
+/* ChunkedKLGrad(dkl, lse, h_t, h_m, W, b?) -> dh_m */
+SHAPE_RULE(ChunkedKLGrad)
+{
+    int st = kl_operands(g, n, 2, d);
+    if (st)
+        return st;
+    const struct ir_tensor *h = shp_in(g, n, 2), *dk = shp_in(g, n, 0), *ls = shp_in(g, n, 1);
+    int64_t dims[IR_MAX_RANK];
+    if (!h || !dk || !ls)
+        return shp_err(d, n, ST_ERR_INVALID, "dkl, lse and h_t are required");
+    memcpy(dims, h->dims, sizeof dims);
+    dims[h->rank - 1] = 2;
+    if (dk->dtype != IR_F32 || ls->dtype != IR_F32)
+        return shp_err(d, n, ST_ERR_UNSUPPORTED, "float32 dkl and lse only");
+    if ((st = want_dims(n, dk, h->rank - 1, h->dims, d)) ||
+        (st = want_dims(n, ls, h->rank, dims, d)))
+        return st;
+    return shp_set(g, n, 0, IR_F32, h->rank, h->dims, d);
+}

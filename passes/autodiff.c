@@ -600,8 +600,9 @@ static int vjp(struct ad *a, const struct ir_node *n)
     case IR_OP_LowerLeakyHardGrad: case IR_OP_UpperLeakyHardGrad:
     case IR_OP_ConvGradInput: case IR_OP_ConvGradWeight: case IR_OP_MaxPoolGrad:
     case IR_OP_AveragePoolGrad: case IR_OP_GatherGrad: case IR_OP_GatherElementsGrad:
-    case IR_OP_SliceGrad:
+    case IR_OP_SliceGrad: case IR_OP_ChunkedKLGrad:
         return second_order(a, n);
+    case IR_OP_ChunkedKL: return vjp_chunked_kl(a, n);
     case IR_OP_COUNT:
         break;
     }

@@ -77,6 +77,7 @@ int vjp_avgpool(struct ad *a, const struct ir_node *n);
 int vjp_global_avgpool(struct ad *a, const struct ir_node *n);
 int vjp_global_maxpool(struct ad *a, const struct ir_node *n);
 int vjp_softmax(struct ad *a, const struct ir_node *n, int log_form);
+int vjp_chunked_kl(struct ad *a, const struct ir_node *n);
 int vjp_layernorm(struct ad *a, const struct ir_node *n);
 int vjp_batchnorm(struct ad *a, const struct ir_node *n);
 int vjp_instnorm(struct ad *a, const struct ir_node *n);

@@ -310,6 +310,27 @@ int vjp_softmax(struct ad *a, const struct ir_node *n, int log_form)
     return a->b.err;
 }
 
+/* ChunkedKL(h_t, h_m, W, b?): the masked side only. The target's logits and the
+ * unembedding are constants of a decomposition (a decomposed unembedding never takes
+ * this path: its logits are not one MatMul of a constant), so asking for their
+ * gradient is a bug upstream, not something to differentiate silently. */
+int vjp_chunked_kl(struct ad *a, const struct ir_node *n)
+{
+    for (uint32_t i = 0; i < n->n_in; i++)
+        if (i != 1 && ad_wants(a, n, i))
+            return ad_fail(a, n, ST_ERR_UNSUPPORTED, "no gradient w.r.t. the target hidden "
+                           "state, the unembedding or its bias");
+    if (ad_dy(a, n, 1) != IR_NONE)
+        return ad_fail(a, n, ST_ERR_UNSUPPORTED, "no gradient through the log-sum-exps");
+    uint32_t dy = ad_dy(a, n, 0);
+    if (dy == IR_NONE || !ad_wants(a, n, 1))
+        return ST_OK;
+    uint32_t in[6] = {dy, n->out[1], n->in[0], n->in[1], n->in[2],
+                      n->n_in > 3 ? n->in[3] : IR_NONE};
+    ad_acc(a, n, 1, ad_node_like(a, IR_OP_ChunkedKLGrad, n, n->n_in > 3 ? 6 : 5, in, 0, NULL));
+    return a->b.err;
+}
+
 /* ---- normalisations ----------------------------------------------------------------- */
 
 /* statistics of x over axes (keepdims), in x's dtype */

@@ -82,6 +82,7 @@ void dc_config_defaults(struct dc_config *c, const char *method)
     c->faithfulness_warmup_lr = 0.01;
     c->faithfulness_warmup_weight_decay = 0.1;
     c->ci_alive_threshold = 0.1;
+    c->kl_chunk = 4096;
     c->feature_probability = 0.05;
     c->value_lo = 0.0;
     c->value_hi = 1.0;

@@ -108,6 +108,10 @@ struct dc_config {
     int64_t faithfulness_warmup_steps;
     double faithfulness_warmup_lr, faithfulness_warmup_weight_decay;
     double ci_alive_threshold;
+    /* KL on logits that are one MatMul (+ bias) of a constant unembedding: vocabulary
+     * columns per chunk of the fused op that never holds a forward's [.., V] logits
+     * (codegen/kl_chunked.h); 0 builds the plain LogSoftmax form on full logits */
+    int64_t kl_chunk;
     struct dc_site_spec sites[DC_MAX_SITE_SPECS];
     int n_sites;
     struct dc_loss losses[DC_MAX_LOSSES];

@@ -22,6 +22,63 @@ uint32_t dc_mse(struct dc_ctx *cx, const uint32_t *y)
     return tot;
 }
 
+/* An LM's logits are usually MatMul(h, W) (+ b) with W a constant unembedding, W or
+ * Transpose(W). When the target's and a masked forward's logits both are, with the same
+ * W and b, the KL is one ChunkedKL node on the hidden states, and no forward's [.., V]
+ * logits are ever held (a decomposed unembedding has no such form and keeps the plain
+ * path). */
+struct lm_head {
+    uint32_t h, w, b;
+    int trans;
+};
+
+static int const_of_rank(const struct ir_graph *g, uint32_t t, int rank)
+{
+    return t != IR_NONE && g->t[t].data && g->t[t].rank == rank && g->t[t].dtype == IR_F32;
+}
+
+static int lm_head_of(const struct ir_graph *g, uint32_t y, struct lm_head *hd)
+{
+    const struct ir_node *n = g->t[y].producer == IR_NONE ? NULL : &g->n[g->t[y].producer];
+    hd->b = IR_NONE;
+    if (n && n->op == IR_OP_Add && n->n_in == 2) {
+        int bi = const_of_rank(g, n->in[1], 1) ? 1 : const_of_rank(g, n->in[0], 1) ? 0 : -1;
+        uint32_t o = bi < 0 ? IR_NONE : n->in[1 - bi];
+        hd->b = bi < 0 ? IR_NONE : n->in[bi];
+        n = o == IR_NONE || g->t[o].producer == IR_NONE ? NULL : &g->n[g->t[o].producer];
+    }
+    if (!n || n->op != IR_OP_MatMul || g->t[n->in[0]].rank < 2)
+        return 0;
+    hd->h = n->in[0];
+    hd->w = n->in[1];
+    hd->trans = 0;
+    const struct ir_node *tp =
+        g->t[hd->w].producer == IR_NONE ? NULL : &g->n[g->t[hd->w].producer];
+    if (tp && tp->op == IR_OP_Transpose && const_of_rank(g, tp->in[0], 2)) {
+        const int64_t *perm;
+        int64_t np = ir_attr_ints(tp, "perm", &perm);
+        if (np < 0 || (np == 2 && perm[0] == 1 && perm[1] == 0)) {
+            hd->w = tp->in[0];
+            hd->trans = 1;
+        }
+    }
+    return const_of_rank(g, hd->w, 2) &&
+           g->t[hd->w].dims[hd->trans ? 0 : 1] == g->t[y].dims[g->t[y].rank - 1];
+}
+
+static uint32_t chunked_kl(struct dc_ctx *cx, uint32_t target, uint32_t masked)
+{
+    struct lm_head t, m;
+    if (cx->cfg->kl_chunk <= 0 || !lm_head_of(cx->g, target, &t) ||
+        !lm_head_of(cx->g, masked, &m) || t.w != m.w || t.b != m.b || t.trans != m.trans)
+        return IR_NONE;
+    struct ir_attr at[2] = {bld_attr_int("chunk", cx->cfg->kl_chunk),
+                            bld_attr_int("trans_w", t.trans)};
+    uint32_t in[4] = {t.h, m.h, t.w, t.b}, out[2];
+    bld_node(&cx->b, IR_OP_ChunkedKL, t.b == IR_NONE ? 3 : 4, in, 2, at, 2, out);
+    return bld_reduce(&cx->b, IR_OP_ReduceMean, out[0], 0, NULL, 0);
+}
+
 /* Σ over outputs of the mean over positions of KL(P‖Q), P = softmax(target logits),
  * Q = softmax(predicted logits) over the last axis (METHOD §4.1); the target is a constant */
 uint32_t dc_kl(struct dc_ctx *cx, const uint32_t *y)
@@ -31,11 +88,14 @@ uint32_t dc_kl(struct dc_ctx *cx, const uint32_t *y)
     int64_t last = -1;
     uint32_t tot = IR_NONE;
     for (uint32_t k = 0; k < cx->nouts; k++) {
-        uint32_t lp = bld_node(b, IR_OP_LogSoftmax, 1, &cx->outs[k], 1, &ax, 1, NULL);
-        uint32_t lq = bld_node(b, IR_OP_LogSoftmax, 1, &y[k], 1, &ax, 1, NULL);
-        uint32_t t = bld_mul(b, bld_op1(b, IR_OP_Exp, lp), bld_sub(b, lp, lq));
-        uint32_t per_pos = bld_reduce(b, IR_OP_ReduceSum, t, 1, &last, 0);
-        uint32_t l = bld_reduce(b, IR_OP_ReduceMean, per_pos, 0, NULL, 0);
+        uint32_t l = chunked_kl(cx, cx->outs[k], y[k]);
+        if (l == IR_NONE) {
+            uint32_t lp = bld_node(b, IR_OP_LogSoftmax, 1, &cx->outs[k], 1, &ax, 1, NULL);
+            uint32_t lq = bld_node(b, IR_OP_LogSoftmax, 1, &y[k], 1, &ax, 1, NULL);
+            uint32_t t = bld_mul(b, bld_op1(b, IR_OP_Exp, lp), bld_sub(b, lp, lq));
+            uint32_t per_pos = bld_reduce(b, IR_OP_ReduceSum, t, 1, &last, 0);
+            l = bld_reduce(b, IR_OP_ReduceMean, per_pos, 0, NULL, 0);
+        }
         tot = tot == IR_NONE ? l : bld_add(b, tot, l);
     }
     return tot;

@@ -251,9 +251,27 @@ TEST(resolved_has_transformer_section)
     free(s);
 }
 
+/* kl_chunk: the default, a value read and written back, 0 (full logits), no negatives */
+TEST(kl_chunk)
+{
+    struct dc_config c;
+    struct diag d;
+    CHECK_EQ(load("seed: 1\n", &c, &d), ST_OK);
+    CHECK_EQ(c.kl_chunk, 4096);
+    CHECK_EQ(load("kl_chunk: 512\n", &c, &d), ST_OK);
+    CHECK_EQ(c.kl_chunk, 512);
+    char *s = resolved(&c);
+    CHECK_STR_CONTAINS(s, "\"kl_chunk\":512");
+    free(s);
+    CHECK_EQ(load("kl_chunk: 0\n", &c, &d), ST_OK);
+    CHECK_EQ(c.kl_chunk, 0);
+    round_trip("kl_chunk: 77\n");
+    expect_error("kl_chunk: -3\n", "kl_chunk -3", "positive");
+}
+
 static const struct test_case tests[] = {
     T(transformer_fields), T(transformer_defaults), T(transformer_errors),
-    T(round_trips),        T(resolved_has_transformer_section),
+    T(round_trips),        T(resolved_has_transformer_section), T(kl_chunk),
 };
 
 TEST_MAIN(tests)

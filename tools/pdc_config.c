@@ -173,6 +173,7 @@ void pdc_config_json(const struct dc_config *c, struct json_w *w)
     kv_num(w, "faithfulness_warmup_lr", c->faithfulness_warmup_lr);
     kv_num(w, "faithfulness_warmup_weight_decay", c->faithfulness_warmup_weight_decay);
     kv_num(w, "ci_alive_threshold", c->ci_alive_threshold);
+    kv_int(w, "kl_chunk", c->kl_chunk);
     json_key(w, "module_info");
     json_arr_begin(w);
     for (int i = 0; i < c->n_sites; i++) {

@@ -506,6 +506,13 @@ static int read_key(const struct yaml_node *root, const char *k, const struct ya
     if (strcmp(k, "faithfulness_warmup_weight_decay") == 0)
         return yaml_as_double(v, &c->faithfulness_warmup_weight_decay, d);
     if (strcmp(k, "ci_alive_threshold") == 0) return yaml_as_double(v, &c->ci_alive_threshold, d);
+    if (strcmp(k, "kl_chunk") == 0) {
+        if ((st = yaml_as_int64(v, &c->kl_chunk, d)) == ST_OK && c->kl_chunk < 0)
+            return diag_set(d, ST_ERR_INVALID, "%s:%d: kl_chunk %lld: want 0 (full logits) or a "
+                            "positive number of vocabulary columns", v->file, v->line,
+                            (long long)c->kl_chunk);
+        return st;
+    }
     if (strcmp(k, "log_freq") == 0 || strcmp(k, "train_log_freq") == 0)
         return yaml_as_int64(v, &c->log_freq, d);
     if (strcmp(k, "checkpoint_every") == 0) return yaml_as_int64(v, &c->checkpoint_every, d);

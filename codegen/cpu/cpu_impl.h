@@ -99,6 +99,10 @@ CPU_KERNEL(Cast);
 CPU_KERNEL(ReduceSum);
 CPU_KERNEL(ReduceMean);
 
+/* cpu_kl.c (only with OpenBLAS) */
+CPU_KERNEL(ChunkedKL);
+CPU_KERNEL(ChunkedKLGrad);
+
 static inline const struct ir_tensor *cpu_in(const struct ir_graph *g, const struct ir_node *n,
                                              uint32_t i)
 {
