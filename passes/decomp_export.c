@@ -193,8 +193,9 @@ static const uint32_t *factor_consts(struct dx_ctx *cx, const struct dx_site *xs
             cx->xb.err = diag_set(cx->xb.d, ST_ERR_NOMEM, "out of memory");
         else
             t[k] = dx_const(&cx->xb, nm, IR_F32, rank[k], dims[k], src[k]);
-        free(m[k]);
     }
+    for (int k = 0; k < 3; k++) /* after the loop: the kernel layout swaps the sources */
+        free(m[k]);
     return t;
 }
 
@@ -211,18 +212,23 @@ static const uint32_t *site_consts(struct dx_ctx *cx, const struct dx_site *xs)
 
 /* ---- masks ------------------------------------------------------------------------ */
 
-/* [1, .., 1, C] (rank pr + 1): broadcasts against [pos.., C] */
+/* [1, .., 1, C] (rank pr + 1): broadcasts against [pos.., C]. A default value
+ * (`fixed`) keeps the concrete position dims instead of 1: onnxruntime requires
+ * an input's initializer to agree with every dim the input declares (a symbolic
+ * dim accepts the 1). m NULL: all ones. */
 static uint32_t mask_const(struct dx_ctx *cx, const struct dx_site *xs, const float *m,
-                           const char *stem)
+                           const char *stem, int fixed)
 {
-    int64_t dims[IR_MAX_RANK];
-    for (int k = 0; k < xs->pr; k++)
-        dims[k] = 1;
+    int64_t dims[IR_MAX_RANK], n = xs->s->C;
+    for (int k = 0; k < xs->pr; k++) {
+        dims[k] = fixed && xs->pos[k] > 0 ? xs->pos[k] : 1;
+        n *= dims[k];
+    }
     dims[xs->pr] = xs->s->C;
     float *ones = NULL;
-    if (!m && !(m = ones = malloc((size_t)xs->s->C * sizeof *ones)))
+    if (!m && !(m = ones = malloc((size_t)n * sizeof *ones)))
         return cx->xb.err = diag_set(cx->xb.d, ST_ERR_NOMEM, "out of memory"), IR_NONE;
-    for (int c = 0; ones && c < xs->s->C; c++)
+    for (int64_t c = 0; ones && c < n; c++)
         ones[c] = 1.0f;
     char nm[340];
     snprintf(nm, sizeof nm, "%s%s", stem, xs->s->name);
@@ -258,7 +264,7 @@ static uint32_t mask_input(struct dx_ctx *cx, const struct dx_site *xs)
         return cx->xb.err = diag_set(cx->xb.d, ST_ERR_NOMEM, "out of memory"), IR_NONE;
     cx->def_val = nv;
     cx->def_in[cx->n_def] = t;
-    cx->def_val[cx->n_def++] = mask_const(cx, xs, NULL, "mask.default.");
+    cx->def_val[cx->n_def++] = mask_const(cx, xs, NULL, "mask.default.", 1);
     return t;
 }
 
@@ -526,7 +532,7 @@ int dx_factorise(struct ir_graph *g, struct dx_site *sites, int ns, const struct
         if (sites[i].mode == DX_MASK_INPUT)
             m[i] = mask_input(&cx, &sites[i]);
         else if (sites[i].mode == DX_MASK_CONST)
-            m[i] = mask_const(&cx, &sites[i], sites[i].mask, "mask.");
+            m[i] = mask_const(&cx, &sites[i], sites[i].mask, "mask.", 0);
         else if (!ci)
             st = diag_set(d, ST_ERR_INVALID, "site '%s': CI masks without a CI function",
                           sites[i].s->name);

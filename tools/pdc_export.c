@@ -126,6 +126,15 @@ static int parse_spec(const struct pdc_dir *x, const char *opt, const char *spec
     return st;
 }
 
+/* the largest C of any site: parse_spec's selection array */
+static int max_C(const struct pdc_dir *x)
+{
+    int m = 1;
+    for (int j = 0; j < x->ns; j++)
+        m = x->sites[j].C > m ? x->sites[j].C : m;
+    return m;
+}
+
 /* masks[i]: NULL (all ones, not named) or a [C] vector; --keep c keeps only the
  * listed components of that site, --ablate c zeroes them (both may name a site
  * several times) */
@@ -136,10 +145,7 @@ static int build_masks(const struct pdc_dir *x, const struct export_args *a, flo
     for (int k = 0; !st && k < a->n_ablate + a->n_keep; k++) {
         int keep = k < a->n_keep, i = -1; /* keeps first: an ablation then removes from them */
         const char *spec = keep ? a->keep[k] : a->ablate[k - a->n_keep];
-        int64_t maxc = 1;
-        for (int j = 0; j < x->ns; j++)
-            maxc = x->sites[j].C > maxc ? x->sites[j].C : maxc;
-        uint8_t *sel = calloc((size_t)maxc, 1);
+        uint8_t *sel = calloc((size_t)max_C(x), 1);
         if (!sel)
             return diag_set(d, ST_ERR_NOMEM, "out of memory");
         st = parse_spec(x, keep ? "--keep" : "--ablate", spec, &i, sel, d);
@@ -255,12 +261,14 @@ static uint32_t find_node(const struct ir_graph *g, const char *name)
 static int edit_weights(struct ir_graph *g, const struct pdc_dir *x, const struct export_args *a,
                         struct diag *d)
 {
-    int site = -1;
-    uint8_t one[1] = {0};
+    int site = -1, c = -1;
     const char *colon = strrchr(a->edit, ':');
     if (colon && strchr(colon, ','))
         return diag_set(d, ST_ERR_INVALID, "--edit %s: one component (SITE:c)", a->edit);
-    int st = parse_spec(x, "--edit", a->edit, &site, one, d), c = -1;
+    uint8_t *sel = calloc((size_t)max_C(x), 1);
+    int st = sel ? parse_spec(x, "--edit", a->edit, &site, sel, d)
+                 : diag_set(d, ST_ERR_NOMEM, "out of memory");
+    free(sel);
     if (st)
         return st;
     c = (int)strtol(colon + 1, NULL, 10);
