@@ -2,7 +2,8 @@
 checked in onnxruntime, on three targets decomposed here in a few steps: the
 TMS 5-2 toy (one weight used twice, the second time through a Transpose), the
 tiny LM (`pdc toy tiny-lm`, symbolic batch and sequence, shared-MLP CI) and a
-small CNN built here (two Conv sites and a Gemm site, per-component MLP CI).
+small CNN built here (two Conv sites and a Gemm site, per-component MLP CI) and
+an embedding model built here (a Gather site and a W·x site).
 
   factorised  masks = 1 reproduces the source model (onnxruntime vs onnxruntime);
               inputs/outputs/opset unchanged, masks are initializer-backed inputs;
@@ -13,7 +14,8 @@ small CNN built here (two Conv sites and a Gemm site, per-component MLP CI).
   ablation    --ablate/--keep (factorised and baked) match pdc's ablated forward
   ci          the CI outputs match `pdc run DIR`'s CI values (and for TMS the CI
               pdc eval writes for its one-hot probe); --threshold gives the forward
-              under the rounded masks
+              under the rounded masks; on TMS also the vector_mlp, shared_mlp and
+              global_shared_mlp CI functions
   roundtrip   `pdc run` of an exported model gives onnxruntime's outputs
   edit        --edit/--write-vector/--scale writes W − v_c u_cᵀ + v_c (α w/‖w‖)ᵀ
   external    --external-threshold writes external data that onnxruntime reads
@@ -175,6 +177,74 @@ def cnn_fixture(args, tmp):
     return p, src, d, {"x": r.rand(3, 2, 6, 6).astype(np.float32)}
 
 
+EMB_CFG = """\
+seed: 2
+steps: 6
+batch_size: 4
+lr_schedule: {start_val: 1.0e-3, fn_type: constant, warmup_pct: 0.0, final_val_frac: 1.0}
+ci_fn_type: "mlp"
+ci_fn_hidden_dims: [4]
+sigmoid_type: "leaky_hard"
+module_info:
+  - {module_pattern: "E", C: 4}
+  - {module_pattern: "W", C: 5}
+  - {module_pattern: "L", C: 5}
+loss_metric_configs:
+  - {classname: "ImportanceMinimalityLoss", coeff: 1e-3, pnorm: 1.0}
+  - {classname: "StochasticReconLoss", coeff: 1.0}
+faithfulness_warmup_steps: 2
+"""
+
+
+def emb_fixture(args, tmp):
+    """tokens [batch, seq] → Gather(E) → MatMul(·, W) → Tanh → Transpose → MatMul(L, ·):
+    an embedding site and a W·x site, both dims symbolic"""
+    r = np.random.RandomState(6)
+    inits = [common.init("E", r.randn(16, 8).astype(np.float32)),
+             common.init("W", (r.randn(8, 8) * 0.4).astype(np.float32)),
+             common.init("L", (r.randn(6, 8) * 0.4).astype(np.float32))]
+    nodes = [helper.make_node("Gather", ["E", "tokens"], ["e"], name="embed"),
+             helper.make_node("MatMul", ["e", "W"], ["h"], name="mix"),
+             helper.make_node("Tanh", ["h"], ["a"], name="act"),
+             helper.make_node("Transpose", ["a"], ["at"], name="tr", perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["L", "at"], ["y"], name="left")]
+    g = helper.make_graph(nodes, "emb",
+                          [helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", "seq"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 6, "seq"])],
+                          inits)
+    src = os.path.join(tmp, "emb.onnx")
+    onnx.save(common.make_model(g, opset=17), src)
+    tok = os.path.join(tmp, "emb.bin")
+    r.randint(0, 16, 400).astype("<u2").tofile(tok)
+    cfg = os.path.join(tmp, "emb.yaml")
+    open(cfg, "w").write(EMB_CFG)
+    d = os.path.join(tmp, "emb")
+    p = run_pdc(args.pdc, [src, "-o", d, "--config", cfg, "--data", tok, "--seq", "5"])
+    return p, src, d, {"tokens": r.randint(0, 16, (3, 7)).astype(np.int64)}
+
+
+def check_ci_kinds(args, res, tmp, feeds):
+    """the other CI functions on TMS: vector_mlp, shared_mlp, global_shared_mlp"""
+    src = os.path.join(ROOT, "models", "tms-5-2.onnx")
+    for kind in ("vector_mlp", "shared_mlp", "global_shared_mlp"):
+        cfg = os.path.join(tmp, kind + ".yaml")
+        open(cfg, "w").write(TMS_CFG.replace('"mlp"', f'"{kind}"').replace("steps: 20", "steps: 4"))
+        d = os.path.join(tmp, "tms_" + kind)
+        p = run_pdc(args.pdc, [src, "-o", d, "--config", cfg])
+        out = os.path.join(tmp, kind + ".onnx")
+        p = p if p.returncode else export(args, d, out, "--form", "ci")
+        if not res.check(f"tms {kind}: decompose and export --form ci", p.returncode == 0,
+                         p.stderr[-300:]):
+            continue
+        got = ort_all(out, feeds)
+        mine = pdc_masked(args, tmp, d, feeds, tag=kind)
+        cis = [k for k in mine if k.startswith("ci.")]
+        masked = pdc_masked(args, tmp, d, feeds, {k[3:]: mine[k] for k in cis}, tag=kind + "m")
+        e = max([rel(got[k], mine[k]) for k in cis] + [rel(got["y"], masked["y"])])
+        res.check(f"tms {kind}: CI outputs and the CI-masked output match pdc's", e <= TOL,
+                  f"max rel err {e:.3g}", f"max rel err {e:.3g}")
+
+
 # ---- checks -----------------------------------------------------------------------
 
 def site_list(d):
@@ -185,6 +255,8 @@ def mask_shape(feeds, name, C, fx):
     """the site's mask shape [pos.., C]: rows of x (TMS), [batch, seq] (LM),
     [N, H', W'] of the conv outputs (CNN)"""
     x = next(iter(feeds.values()))
+    if fx == "emb":
+        return x.shape + (C,)
     if fx == "cnn":
         return (x.shape[0], 6, 6, C) if name == "conv1" else (x.shape[0], 2, 2, C) \
             if name == "conv2" else (x.shape[0], C)
@@ -394,7 +466,8 @@ def main():
     args = parse_args(__doc__)
     res = Results(args.only)
     with TempDir(keep=args.keep) as tmp:
-        for fx, make in (("tms", tms_fixture), ("lm", lm_fixture), ("cnn", cnn_fixture)):
+        for fx, make in (("tms", tms_fixture), ("lm", lm_fixture), ("cnn", cnn_fixture),
+                         ("emb", emb_fixture)):
             p, src, d, feeds = make(args, tmp)
             if not res.check(f"{fx}: decomposition made", p.returncode == 0 and d, p.stderr[-400:]):
                 continue
@@ -404,6 +477,7 @@ def main():
             if fx == "tms":
                 check_tms_eval_ci(args, res, tmp, d)
                 check_errors(args, res, tmp, d)
+                check_ci_kinds(args, res, tmp, feeds)
             if fx == "lm":
                 check_edit(args, res, tmp, src, d, feeds)
                 check_external(args, res, tmp, d, feeds)
