@@ -87,6 +87,12 @@ static int compile_copy(struct pdc_dir *x, int64_t batch, int64_t seq, struct di
     cb.batch_size = batch;
     cb.data_seq = seq;
     int st = pdc_compiled_model(x->model, &cb, &x->h, d);
+    if (st && seq > 0 && x->c.data_seq > 0 && x->c.data_seq != seq) {
+        /* a model with fewer positions than the probe length: the run's own window */
+        memset(d, 0, sizeof *d);
+        cb.data_seq = x->c.data_seq;
+        st = pdc_compiled_model(x->model, &cb, &x->h, d);
+    }
     if (!st)
         st = dc_select_sites(x->h, &x->c, &x->sites, &x->ns, &x->fac, &x->nf, d);
     for (int i = 0; !st && i < x->ns; i++)

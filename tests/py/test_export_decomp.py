@@ -226,6 +226,14 @@ def emb_fixture(args, tmp):
 def check_ci_kinds(args, res, tmp, feeds):
     """the other CI functions on TMS: vector_mlp, shared_mlp, global_shared_mlp"""
     src = os.path.join(ROOT, "models", "tms-5-2.onnx")
+    cfg = os.path.join(tmp, "tf.yaml")  # the global transformer: refused by name, nothing written
+    open(cfg, "w").write(TMS_CFG.replace('"mlp"', "global_shared_transformer").replace(
+        "ci_fn_hidden_dims: [8]", "simple_transformer_ci_cfg: {d_model: 8, n_blocks: 1, "
+        "mlp_hidden_dim: [8], attn_config: {n_heads: 2, max_len: 16, rope_base: 10000.0}}"))
+    p = run_pdc(args.pdc, [src, "-o", os.path.join(tmp, "tms_tf"), "--config", cfg, "--steps", "2"])
+    if res.check("tms transformer CI: decomposition made", p.returncode == 0, p.stderr[-300:]):
+        check_error(args, res, "--form ci with the transformer CI", os.path.join(tmp, "tms_tf"),
+                    ["--form", "ci"], ["global_shared_transformer"], tmp)
     for kind in ("vector_mlp", "shared_mlp", "global_shared_mlp"):
         cfg = os.path.join(tmp, kind + ".yaml")
         open(cfg, "w").write(TMS_CFG.replace('"mlp"', f'"{kind}"').replace("steps: 20", "steps: 4"))
