@@ -68,8 +68,12 @@ static int parse_args(int argc, char **argv, struct export_args *a, struct diag 
             a->edit = v;
         else if (strcmp(o, "--write-vector") == 0)
             a->vector = v;
-        else if (strcmp(o, "--external-threshold") == 0)
-            a->ext_threshold = strtoll(v, NULL, 10);
+        else if (strcmp(o, "--external-threshold") == 0) {
+            char *e;
+            a->ext_threshold = strtoll(v, &e, 10);
+            if (*e || e == v || a->ext_threshold < 0)
+                diag_set(d, ST_ERR_INVALID, "--external-threshold %s: a byte count", v);
+        }
         else if ((strcmp(o, "--ablate") == 0 && a->n_ablate < MAX_SPECS))
             a->ablate[a->n_ablate++] = v;
         else if ((strcmp(o, "--keep") == 0 && a->n_keep < MAX_SPECS))
@@ -248,12 +252,21 @@ static void output_types(struct ir_graph *g, const struct ir_graph *h, const str
     }
 }
 
-static uint32_t find_node(const struct ir_graph *g, const char *name)
+/* the node named `name`; IR_NONE when absent, and an error when the name is not
+ * unique (sites are matched to the compiled copy's nodes by name) */
+static uint32_t find_node(const struct ir_graph *g, const char *name, struct diag *d)
 {
+    uint32_t found = IR_NONE;
     for (uint32_t i = 0; i < g->nn; i++)
-        if (!(g->n[i].flags & IR_N_DEAD) && strcmp(g->n[i].name, name) == 0)
-            return i;
-    return IR_NONE;
+        if (!(g->n[i].flags & IR_N_DEAD) && strcmp(g->n[i].name, name) == 0) {
+            if (found != IR_NONE) {
+                diag_set(d, ST_ERR_UNSUPPORTED, "%s: two nodes are named '%s'; export finds "
+                         "site nodes by name", g->path ? g->path : "model", name);
+                return IR_NONE;
+            }
+            found = i;
+        }
+    return found;
 }
 
 /* ---- the plain-weight forms ----------------------------------------------------------- */
@@ -349,8 +362,10 @@ static int factorise(struct ir_graph *g, const struct pdc_dir *x, const struct e
     for (int i = 0; !st && i < x->ns; i++) {
         const struct dc_site *s = &x->sites[i];
         xs[i].s = s;
-        xs[i].node = find_node(g, x->h->n[s->node].name);
-        if (xs[i].node == IR_NONE || fac[s->factor].weight == IR_NONE)
+        xs[i].node = find_node(g, x->h->n[s->node].name, d);
+        if (d->status)
+            st = d->status;
+        else if (xs[i].node == IR_NONE || fac[s->factor].weight == IR_NONE)
             st = diag_set(d, ST_ERR_INVALID, "%s: site '%s': node '%s' not found in the model",
                           x->model, s->name, x->h->n[s->node].name);
         site_positions(x->h, s, &m, &xs[i]);

@@ -342,6 +342,10 @@ def check_bake_ablate(args, res, tmp, fx, src, d, feeds):
         p = export(args, d, out, *(abl + extra))
         if not res.check(f"{fx}: export ablation ({form})", p.returncode == 0, p.stderr[-400:]):
             continue
+        try:
+            onnx.checker.check_model(onnx.load(out), full_check=True)
+        except Exception as e:  # noqa: BLE001
+            res.fail(f"{fx}: ablation ({form}) passes onnx.checker", str(e)[:400])
         got = ort_all(out, feeds)
         e = max(rel(got[k], mine[k]) for k in want)
         res.check(f"{fx}: ablation ({form}) matches pdc's ablated forward", e <= TOL,
