@@ -39,6 +39,10 @@ struct onnx_export_opts {
                                 * 0: never (the model must then stay under protobuf's 2 GiB) */
     const char *external_name; /* external data file, a plain name in the model's folder;
                                 * NULL: "<model file name>.data" */
+    const uint32_t *input_defaults; /* NULL, or per graph input a constant tensor whose data is
+                                * written as an initializer under the input's name (the input's
+                                * default value; it may have another, broadcasting shape), or
+                                * IR_NONE */
 };
 
 /* Write g as an ONNX model: every live node in topological order, initializers

@@ -291,6 +291,32 @@ static int build_nodes(struct exporter *x, Onnx__GraphProto *gp, uint8_t *read)
     return ST_OK;
 }
 
+/* Initializer-backed inputs: the default value of input i is constant
+ * input_defaults[i], written under the input's name */
+static int build_defaults(struct exporter *x, Onnx__GraphProto *gp)
+{
+    const struct ir_graph *g = x->g;
+    if (!x->defaults)
+        return ST_OK;
+    Onnx__TensorProto **all = ir_arena_alloc(x->arena, (gp->n_initializer + g->n_inputs + 1) *
+                                             sizeof *all);
+    memcpy(all, gp->initializer, gp->n_initializer * sizeof *all);
+    gp->initializer = all;
+    for (uint32_t i = 0; i < g->n_inputs; i++) {
+        uint32_t t = x->defaults[i];
+        if (t == IR_NONE)
+            continue;
+        if (t >= g->nt || !g->t[t].data)
+            return diag_set(x->d, ST_ERR_INVALID, "%s: input '%s': its default is no constant",
+                            x->file, g->t[g->inputs[i]].name);
+        int st = ex_tensor_proto(x, t, 1, &all[gp->n_initializer]);
+        if (st)
+            return st;
+        all[gp->n_initializer++]->name = (char *)g->t[g->inputs[i]].name;
+    }
+    return ST_OK;
+}
+
 /* Constants the written nodes read, and constant graph outputs; graph inputs
  * stay inputs even when a pass bound a value to them. */
 static int build_inits(struct exporter *x, Onnx__GraphProto *gp, uint8_t *read)
@@ -310,7 +336,7 @@ static int build_inits(struct exporter *x, Onnx__GraphProto *gp, uint8_t *read)
             return st;
         gp->n_initializer++;
     }
-    return ST_OK;
+    return build_defaults(x, gp);
 }
 
 static int build_graph(struct exporter *x, Onnx__GraphProto **out)
@@ -383,13 +409,14 @@ static int check_opts(struct exporter *x, const struct onnx_export_opts *o, cons
 int onnx_save_file(const struct ir_graph *g, const char *path, const struct onnx_export_opts *o,
                    struct diag *d)
 {
-    static const struct onnx_export_opts defaults = {NULL, 0, 0, NULL};
+    static const struct onnx_export_opts defaults = {NULL, 0, 0, NULL, NULL};
     if (!o)
         o = &defaults;
     if (!path || !*path)
         return diag_set(d, ST_ERR_INVALID, "export: no output path");
     struct exporter x = {.g = g, .file = path, .opset = o->opset ? o->opset : g->opset,
-                         .ext_threshold = o->external_threshold, .d = d};
+                         .ext_threshold = o->external_threshold,
+                         .defaults = o->input_defaults, .d = d};
     char ext[512];
     int st = check_opts(&x, o, path, ext, sizeof ext);
     if (st)

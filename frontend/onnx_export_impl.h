@@ -21,6 +21,7 @@ struct exporter {
     int opset;                 /* target default-domain opset */
     size_t ext_threshold;      /* 0: never external */
     const char *ext_name;      /* location written into the model */
+    const uint32_t *defaults;  /* per graph input: constant holding its default, or IR_NONE */
     struct ir_arena *arena;    /* every message struct; freed after writing */
     struct ex_ext *ext;        /* in file order */
     size_t n_ext, c_ext;

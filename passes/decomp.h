@@ -192,6 +192,11 @@ int dc_build_faith_warmup(struct ir_graph *g, const struct dc_config *c,
 int dc_build_eval(struct ir_graph *g, const struct dc_config *c, const struct dc_site *sites,
                   int ns, const struct dc_factor *fac, int nf, struct dc_prog *prog,
                   uint32_t *g_lo, struct diag *d);
+/* objective_masked.c: the forward under given masks (inputs "mask.<site>"), the
+ * model's float outputs and every site's CI values "ci.<site>" as taps (see the file) */
+int dc_build_masked(struct ir_graph *g, const struct dc_config *c, const struct dc_site *sites,
+                    int ns, const struct dc_factor *fac, int nf, struct dc_prog *prog,
+                    struct diag *d);
 /* adversary.c: one step of the evaluation adversary (METHOD §4.6, §7.6 Table 4): a
  * source shared across the batch (state "pgd_eval.<site>", U(0,1)), metric
  * "pgd/<divergence>" = the output divergence under the current source, next source

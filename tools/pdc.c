@@ -54,6 +54,13 @@ static int usage(FILE *f)
             "  pdc run MODEL.onnx --input NAME=FILE.npy [--input ...] [--input FILE.npz]\n"
             "          [--bind NAME=N,...] [-o OUT.npz] [-d PASS|all]\n"
             "      run the model; outputs go to OUT.npz (a summary is printed without -o)\n"
+            "  pdc run DIR --input NAME=FILE.npy [--masks MASKS.npz] [-o OUT.npz]\n"
+            "      the decomposition's forward under given masks (default 1) and its CI values\n"
+            "  pdc export DIR -o OUT.onnx [--form factorised|ci] [--threshold T]\n"
+            "          [--ablate SITE:c,...] [--keep SITE:c,...] [--bake]\n"
+            "          [--edit SITE:c --write-vector FILE.npy [--scale A]] [--external-threshold BYTES]\n"
+            "      write the decomposition as ONNX: factorised sites with mask inputs, the CI\n"
+            "      function inside, baked ablations, or plain (edited) weights\n"
             "  pdc convert IN.onnx -o OUT.onnx [--external-threshold BYTES] [--opset N]\n"
             "      re-export through pdc's IR; initializers over BYTES go to OUT.onnx.data\n"
             "  pdc --version\n");
@@ -250,6 +257,9 @@ static int run_model(const char *model, struct inputs *in, const char *bind, con
 
 static int cmd_run(int argc, char **argv)
 {
+    struct stat sb; /* a decomposition folder: its masked forward (pdc_run_dir.c) */
+    if (argc >= 1 && stat(argv[0], &sb) == 0 && S_ISDIR(sb.st_mode))
+        return pdc_run_dir_main(argv[0], argc - 1, argv + 1);
     const char *model = NULL, *bind = NULL, *outp = NULL, *dump = NULL;
     struct inputs in = {.n = 0};
     struct diag d = {0};
@@ -273,6 +283,7 @@ static int cmd_run(int argc, char **argv)
     }
     if (!st && !model)
         st = diag_set(&d, ST_ERR_INVALID, "run: no model given (pdc run MODEL.onnx ...)");
+
     if (!st)
         st = run_model(model, &in, bind, outp, dump, &d);
     for (int k = 0; k < in.n; k++)
@@ -491,6 +502,8 @@ int main(int argc, char **argv)
         return pdc_toy_main(argc - 2, argv + 2);
     if (strcmp(cmd, "convert") == 0)
         return cmd_convert(argc - 2, argv + 2);
+    if (strcmp(cmd, "export") == 0)
+        return pdc_export_main(argc - 2, argv + 2);
     if (strcmp(cmd, "--version") == 0) {
         print_version();
         return 0;

@@ -57,6 +57,35 @@ int pdc_toy_lm_main(int argc, char **argv);
 
 /* pdc_eval.c */
 int pdc_eval_main(int argc, char **argv);
+/* the model DIR/decomposition.json names, into model; fails when its SHA-256 changed */
+int pdc_dir_model(const char *dir, char *model, size_t n, struct diag *d);
+
+/* pdc_dir.c: a decomposition folder opened for export and masked runs: the model
+ * (checked), the resolved config, the components, and the sites selected again on
+ * a compiled copy of the model (batch and sequence bound as given) */
+struct pdc_dir {
+    char dir[4096], model[4096];
+    struct dc_config c;
+    struct ir_value *vals;     /* components.safetensors */
+    int nvals;
+    struct ir_graph *h;        /* the compiled copy */
+    struct dc_site *sites;
+    int ns;
+    struct dc_factor *fac;
+    int nf;
+};
+int pdc_dir_open(const char *dir, int64_t batch, int64_t seq, struct pdc_dir *x, struct diag *d);
+void pdc_dir_close(struct pdc_dir *x);
+const struct ir_value *pdc_dir_find(const struct pdc_dir *x, const char *name);
+/* the index of site `name`, or an error naming it and the sites there are */
+int pdc_dir_site(const struct pdc_dir *x, const char *name, int *idx, struct diag *d);
+/* the factor of site i as stored (V [d_in, C], U [C, d_out] under the name of the
+ * factor's first site) */
+void pdc_dir_factor(const struct pdc_dir *x, int i, const float **V, const float **U);
+
+/* pdc_export.c: `pdc export DIR -o OUT.onnx ...`; pdc_run_dir.c: `pdc run DIR ...` */
+int pdc_export_main(int argc, char **argv);
+int pdc_run_dir_main(const char *dir, int argc, char **argv);
 
 /* pdc_eval_adv.c: the divergence after pdc_pgd_eval_steps[r] steps of a fresh
  * shared-source sign-PGD adversary (step 0.1) into out[r], on the evaluation batch

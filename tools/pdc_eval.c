@@ -30,7 +30,7 @@ struct eval_site {
     double *density;
 };
 
-static int check_model(const char *dir, char *model, size_t n, struct diag *d)
+int pdc_dir_model(const char *dir, char *model, size_t n, struct diag *d)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/decomposition.json", dir);
@@ -368,7 +368,7 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
     dc_config_defaults(&c, "spd");
     c.method[0] = '\0'; /* the saved, fully resolved config names its method */
     snprintf(path, sizeof path, "%s/config.yaml", dir);
-    int st = check_model(dir, model, sizeof model, d);
+    int st = pdc_dir_model(dir, model, sizeof model, d);
     if (!st)
         st = pdc_config_load(path, &c, d);
     for (int i = 0; !st && i + 1 < nopt; i += 2)
