@@ -1,7 +1,7 @@
 """test_export_decomp.py — `pdc export DIR`: decompositions written back as ONNX,
-checked in onnxruntime, on three targets decomposed here in a few steps: the
+checked in onnxruntime, on five targets decomposed here in a few steps: the
 TMS 5-2 toy (one weight used twice, the second time through a Transpose), the
-tiny LM (`pdc toy tiny-lm`, symbolic batch and sequence, shared-MLP CI) and a
+residual MLP toy (two sites on a residual stream), the tiny LM (`pdc toy tiny-lm`, symbolic batch and sequence, shared-MLP CI) and a
 small CNN built here (two Conv sites and a Gemm site, per-component MLP CI) and
 an embedding model built here (a Gather site and a W·x site).
 
@@ -114,6 +114,21 @@ def tms_fixture(args, tmp):
     p = run_pdc(args.pdc, [src, "-o", d, "--config", cfg])
     x = np.random.RandomState(0).rand(7, 5).astype(np.float32)
     return p, src, d, {"x": x}
+
+
+def resid_fixture(args, tmp):
+    """the residual MLP toy: two sites on a residual stream (the embedding is not one)"""
+    src = os.path.join(tmp, "resid.onnx")
+    p = run_pdc(args.pdc, ["toy", "resid-mlp-1", "-o", src, "--steps", "20"])
+    if p.returncode != 0:
+        return p, src, None, {}
+    cfg = os.path.join(tmp, "resid.yaml")
+    open(cfg, "w").write(TMS_CFG.replace("seed: 3", "seed: 4") +
+                         "module_info:\n  - {module_pattern: \"layers.*.mlp_*\", C: 12}\n")
+    d = os.path.join(tmp, "resid")
+    p = run_pdc(args.pdc, [src, "-o", d, "--config", cfg])
+    x = (np.random.RandomState(1).rand(6, 100) * (np.random.RandomState(2).rand(6, 100) < 0.05))
+    return p, src, d, {"x": x.astype(np.float32)}
 
 
 def lm_fixture(args, tmp):
@@ -260,7 +275,7 @@ def site_list(d):
 
 
 def mask_shape(feeds, name, C, fx):
-    """the site's mask shape [pos.., C]: rows of x (TMS), [batch, seq] (LM),
+    """the site's mask shape [pos.., C]: rows of x (TMS, residual MLP), [batch, seq] (LM),
     [N, H', W'] of the conv outputs (CNN)"""
     x = next(iter(feeds.values()))
     if fx == "emb":
@@ -268,7 +283,7 @@ def mask_shape(feeds, name, C, fx):
     if fx == "cnn":
         return (x.shape[0], 6, 6, C) if name == "conv1" else (x.shape[0], 2, 2, C) \
             if name == "conv2" else (x.shape[0], C)
-    return tuple(x.shape[:-1] if fx == "tms" else x.shape) + (C,)
+    return tuple(x.shape[:-1] if fx in ("tms", "resid") else x.shape) + (C,)
 
 
 def check_factorised(args, res, tmp, fx, src, d, feeds):
@@ -478,8 +493,8 @@ def main():
     args = parse_args(__doc__)
     res = Results(args.only)
     with TempDir(keep=args.keep) as tmp:
-        for fx, make in (("tms", tms_fixture), ("lm", lm_fixture), ("cnn", cnn_fixture),
-                         ("emb", emb_fixture)):
+        for fx, make in (("tms", tms_fixture), ("resid", resid_fixture), ("lm", lm_fixture),
+                         ("cnn", cnn_fixture), ("emb", emb_fixture)):
             p, src, d, feeds = make(args, tmp)
             if not res.check(f"{fx}: decomposition made", p.returncode == 0 and d, p.stderr[-400:]):
                 continue
