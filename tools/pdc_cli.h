@@ -107,9 +107,14 @@ struct pdc_lm_eval {
     int64_t windows;             /* held-out windows of seq tokens in the token file */
 };
 int pdc_eval_lm_active(const struct dc_prog *p);
+/* called with the program of every held-out batch after the first (the caller's own
+ * run), before its buffers go */
+struct rt_prog;
+typedef void (*pdc_batch_fn)(void *ctx, struct rt_prog *rp);
+/* met: the first batch's metrics in, the mean over every held-out batch out */
 int pdc_eval_lm_batches(const struct dc_prog *p, struct rt_store *store, struct ds_source *src,
                         uint64_t seed, int64_t step0, double *met, struct pdc_lm_eval *lm,
-                        struct diag *d);
+                        pdc_batch_fn each, void *ctx, struct diag *d);
 void pdc_eval_lm_print(const struct dc_prog *p, const double *met, const struct pdc_lm_eval *lm);
 void pdc_eval_lm_json(struct json_w *w, const struct dc_prog *p, const double *met,
                       const struct pdc_lm_eval *lm);

@@ -22,7 +22,8 @@
 #define EVAL_STEP 0x7fffffff /* draws of the evaluation batch: a step no training run reaches */
 
 /* alive: components that fire (CI > ci_alive_threshold) at least once on the
- * evaluation batch; density[c]: the fraction of its positions where c fires */
+ * evaluation batch (a language model: on any held-out batch); density[c]: the fraction
+ * of its positions where c fires */
 struct eval_site {
     double l0, mmcs, ml2r, mmcs_std, probe_l0;
     int alive, big_pieces, C;
@@ -298,7 +299,7 @@ static double site_l0(const struct dc_prog *p, const double *met, const char *si
     return fallback;
 }
 
-/* L0 over every held-out batch; alive (and the firing densities) on the first */
+/* L0, alive and the firing densities over every held-out batch */
 static void print_lm_sites(const struct dc_site *sites, int ns, const struct eval_site *es,
                            const struct dc_config *c)
 {
@@ -310,8 +311,8 @@ static void print_lm_sites(const struct dc_site *sites, int ns, const struct eva
         l0 += es[i].l0;
         alive += es[i].alive;
     }
-    printf("%-32s %9.4f %6d   (L0: mean over the held-out batches; alive: fires above CI %g "
-           "on the first)\n", "total", l0, alive, c->ci_alive_threshold);
+    printf("%-32s %9.4f %6d   (over every held-out batch; alive: fires above CI %g at least "
+           "once)\n", "total", l0, alive, c->ci_alive_threshold);
 }
 
 static void print_table(const struct dc_prog *p, const double *met, const struct dc_site *sites,
@@ -352,6 +353,35 @@ static void print_table(const struct dc_prog *p, const double *met, const struct
            alive, c->ci_alive_threshold);
 }
 
+/* firing densities summed over the evaluation batches (divided by their number after) */
+struct density_acc {
+    const struct dc_prog *p;
+    const struct dc_site *sites;
+    int ns;
+    const uint32_t *glo;
+    struct eval_site *es;
+    double threshold;
+    int64_t batches;
+    int oom;
+};
+
+static void add_densities(void *ctx, struct rt_prog *rp)
+{
+    struct density_acc *a = ctx;
+    for (int i = 0; i < a->ns; i++) {
+        int C = a->sites[i].C;
+        int64_t N = ir_numel(&a->p->g->t[a->glo[i]]) / C;
+        double *one = malloc((size_t)C * sizeof *one);
+        a->oom |= !one;
+        if (one)
+            tm_firing_density(rt_prog_buf(rp, a->glo[i]), N, C, a->threshold, one);
+        for (int k = 0; one && k < C; k++)
+            a->es[i].density[k] += one[k];
+        free(one);
+    }
+    a->batches++;
+}
+
 /* opt: --data SPEC, --seq T, --tokens u16|u32, --holdout F pairs overriding the run's */
 static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
 {
@@ -388,23 +418,29 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
         st = rt_run_once(&p, cg_default(), &store, src, NULL, c.seed, EVAL_STEP, met, &rp, d);
     struct pdc_lm_eval lm = {0}; /* language models: every held-out batch, averaged */
     int is_lm = !st && pdc_eval_lm_active(&p);
-    if (is_lm)
-        st = pdc_eval_lm_batches(&p, &store, src, c.seed, EVAL_STEP, met, &lm, d);
+    struct density_acc acc = {&p, sites, ns, glo, es, c.ci_alive_threshold, 0, 0};
     for (int i = 0; !st && i < ns; i++) {
         const struct ir_tensor *t = &p.g->t[glo[i]];
         int64_t N = ir_numel(t) / sites[i].C;
-        const float *ci = rt_prog_buf(rp, glo[i]);
-        es[i].l0 = tm_l0(ci, N, sites[i].C, c.ci_alive_threshold);
+        es[i].l0 = tm_l0(rt_prog_buf(rp, glo[i]), N, sites[i].C, c.ci_alive_threshold);
+        es[i].C = sites[i].C;
+        if (!(es[i].density = calloc((size_t)sites[i].C, sizeof *es[i].density)))
+            st = diag_set(d, ST_ERR_NOMEM, "out of memory");
+    }
+    if (!st)
+        add_densities(&acc, rp);
+    if (is_lm && !st)
+        st = pdc_eval_lm_batches(&p, &store, src, c.seed, EVAL_STEP, met, &lm, add_densities,
+                                 &acc, d);
+    if (!st && acc.oom)
+        st = diag_set(d, ST_ERR_NOMEM, "out of memory");
+    for (int i = 0; !st && i < ns; i++) {
         if (is_lm) /* every held-out batch, as the LM table */
             es[i].l0 = site_l0(&p, met, sites[i].name, es[i].l0);
-        es[i].C = sites[i].C;
-        if (!(es[i].density = calloc((size_t)sites[i].C, sizeof *es[i].density))) {
-            st = diag_set(d, ST_ERR_NOMEM, "out of memory");
-            break;
-        }
-        tm_firing_density(ci, N, sites[i].C, c.ci_alive_threshold, es[i].density);
-        for (int k = 0; k < sites[i].C; k++)
+        for (int k = 0; k < sites[i].C; k++) {
+            es[i].density[k] /= (double)acc.batches;
             es[i].alive += es[i].density[k] > 0;
+        }
         site_ground_truth(&sites[i], p.g, &store, &es[i]);
     }
     int64_t F = st ? 0 : probe_width(&p);

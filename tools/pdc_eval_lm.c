@@ -69,7 +69,7 @@ int pdc_eval_lm_active(const struct dc_prog *p)
 
 int pdc_eval_lm_batches(const struct dc_prog *p, struct rt_store *store, struct ds_source *src,
                         uint64_t seed, int64_t step0, double *met, struct pdc_lm_eval *lm,
-                        struct diag *d)
+                        pdc_batch_fn each, void *ctx, struct diag *d)
 {
     const struct ir_tensor *x = &p->g->t[p->in[0].t];
     memset(lm, 0, sizeof *lm);
@@ -91,6 +91,8 @@ int pdc_eval_lm_batches(const struct dc_prog *p, struct rt_store *store, struct 
     for (int64_t k = 1; !st && k < lm->batches; k++) {
         struct rt_prog *rp = NULL;
         st = rt_run_once(p, cg_default(), store, src, NULL, seed, step0 + k, one, &rp, d);
+        if (!st && each)
+            each(ctx, rp);
         rt_prog_free(rp);
         for (int i = 0; !st && i < p->n_metric; i++)
             sum[i] += one[i];
