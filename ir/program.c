@@ -27,6 +27,10 @@ void dc_prog_keep_grads(struct dc_prog *p)
 
 double dc_schedule_value(const struct dc_schedule_cfg *s, int64_t step, int64_t total)
 {
+    if (s->fn == DC_SCHED_STEP) {
+        int64_t period = s->warmup_pct >= 1 ? (int64_t)s->warmup_pct : 1;
+        return s->start_val * pow(s->final_val_frac, (double)(step / period));
+    }
     int64_t w = (int64_t)((double)total * s->warmup_pct);
     if (step < w)
         return s->start_val * (double)step / (double)w;
@@ -49,4 +53,14 @@ double dc_anneal_p(const struct dc_anneal *a, double frac)
     if (frac >= a->end_frac)
         return a->final_p;
     return a->p0 + (a->final_p - a->p0) * (frac - a->start_frac) / (a->end_frac - a->start_frac);
+}
+
+double dc_topk_rank(const struct dc_prog *p, int64_t step)
+{
+    int64_t n = p->topk.n;
+    if (step < p->topk.warm_steps) /* the code's warm start: fraction 0.999, every entry kept */
+        return (double)n;
+    if (p->topk.exact) /* exactly ⌈frac·n⌉ entries (ties aside) */
+        return ceil(p->topk.frac * (double)n) - 1.0;
+    return floor(p->topk.frac * (double)n); /* τ at 0-based position ⌊frac·n⌋, keep |A| ≥ τ */
 }

@@ -7,7 +7,10 @@
 
 #include "ir.h"
 
-enum dc_schedule { DC_SCHED_CONSTANT, DC_SCHED_LINEAR, DC_SCHED_COSINE };
+/* STEP (L3D, METHOD §8.7): start_val · final_val_frac^⌊step / period⌋ (torch StepLR), the
+ * period in steps held in warmup_pct (a step schedule has no warmup; a new field would
+ * break every positional initializer of this struct) */
+enum dc_schedule { DC_SCHED_CONSTANT, DC_SCHED_LINEAR, DC_SCHED_COSINE, DC_SCHED_STEP };
 
 struct dc_schedule_cfg {
     double start_val, warmup_pct, final_val_frac;
@@ -26,8 +29,10 @@ enum dc_feed { DC_FEED_DATA, DC_FEED_UNIFORM, DC_FEED_SCALAR, DC_FEED_ROUTE };
 /* BC1 = 1 − β1^t, BC2 = √(1 − β2^t) at the 1-based optimizer step t (PyTorch's AdamW form).
  * SRC_*: the same for the persistent adversarial sources (METHOD §4.7), whose Adam counts
  * `src.per_step` ascents per training step: ascent `sub` of step k has t = k·per_step + sub + 1 */
+/* TOPK (L3D batch top-k, METHOD §8.4): the largest rank (0-based count of strictly larger
+ * entries) an entry of |A| may have and be kept; see dc_prog.topk */
 enum dc_scalar { DC_SC_LR, DC_SC_P, DC_SC_BC1, DC_SC_BC2, DC_SC_SRC_LR, DC_SC_SRC_BC1,
-                 DC_SC_SRC_BC2, DC_SC_COUNT };
+                 DC_SC_SRC_BC2, DC_SC_TOPK, DC_SC_COUNT };
 
 struct dc_input {          /* what the runtime writes into a program input each step */
     uint32_t t;
@@ -67,6 +72,13 @@ struct dc_prog {
         double beta1, beta2;
         int per_step;
     } src;
+    struct {                        /* L3D batch top-k (DC_SC_TOPK) over n = samples × subnets:
+                                     * steps < warm_steps keep all; else the code's ⌊frac·n⌋
+                                     * (⌊frac·n⌋ + 1 entries kept) or, exact, ⌈frac·n⌉ − 1 */
+        double frac;
+        int64_t n, warm_steps;
+        int exact;
+    } topk;
     int64_t steps;                  /* the program's own step count (fractions, schedules) */
     struct dc_input *in;
     int n_in;
@@ -87,5 +99,7 @@ void dc_prog_keep_grads(struct dc_prog *p);
 /* schedule value at step (METHOD §5.1) and annealed p at a training fraction */
 double dc_schedule_value(const struct dc_schedule_cfg *s, int64_t step, int64_t total);
 double dc_anneal_p(const struct dc_anneal *a, double frac);
+/* the DC_SC_TOPK value at a step (see dc_prog.topk) */
+double dc_topk_rank(const struct dc_prog *p, int64_t step);
 
 #endif

@@ -59,6 +59,20 @@ static void vpd_defaults(struct dc_config *c)
     c->n_losses = 4;
 }
 
+/* METHOD §8.6–8.7, the code's values: TMS 5-2 sizes; 1000 epochs of 32 batches of 32 */
+static void l3d_defaults(struct dc_config *c)
+{
+    c->steps = 32000;
+    c->batch_size = 32;
+    c->lr = (struct dc_schedule_cfg){0.01, 0.0, 1.0, DC_SCHED_CONSTANT};
+    c->faithfulness_warmup_steps = 0;
+    c->n_losses = 0;
+    c->log_freq = 320;
+    c->l3d = (struct dc_l3d){.n_subnets = 5, .rank = 1, .bias_rank = 1, .top_k = 0.1,
+                             .steps_per_epoch = 32, .warm_start_epochs = 0, .lr_decay = 0.8,
+                             .lr_decay_epochs = 100, .divergence = DC_L3D_DIV_CODE};
+}
+
 void dc_config_defaults(struct dc_config *c, const char *method)
 {
     memset(c, 0, sizeof *c);
@@ -99,6 +113,8 @@ void dc_config_defaults(struct dc_config *c, const char *method)
     c->n_losses = 3;
     if (strcmp(c->method, "vpd") == 0)
         vpd_defaults(c);
+    if (strcmp(c->method, "l3d") == 0)
+        l3d_defaults(c);
 }
 
 #define TF "simple_transformer_ci_cfg."

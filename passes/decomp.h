@@ -93,6 +93,25 @@ struct dc_site_spec {
     int C; /* 0: default max(d_in, d_out) */
 };
 
+/* L3D (METHOD §8): the code's choices are the defaults, the paper's the options (§11.13) */
+enum dc_l3d_div { DC_L3D_DIV_CODE, DC_L3D_DIV_MSE, DC_L3D_DIV_KL }; /* MSEVectorLoss, MSE, KL */
+enum dc_l3d_loss { DC_L3D_LOSS_CODE, DC_L3D_LOSS_PAPER }; /* Σ‖G−Ĝ‖²/Σ‖G‖², mean ‖G−Ĝ‖/‖G‖ */
+struct dc_l3d {
+    int n_subnets, rank, bias_rank;  /* rank of matrix modes; of a bias (1-D) tensor */
+    double top_k;                    /* fraction kept over samples × subnetworks */
+    int topk_exact;                  /* 0: ⌊k·n⌋ + 1 kept (code); 1: ⌈k·n⌉ (paper) */
+    int64_t steps_per_epoch;         /* epochs count the decay and the warm start */
+    int64_t warm_start_epochs;       /* epochs 0..this keep every entry (code; -1: none) */
+    double lr_decay;                 /* lr × lr_decay every lr_decay_epochs epochs */
+    int64_t lr_decay_epochs;
+    double weight_decay;             /* 0: Adam (code); 0.01: the paper's AdamW */
+    enum dc_l3d_div divergence;
+    enum dc_l3d_loss loss;
+    int cp;                          /* 0: Tucker cores (code); 1: CP factors (paper) */
+    int unit_norm;                   /* 0: s_i → √s_i per step (code); 1: unit L2 (paper) */
+    int materialize;                 /* build per-sample gradients (the test oracle) */
+};
+
 struct dc_config {
     char method[16];        /* "spd" */
     uint64_t seed;
@@ -126,6 +145,7 @@ struct dc_config {
     int data_token_bytes;
     int64_t data_seq;
     double data_holdout;
+    struct dc_l3d l3d;      /* method l3d only */
 };
 
 void dc_config_defaults(struct dc_config *c, const char *method);
@@ -205,5 +225,20 @@ int dc_build_masked(struct ir_graph *g, const struct dc_config *c, const struct 
 int dc_build_pgd_eval(struct ir_graph *g, const struct dc_config *c, const struct dc_site *sites,
                       int ns, const struct dc_factor *fac, int nf, double step_size,
                       struct dc_prog *prog, struct diag *d);
+
+/* objective_l3d.c: L3D (METHOD §8). The parameter tensors are the float initializers
+ * matching the config's site patterns (every one without patterns), biases included.
+ * _init: one step that normalises the randomly initialised V_out and copies it into
+ * V_in (§8.6); _train: one L3D step on a batch. Factors are states "l3d.<tensor>.<role>.
+ * <piece>" (role in|out, piece core|f0|f1..). */
+int dc_build_l3d_init(struct ir_graph *g, const struct dc_config *c, struct dc_prog *prog,
+                      struct diag *d);
+int dc_build_l3d_train(struct ir_graph *g, const struct dc_config *c, struct dc_prog *prog,
+                       struct diag *d);
+/* _eval: the train step without the update (top-k without warm start), with taps "l3d.A"
+ * = V_in·G [batch, n_subnets] and "l3d.keep" (the top-k mask); each run draws new
+ * references (the impact of §8.9 averages |A| over runs) */
+int dc_build_l3d_eval(struct ir_graph *g, const struct dc_config *c, struct dc_prog *prog,
+                        struct diag *d);
 
 #endif

@@ -103,7 +103,7 @@ void dc_routes(struct dc_ctx *cx, uint32_t *rho)
 static uint32_t scalar_input(struct dc_ctx *cx, enum dc_scalar which, int sub)
 {
     static const char *names[] = {"lr", "p", "bias_correction1", "bias_correction2", "src_lr",
-                                  "src_bias_correction1", "src_bias_correction2"};
+                                  "src_bias_correction1", "src_bias_correction2", "topk_rank"};
     char nm[64];
     snprintf(nm, sizeof nm, "%s%s%.0d", names[which], sub ? "." : "", sub);
     uint32_t t = new_input(cx, nm, IR_F32, 0, NULL);

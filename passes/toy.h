@@ -28,7 +28,10 @@
 #define TOY_MAX_LAYERS 4
 #define TOY_OPSET 17 /* what the exported model declares: MatMul/Transpose/Add/Relu only */
 
-enum toy_family { TOY_TMS, TOY_RESID_MLP };
+/* L3D toys (METHOD §8.8, passes/toy_l3d.c): TMS trained tied and written untied (W_in,
+ * W_out, b); the circuit MLPs ReLU(x·W_in·W_out + b) with labels x·A (A [n_features,
+ * n_out] ~ U(0, 3), written next to the model); X → X² as a GELU chain fc.<l>.{weight,bias} */
+enum toy_family { TOY_TMS, TOY_RESID_MLP, TOY_L3D_TMS, TOY_L3D_CIRCUIT, TOY_L3D_SQUARE };
 
 struct toy_spec {
     const char *name;           /* "tms-5-2", "resid-mlp-1", ... */
@@ -44,6 +47,8 @@ struct toy_spec {
     enum dc_schedule schedule;  /* to 0 when cosine */
     double weight_decay;
     double p, lo, hi;           /* sparse features: x_i = U(lo, hi) · 1[r_i < p] */
+    int64_t n_out;              /* L3D circuits: outputs */
+    const char *data;           /* L3D toys: the data source spec (runtime/data.h) */
 };
 
 const struct toy_spec *toy_find(const char *name);  /* NULL if unknown */
@@ -68,5 +73,12 @@ typedef const void *(*toy_weight_fn)(void *ctx, const char *name, size_t nbytes)
  * TOY_OPSET, topological order filled. The caller frees *out. */
 int toy_build_infer(const struct toy_spec *s, int64_t batch, toy_weight_fn get, void *ctx,
                     struct ir_graph **out, struct diag *d);
+
+/* toy_l3d.c: the L3D families' programs (toy_build_train / _infer dispatch here) */
+int toy_l3d_train(const struct toy_spec *s, int64_t batch, int64_t steps, struct dc_prog *p,
+                  struct diag *d);
+int toy_l3d_infer(const struct toy_spec *s, int64_t batch, toy_weight_fn get, void *ctx,
+                  struct ir_graph **out, struct diag *d);
+int toy_is_l3d(const struct toy_spec *s);
 
 #endif

@@ -37,6 +37,22 @@ static const struct toy_spec specs[] = {
     RESID("resid-mlp-1", 100, 1000, 50, 1, 1000),
     RESID("resid-mlp-2", 100, 1000, 25, 2, 1000),
     RESID("resid-mlp-3", 102, 1000, 17, 3, 10000),
+    /* METHOD §8.7–8.8: AdamW lr 1e-3, wd 1e-3, p = 0.05, all-zero rows redrawn; batch 128
+     * (the code's 4 processes × 32); steps fewer than the code's 1000 epochs of 10 000 */
+    {.name = "l3d-tms", .family = TOY_L3D_TMS, .n_features = 5, .n_hidden = 2, .n_out = 5,
+     .batch = 128, .steps = 20000, .lr = 1e-3, .schedule = DC_SCHED_CONSTANT,
+     .weight_decay = 1e-3, .p = 0.05, .lo = 0.0, .hi = 1.0, .data = "toy:p=0.05,nz=1"},
+    {.name = "l3d-tmcs", .family = TOY_L3D_CIRCUIT, .n_features = 10, .n_hidden = 5,
+     .n_out = 10, .batch = 128, .steps = 20000, .lr = 1e-3, .schedule = DC_SCHED_CONSTANT,
+     .weight_decay = 1e-3, .p = 0.05, .lo = 0.0, .hi = 1.0, .data = "toy:p=0.05,nz=1"},
+    {.name = "l3d-highrank", .family = TOY_L3D_CIRCUIT, .n_features = 25, .n_hidden = 10,
+     .n_out = 25, .batch = 128, .steps = 20000, .lr = 1e-3, .schedule = DC_SCHED_CONSTANT,
+     .weight_decay = 1e-3, .p = 0.05, .lo = 0.0, .hi = 1.0,
+     .data = "toy:p=0.05,nz=1,group=5"},
+    {.name = "l3d-square", .family = TOY_L3D_SQUARE, .n_features = 5, .n_hidden = 5,
+     .n_layers = 4, .n_out = 5, .batch = 128, .steps = 20000, .lr = 1e-3,
+     .schedule = DC_SCHED_CONSTANT, .weight_decay = 1e-3, .p = 0.05, .lo = 0.0, .hi = 1.0,
+     .data = "toy:p=0.05,nz=1,sign=1"},
 };
 
 const struct toy_spec *toy_specs(int *n)
@@ -309,6 +325,8 @@ int toy_build_setup(const struct toy_spec *s, struct dc_prog *p, struct diag *d)
 int toy_build_train(const struct toy_spec *s, int64_t batch, int64_t steps, struct dc_prog *p,
                     struct diag *d)
 {
+    if (toy_is_l3d(s))
+        return toy_l3d_train(s, batch, steps, p, d);
     struct dc_ctx cx;
     int st = toy_ctx_begin(&cx, p, "toy", d);
     if (st)
@@ -335,6 +353,8 @@ int toy_build_train(const struct toy_spec *s, int64_t batch, int64_t steps, stru
 int toy_build_infer(const struct toy_spec *s, int64_t batch, toy_weight_fn get, void *ctx,
                     struct ir_graph **out, struct diag *d)
 {
+    if (toy_is_l3d(s))
+        return toy_l3d_infer(s, batch, get, ctx, out, d);
     *out = NULL;
     struct ir_graph *g = ir_graph_new();
     if (!g)

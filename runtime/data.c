@@ -20,12 +20,16 @@
 #define STREAM_TOY_ACTIVE 2u
 #define STREAM_ARRAY_ROWS 3u
 #define STREAM_TOKEN_WINDOWS 4u
+#define STREAM_TOY_SIGN 5u
+#define TOY_REDRAWS 64 /* nz: redraws of an all-zero row before it is left as it is */
 
 struct ds_source {
     enum ds_kind kind;
     char *spec;              /* resolved (ds_spec) */
     char *path;              /* the file, for messages (NULL for toy) */
     double p, lo, hi;        /* toy */
+    int nz, sign, group;     /* toy, L3D's generator (METHOD §8.7): rows redrawn while all
+                              * zero; a random sign per value; features active in groups */
     struct ir_value arr;     /* arrays: the whole array, row-major, dim 0 = rows */
     const unsigned char *map; /* tokens: the mapped file */
     size_t map_len;
@@ -115,9 +119,15 @@ static int toy_param(struct ds_source *s, const char *item, size_t len, const ch
         s->lo = v;
     else if (strcmp(kv, "hi") == 0)
         s->hi = v;
+    else if (strcmp(kv, "nz") == 0 && (v == 0 || v == 1))
+        s->nz = (int)v;
+    else if (strcmp(kv, "sign") == 0 && (v == 0 || v == 1))
+        s->sign = (int)v;
+    else if (strcmp(kv, "group") == 0 && v >= 0 && v <= 1e6 && v == floor(v))
+        s->group = (int)v;
     else
-        return diag_set(d, ST_ERR_INVALID, "data source '%s': '%.*s' is not p (in [0, 1]), lo or "
-                        "hi", spec, (int)len, item);
+        return diag_set(d, ST_ERR_INVALID, "data source '%s': '%.*s' is not p (in [0, 1]), lo, "
+                        "hi, nz (0/1), sign (0/1) or group (an integer)", spec, (int)len, item);
     return ST_OK;
 }
 
@@ -141,7 +151,10 @@ static int open_toy(struct ds_source *s, const char *spec, const struct ds_opts 
     fmt_double(p, sizeof p, s->p);
     fmt_double(lo, sizeof lo, s->lo);
     fmt_double(hi, sizeof hi, s->hi);
-    snprintf(buf, sizeof buf, "toy:p=%s,lo=%s,hi=%s", p, lo, hi);
+    int k = snprintf(buf, sizeof buf, "toy:p=%s,lo=%s,hi=%s", p, lo, hi);
+    if (s->nz || s->sign || s->group) /* only then: older specs stay as they were */
+        snprintf(buf + k, sizeof buf - (size_t)k, ",nz=%d,sign=%d,group=%d", s->nz, s->sign,
+                 s->group);
     s->spec = strdup(buf);
     return s->spec ? ST_OK : diag_set(d, ST_ERR_NOMEM, "out of memory");
 }
@@ -521,6 +534,30 @@ static void fill_toy(const struct ds_source *s, float *x, int64_t n, uint64_t se
     }
 }
 
+/* L3D's generator (l3d: GenerateTMSInputs / GenerateCorrelatedData): row b of F
+ * features; attempt a reads the element indices a·n + b·F + j (a = 0: fill_toy's), the
+ * activity of a group from its first feature; all-zero rows are drawn again (nz) */
+static void fill_toy_row(const struct ds_source *s, float *x, int64_t n, int64_t F, int64_t b,
+                         uint64_t seed, uint64_t step)
+{
+    int64_t G = s->group > 0 ? s->group : 1;
+    for (int a = 0; a < TOY_REDRAWS; a++) {
+        int any = 0;
+        for (int64_t j = 0; j < F; j++) {
+            uint64_t i = (uint64_t)(a * n + b * F + j), gi = i - (uint64_t)(j % G);
+            float u = philox_uniform_at(seed, step, STREAM_TOY_VALUE, i);
+            float r = philox_uniform_at(seed, step, STREAM_TOY_ACTIVE, gi);
+            double v = (double)r < s->p ? s->lo + (s->hi - s->lo) * (double)u : 0.0;
+            if (v != 0.0 && s->sign && philox_uniform_at(seed, step, STREAM_TOY_SIGN, i) < 0.5f)
+                v = -v;
+            x[b * F + j] = (float)v;
+            any |= v != 0.0;
+        }
+        if (any || !s->nz)
+            return;
+    }
+}
+
 int ds_fill(struct ds_source *s, void *buf, const struct ir_tensor *in, uint64_t seed,
             uint64_t step, enum ds_split split, struct diag *d)
 {
@@ -528,7 +565,13 @@ int ds_fill(struct ds_source *s, void *buf, const struct ir_tensor *in, uint64_t
     if (st)
         return st;
     switch (s->kind) {
-    case DS_TOY: fill_toy(s, buf, ir_numel(in), seed, step); break;
+    case DS_TOY:
+        if (s->nz || s->sign || s->group)
+            for (int64_t b = 0; b < in->dims[0]; b++)
+                fill_toy_row(s, buf, ir_numel(in), ir_numel(in) / in->dims[0], b, seed, step);
+        else
+            fill_toy(s, buf, ir_numel(in), seed, step);
+        break;
     case DS_ARRAY: fill_array(s, buf, in->dims[0], seed, step, split); break;
     case DS_TOKENS: return fill_tokens(s, buf, in, seed, step, split, d);
     }

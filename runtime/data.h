@@ -3,6 +3,9 @@
  *
  *   toy[:p=P,lo=L,hi=H]   sparse features (METHOD §6.1, at_least_zero_active):
  *                         x_i = u_i · 1[r_i < p], u_i ~ U(lo, hi); float32 inputs
+ *   toy:…,nz=1,sign=1,group=G   L3D's generator (METHOD §8.7): all-zero rows drawn
+ *                         again, values with a random sign, features active in groups
+ *                         of G (one draw per group)
  *   FILE.npy              rows of an array: each step's batch is `batch` rows
  *   FILE.npz[:NAME]       rows of one member of an .npz (NAME may be left out
  *                         when the archive has a single member)

@@ -133,6 +133,7 @@ double rt_scalar_value(const struct dc_prog *p, const struct dc_input *in, int64
     case DC_SC_SRC_LR: return dc_schedule_value(&p->src.lr, step, p->steps);
     case DC_SC_SRC_BC1: return 1.0 - pow(p->src.beta1, ts);
     case DC_SC_SRC_BC2: return sqrt(1.0 - pow(p->src.beta2, ts));
+    case DC_SC_TOPK: return dc_topk_rank(p, step);
     case DC_SC_COUNT: break;
     }
     return 0;

@@ -32,7 +32,7 @@ static int usage(FILE *f)
 {
     fprintf(f,
             "usage:\n"
-            "  pdc MODEL.onnx -o DIR [--method spd|vpd] [--config FILE.yaml] [--sites 'PAT[:C],...']\n"
+            "  pdc MODEL.onnx -o DIR [--method spd|vpd|l3d] [--config FILE.yaml] [--sites 'PAT[:C],...']\n"
             "          [--steps N] [--batch B] [--seed S] [--lr LR] [--warmup-steps N] [--log-every N]\n"
             "          [--checkpoint-every N] [--resume] [--run-steps N] [--force] [-v]\n"
             "          [--data toy[:p=P,lo=L,hi=H]|FILE.npy|FILE.npz[:NAME]|FILE.bin]\n"
@@ -41,10 +41,13 @@ static int usage(FILE *f)
             "      DIR/components.safetensors and DIR/metrics.jsonl\n"
             "  pdc eval DIR [--data SPEC] [--seq T] [--tokens u16|u32] [--holdout F]\n"
             "      evaluate a decomposition: reconstruction under every mask kind, L0, alive,\n"
-            "      toy ground-truth metrics; writes DIR/eval.json\n"
+            "      toy ground-truth metrics; writes DIR/eval.json (L3D: [--impact] [--coeffs A.npy])\n"
+            "  pdc intervene DIR --subnet K --delta D --data X.npy [-o OUT.npz]\n"
+            "      run an L3D decomposition's model with W + D·v_K\n"
             "  pdc toy NAME -o MODEL.onnx [--seed S] [--steps N]\n"
             "      train a toy target with known ground truth (tms-5-2, tms-40-10, tms-5-2-id,\n"
-            "      tms-40-10-id, resid-mlp-1, resid-mlp-2, resid-mlp-3)\n"
+            "      tms-40-10-id, resid-mlp-1, resid-mlp-2, resid-mlp-3, l3d-tms, l3d-tmcs,\n"
+            "      l3d-highrank, l3d-square)\n"
             "  pdc toy tiny-lm -o MODEL.onnx [--seed S] [--steps N] [--batch B] [--seq T]\n"
             "          [--text FILE|DIR] [--tokens-out FILE.bin]\n"
             "      train a byte-level transformer LM on text found on the machine\n"
@@ -431,8 +434,8 @@ static int cmd_decompose(int argc, char **argv)
         return fail(&d);
     if (!method)
         method = from_config;
-    if (strcmp(method, "spd") != 0 && strcmp(method, "vpd") != 0) {
-        diag_set(&d, ST_ERR_UNSUPPORTED, "--method %s: spd and vpd are implemented so far",
+    if (strcmp(method, "spd") != 0 && strcmp(method, "vpd") != 0 && strcmp(method, "l3d") != 0) {
+        diag_set(&d, ST_ERR_UNSUPPORTED, "--method %s: spd, vpd and l3d are implemented so far",
                  method);
         return fail(&d);
     }
@@ -500,6 +503,8 @@ int main(int argc, char **argv)
         return pdc_eval_main(argc - 2, argv + 2);
     if (strcmp(cmd, "toy") == 0)
         return pdc_toy_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "intervene") == 0)
+        return pdc_intervene_main(argc - 2, argv + 2);
     if (strcmp(cmd, "convert") == 0)
         return cmd_convert(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0)

@@ -33,6 +33,16 @@ int pdc_config_method(const char *path, char *out, size_t n, struct diag *d);
 /* "--sites 'layers.*.mlp_in:100,*mlp_out:100'" */
 int pdc_parse_sites(struct dc_config *c, const char *spec, struct diag *d);
 
+/* pdc_config_l3d.c: the config's `l3d:` block */
+struct yaml_node;
+int pdc_config_l3d_read(const struct yaml_node *n, struct dc_config *c, struct diag *d);
+void pdc_config_l3d_json(const struct dc_config *c, struct json_w *w);
+
+/* pdc_eval_l3d.c: `pdc eval DIR` of an L3D decomposition (its metrics, --impact), and
+ * `pdc intervene DIR --subnet k --delta D --data X.npy [-o OUT.npz]` */
+int pdc_eval_l3d_main(int argc, char **argv);
+int pdc_intervene_main(int argc, char **argv);
+
 /* pdc_ckpt.c */
 struct rt_store;
 int pdc_ckpt_save(const char *dir, const struct dc_config *c, const struct rt_store *store,
@@ -55,10 +65,13 @@ int pdc_inspect_dir(const char *dir, struct diag *d);
 int pdc_toy_main(int argc, char **argv);
 int pdc_toy_lm_main(int argc, char **argv);
 
-/* pdc_eval.c */
+/* pdc_eval.c; the model a decomposition DIR was made from (its hash checked), and its
+ * components.safetensors into a store */
 int pdc_eval_main(int argc, char **argv);
 /* the model DIR/decomposition.json names, into model; fails when its SHA-256 changed */
 int pdc_dir_model(const char *dir, char *model, size_t n, struct diag *d);
+struct rt_store;
+int pdc_eval_load_store(const char *dir, struct rt_store *store, struct diag *d);
 
 /* pdc_dir.c: a decomposition folder opened for export and masked runs: the model
  * (checked), the resolved config, the components, and the sites selected again on

@@ -28,6 +28,7 @@ static const char *sched_name(enum dc_schedule s)
     case DC_SCHED_CONSTANT: return "constant";
     case DC_SCHED_LINEAR: return "linear";
     case DC_SCHED_COSINE: return "cosine";
+    case DC_SCHED_STEP: return "step";
     }
     return "?";
 }
@@ -188,6 +189,8 @@ void pdc_config_json(const struct dc_config *c, struct json_w *w)
     }
     json_arr_end(w);
     losses_json(c, w);
+    if (strcmp(c->method, "l3d") == 0)
+        pdc_config_l3d_json(c, w);
     json_key(w, "task_config");
     json_obj_begin(w);
     kv_str(w, "data_generation_type", "at_least_zero_active");

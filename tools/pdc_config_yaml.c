@@ -520,6 +520,7 @@ static int read_key(const struct yaml_node *root, const char *k, const struct ya
     if (strcmp(k, "loss_metric_configs") == 0) return read_losses(v, c, d);
     if (strcmp(k, "task_config") == 0) return read_task(v, c, d);
     if (strcmp(k, "data") == 0) return read_data(v, c, d);
+    if (strcmp(k, "l3d") == 0) return pdc_config_l3d_read(v, c, d);
     if (strcmp(k, "simple_transformer_ci_cfg") == 0) return read_transformer(v, c, d);
     if (strcmp(k, "ci_config") == 0) return read_ci_config(v, c, d);
     if (strcmp(k, "ci_fn_type") == 0) {
@@ -553,8 +554,8 @@ static int read_key(const struct yaml_node *root, const char *k, const struct ya
     if (strcmp(k, "method") == 0) {
         const char *s;
         if ((st = yaml_as_str(v, &s, d)) == ST_OK && !c->method[0]) { /* the file decides */
-            if (strcmp(s, "spd") != 0 && strcmp(s, "vpd") != 0)
-                return bad_value(v, "a method pdc implements (spd, vpd)", d);
+            if (strcmp(s, "spd") != 0 && strcmp(s, "vpd") != 0 && strcmp(s, "l3d") != 0)
+                return bad_value(v, "a method pdc implements (spd, vpd, l3d)", d);
             snprintf(c->method, sizeof c->method, "%s", s);
         } else if (!st && strcmp(s, c->method) != 0)
             return diag_set(d, ST_ERR_INVALID, "%s:%d: config is for method '%s', the run uses '%s'",

@@ -225,6 +225,39 @@ static int write_components(const char *dir, const struct dc_site *sites, int ns
     return st;
 }
 
+/* L3D: every "l3d.<tensor>.<in|out>.<piece>" factor (objective_l3d.c), as stored */
+static int write_l3d_components(const char *dir, struct rt_store *store, struct diag *d)
+{
+    struct ir_value *vals = calloc((size_t)store->n + 1, sizeof *vals);
+    int n = 0, st = ST_OK;
+    if (!vals)
+        return diag_set(d, ST_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < store->n; i++) {
+        const struct rt_store_item *it = &store->items[i];
+        if (strncmp(it->name, "l3d.", 4) != 0)
+            continue;
+        struct ir_value *v = &vals[n++];
+        v->name = strdup(it->name);
+        v->dtype = it->dtype;
+        v->rank = it->rank;
+        memcpy(v->dims, it->dims, sizeof v->dims);
+        v->nbytes = it->nbytes;
+        v->data = malloc(it->nbytes ? it->nbytes : 1);
+        if (!v->name || !v->data) {
+            st = diag_set(d, ST_ERR_NOMEM, "out of memory");
+            break;
+        }
+        memcpy(v->data, it->data, it->nbytes);
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/components.safetensors", dir);
+    const char *meta[] = {"format", "pdc-decomposition-1", "method", "l3d"};
+    if (!st)
+        st = st_write(path, vals, n, meta, 2, d);
+    st_free(vals, n);
+    return st;
+}
+
 /* how far this invocation may go (--run-steps), counted over both phases */
 struct run_budget {
     int64_t left; /* < 0: unlimited */
@@ -364,13 +397,23 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
         enum ir_dtype dt = g->n_inputs ? g->t[g->inputs[0]].dtype : IR_F32;
         rc.output_loss_type = dt == IR_I64 || dt == IR_I32 ? DC_OUT_KL : DC_OUT_MSE;
     }
-    if (!st)
+    int l3d = strcmp(c->method, "l3d") == 0; /* no sites: its own init and train programs */
+    if (!st && l3d && !(st = pdc_compiled_model(model, c, &gw, d))) {
+        st = dc_build_l3d_init(gw, c, &warm, d);
+        gw = NULL;
+    }
+    if (!st && l3d) {
+        st = dc_build_l3d_train(g, c, &train, d);
+        g = NULL;
+    }
+    if (!st && !l3d)
         st = dc_select_sites(g, c, &sites, &ns, &fac, &nf, d);
-    if (!st && c->faithfulness_warmup_steps > 0 && !(st = pdc_compiled_model(model, c, &gw, d))) {
+    if (!st && !l3d && c->faithfulness_warmup_steps > 0 &&
+        !(st = pdc_compiled_model(model, c, &gw, d))) {
         st = dc_build_faith_warmup(gw, c, sites, ns, fac, nf, &warm, d);
         gw = NULL; /* owned by warm now */
     }
-    if (!st) {
+    if (!st && !l3d) {
         st = dc_build_spd_train(g, c, sites, ns, fac, nf, &train, d);
         g = NULL;
     }
@@ -410,7 +453,7 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
         goto done;
     }
     if (!st)
-        st = write_components(dir, sites, ns, &store, d);
+        st = l3d ? write_l3d_components(dir, &store, d) : write_components(dir, sites, ns, &store, d);
     if (!st) {
         snprintf(path, sizeof path, "%s/config.yaml", dir);
         st = pdc_write_config_yaml(c, path, d);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "exec.h"
 #include "io.h"
@@ -67,7 +68,7 @@ int pdc_dir_model(const char *dir, char *model, size_t n, struct diag *d)
     return st;
 }
 
-static int load_store(const char *dir, struct rt_store *store, struct diag *d)
+int pdc_eval_load_store(const char *dir, struct rt_store *store, struct diag *d)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/components.safetensors", dir);
@@ -408,7 +409,7 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
     if (!st)
         st = pdc_open_data(&c, &src, &c, d);
     if (!st)
-        st = load_store(dir, &store, d);
+        st = pdc_eval_load_store(dir, &store, d);
     if (!st)
         st = build(model, &c, c.batch_size, &p, &sites, &ns, &glo, d);
     if (!st && (!(met = calloc((size_t)p.n_metric + 1, sizeof *met)) ||
@@ -480,6 +481,13 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
 int pdc_eval_main(int argc, char **argv)
 {
     struct diag d = {0};
+    char method[32] = "", cfg[4200];
+    if (argc >= 1 && argv[0][0] != '-') { /* an L3D decomposition has its own suite */
+        snprintf(cfg, sizeof cfg, "%s/config.yaml", argv[0]);
+        if (access(cfg, R_OK) == 0 && pdc_config_method(cfg, method, sizeof method, &d) == ST_OK &&
+            strcmp(method, "l3d") == 0)
+            return pdc_eval_l3d_main(argc, argv);
+    }
     if (argc < 1 || argv[0][0] == '-' || argc % 2 == 0) {
         fprintf(stderr, "usage: pdc eval DIR [--data SPEC] [--seq T] [--tokens u16|u32] "
                 "[--holdout F]\n");

@@ -1,0 +1,227 @@
+/* test_l3d.c — the L3D step (passes/objective_l3d.c, l3d_project.c) on a smooth
+ * two-layer target with positions, x [B, NT, 3] → Tanh(x·W1 + b1)·W2 + b2:
+ *   - the per-sample gradient projection (A = V_in·G, and the loss built from
+ *     projections) against the materialising oracle (G built, Ĝ subtracted), Tucker
+ *     and CP;
+ *   - A against central differences of the per-sample divergence D_i w.r.t. every
+ *     weight, run through the model itself with the references the program drew. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "decompose_fixture.h"
+#include "train.h"
+
+#define B 4
+#define NT 3
+#define NV 3
+
+static int build_model(struct ir_graph **out, struct diag *d)
+{
+    struct ir_builder b;
+    struct ir_graph *g = new_graph(&b, d);
+    int64_t xd[3] = {B, NT, 3}, w1[2] = {3, 4}, b1[1] = {4}, w2[2] = {4, 2}, b2[1] = {2};
+    uint32_t x = g_input(g, "x", IR_F32, 3, xd);
+    uint32_t h = bld_op1(&b, IR_OP_Tanh, bld_add(&b, bld_matmul(&b, x, g_param(&b, "W1", 2, w1, 0.8)),
+                                                 g_param(&b, "b1", 1, b1, 0.5)));
+    uint32_t y = bld_add(&b, bld_matmul(&b, h, g_param(&b, "W2", 2, w2, 0.8)),
+                         g_param(&b, "b2", 1, b2, 0.5));
+    *out = g;
+    return finish_graph(g, &b, y, d);
+}
+
+static void config(struct dc_config *c, int cp, int materialize)
+{
+    dc_config_defaults(c, "l3d");
+    c->batch_size = B;
+    c->l3d.n_subnets = NV;
+    c->l3d.rank = 2;
+    c->l3d.bias_rank = 2;
+    c->l3d.cp = cp;
+    c->l3d.materialize = materialize;
+}
+
+/* random values for every state of p (the same names get the same values) */
+static void fill_store(const struct dc_prog *p, struct rt_store *s)
+{
+    struct diag d = {0};
+    for (int i = 0; i < p->n_st; i++) {
+        if (rt_store_find(s, p->st[i].name))
+            continue;
+        const struct ir_tensor *t = &p->g->t[p->st[i].t];
+        int64_t n = ir_numel(t);
+        float *v = malloc((size_t)n * sizeof *v);
+        for (int64_t k = 0; k < n; k++)
+            v[k] = (float)rng_normal(0.7);
+        struct ir_value val = {.name = p->st[i].name, .dtype = IR_F32, .rank = t->rank,
+                               .data = v, .nbytes = (size_t)n * sizeof *v};
+        memcpy(val.dims, t->dims, sizeof val.dims);
+        rt_store_put(s, &val, &d);
+        free(v);
+    }
+}
+
+static float xdata[B * NT * 3];
+
+static void run(int cp, int materialize, struct rt_store *s, struct dc_prog *p,
+                struct rt_prog **rp, double *met)
+{
+    struct dc_config c;
+    struct ir_graph *g;
+    struct diag d = {0};
+    config(&c, cp, materialize);
+    rng_state = 11; /* the same weights every build */
+    CHECK(build_model(&g, &d) == ST_OK);
+    memset(p, 0, sizeof *p);
+    CHECK(dc_build_l3d_eval(g, &c, p, &d) == ST_OK);
+    if (d.status)
+        fprintf(stderr, "%s\n", d.msg);
+    fill_store(p, s);
+    CHECK(rt_run_once(p, &cg_ref, s, NULL, xdata, 7, 3, met, rp, &d) == ST_OK);
+}
+
+static uint32_t tap(const struct dc_prog *p, const char *name)
+{
+    for (int i = 0; i < p->n_tap; i++)
+        if (!strcmp(p->tap[i].name, name))
+            return p->tap[i].t;
+    return IR_NONE;
+}
+
+static void projection_vs_oracle(int cp)
+{
+    struct rt_store s = {0};
+    struct dc_prog p0, p1;
+    struct rt_prog *r0, *r1;
+    double m0[8], m1[8];
+    for (int i = 0; i < B * NT * 3; i++)
+        xdata[i] = (float)rng_unif(-1, 1);
+    run(cp, 0, &s, &p0, &r0, m0);
+    run(cp, 1, &s, &p1, &r1, m1);
+    CHECK_TENSOR((const float *)rt_prog_buf(r0, tap(&p0, "l3d.A")),
+                 (const float *)rt_prog_buf(r1, tap(&p1, "l3d.A")), B * NV, 1e-4, 1e-4);
+    for (int i = 0; i < p0.n_metric; i++)
+        CHECK_NEAR(m0[i], m1[i], 1e-4 * (1 + fabs(m1[i])));
+    rt_prog_free(r0), rt_prog_free(r1);
+    dc_prog_free(&p0), dc_prog_free(&p1);
+    rt_store_free(&s);
+}
+
+TEST(projection_matches_materialized_tucker) { projection_vs_oracle(0); }
+TEST(projection_matches_materialized_cp) { projection_vs_oracle(1); }
+
+/* Tucker v_k of tensor `name` (role in) from the store: [p·q] or [q] */
+static void v_in(struct rt_store *s, const char *name, int k, int64_t p, int64_t q, int mat,
+                 double *out)
+{
+    char nm[300];
+    snprintf(nm, sizeof nm, "l3d.%s.in.core", name);
+    const float *K = rt_store_find(s, nm)->data;
+    snprintf(nm, sizeof nm, "l3d.%s.in.f0", name);
+    const float *F0 = rt_store_find(s, nm)->data;
+    snprintf(nm, sizeof nm, "l3d.%s.in.f1", name);
+    const float *F1 = mat ? rt_store_find(s, nm)->data : NULL;
+    for (int64_t e = 0; e < p * q; e++)
+        out[e] = 0;
+    for (int r = 0; r < 2; r++)
+        for (int u = 0; u < (mat ? 2 : 1); u++)
+            for (int64_t i = 0; i < p; i++)
+                for (int64_t j = 0; j < q; j++) {
+                    if (!mat) {
+                        out[j] += (double)K[k * 2 + r] * (double)F0[(k * 2 + r) * q + j];
+                        continue;
+                    }
+                    out[i * q + j] += (double)K[(k * 2 + r) * 2 + u] *
+                                      (double)F0[(k * 2 + r) * p + i] *
+                                      (double)F1[(k * 2 + u) * q + j];
+                }
+}
+
+/* y of the model with its initializers as they are now */
+static void model_y(struct ir_graph *g, float *y)
+{
+    struct ir_value x = {.name = (char *)"x", .dtype = IR_F32, .rank = 3, .dims = {B, NT, 3},
+                         .data = xdata, .nbytes = sizeof xdata};
+    struct ir_value *outs;
+    int n;
+    struct diag d = {0};
+    CHECK(rt_run(g, &cg_ref, &x, 1, &outs, &n, &d) == ST_OK);
+    memcpy(y, outs[0].data, B * NT * 2 * sizeof *y);
+    for (int i = 0; i < n; i++)
+        ir_value_free(&outs[i]);
+    free(outs);
+}
+
+/* the code's divergence of sample i against the fixed reference row yr */
+static double D_i(const float *y, const float *yr, int i)
+{
+    double s = 0;
+    for (int e = 0; e < NT * 2; e++)
+        s += (double)y[i * NT * 2 + e] * ((double)y[i * NT * 2 + e] - (double)yr[e]) / (NT * 2);
+    return s;
+}
+
+TEST(projection_matches_finite_differences)
+{
+    struct rt_store s = {0};
+    struct dc_prog p;
+    struct rt_prog *rp;
+    double met[8];
+    struct diag d = {0};
+    for (int i = 0; i < B * NT * 3; i++)
+        xdata[i] = (float)rng_unif(-1, 1);
+    run(0, 0, &s, &p, &rp, met);
+    int ref[B];
+    for (int i = 0; i < p.n_in; i++)
+        if (p.in[i].kind == DC_FEED_UNIFORM) {
+            const float *u = rt_prog_buf(rp, p.in[i].t);
+            for (int k = 0; k < B; k++)
+                ref[k] = (int)fmin(floor((double)u[k] * B), B - 1);
+        }
+    struct ir_graph *g;
+    rng_state = 11;
+    CHECK(build_model(&g, &d) == ST_OK);
+    float y0[B * NT * 2], yp[B * NT * 2], ym[B * NT * 2];
+    model_y(g, y0);
+    double A[B][NV] = {{0}}, v[16];
+    static const char *const names[4] = {"W1", "b1", "W2", "b2"};
+    const double h = 1e-2;
+    for (int j = 0; j < 4; j++) {
+        uint32_t w = ir_tensor_find(g, names[j]);
+        struct ir_tensor *t = &g->t[w];
+        int mat = t->rank == 2;
+        int64_t p_ = mat ? t->dims[0] : 1, q = mat ? t->dims[1] : t->dims[0];
+        for (int64_t e = 0; e < p_ * q; e++) {
+            float *wv = t->data, keep = wv[e];
+            wv[e] = keep + (float)h;
+            model_y(g, yp);
+            wv[e] = keep - (float)h;
+            model_y(g, ym);
+            wv[e] = keep;
+            for (int k = 0; k < NV; k++) {
+                v_in(&s, names[j], k, p_, q, mat, v);
+                for (int i = 0; i < B; i++) {
+                    double gi = (D_i(yp, y0 + ref[i] * NT * 2, i) - D_i(ym, y0 + ref[i] * NT * 2, i)) /
+                                (2 * h);
+                    A[i][k] += v[e] * gi;
+                }
+            }
+        }
+    }
+    const float *At = rt_prog_buf(rp, tap(&p, "l3d.A"));
+    for (int i = 0; i < B; i++)
+        for (int k = 0; k < NV; k++)
+            CHECK_NEAR((double)At[i * NV + k], A[i][k], 2e-3 * (1 + fabs(A[i][k])));
+    ir_graph_free(g);
+    rt_prog_free(rp);
+    dc_prog_free(&p);
+    rt_store_free(&s);
+}
+
+static const struct test_case tests[] = {
+    T(projection_matches_materialized_tucker),
+    T(projection_matches_materialized_cp),
+    T(projection_matches_finite_differences),
+};
+
+TEST_MAIN(tests)
