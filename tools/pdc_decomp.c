@@ -364,14 +364,18 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
         enum ir_dtype dt = g->n_inputs ? g->t[g->inputs[0]].dtype : IR_F32;
         rc.output_loss_type = dt == IR_I64 || dt == IR_I32 ? DC_OUT_KL : DC_OUT_MSE;
     }
+    int apd = strcmp(c->method, "apd") == 0;
     if (!st)
         st = dc_select_sites(g, c, &sites, &ns, &fac, &nf, d);
+    if (!st && apd) /* C components → C·m columns per site */
+        st = dc_apd_sites(c, sites, ns, fac, nf, d);
     if (!st && c->faithfulness_warmup_steps > 0 && !(st = pdc_compiled_model(model, c, &gw, d))) {
         st = dc_build_faith_warmup(gw, c, sites, ns, fac, nf, &warm, d);
         gw = NULL; /* owned by warm now */
     }
     if (!st) {
-        st = dc_build_spd_train(g, c, sites, ns, fac, nf, &train, d);
+        st = apd ? dc_build_apd_train(g, c, sites, ns, fac, nf, &train, d)
+                 : dc_build_spd_train(g, c, sites, ns, fac, nf, &train, d);
         g = NULL;
     }
     if (!st && !(st = check_data(src, &warm, d)))
