@@ -25,7 +25,8 @@ static const char loss_definition[] =
     "APD code form (apd:spd/run_spd.py): param_match = sum_l |W_l - sum_c P_cl|^2 / n_params; "
     "topk_recon = mean((f_topk - f)^2); schatten = sum_l,n,c,k (mask_nc |A_cl[:,k]|^2 "
     "|B_cl[k,:]|^2 + 1e-16)^(p/2) / n_params / N; attributions = sum_o (sum_l <df_o/dy_l, "
-    "x_l P_cl>)^2 (apd:spd/utils.py calc_grad_attributions: no sqrt, no 1/d_L)";
+    "x_l P_cl>)^2 on the target's forward (f its output, y_l/x_l a site's output/input; "
+    "apd:spd/utils.py calc_grad_attributions: no sqrt, no 1/d_L); batch top-k int(topk*N)";
 
 struct paper_row { /* S-APDmd table (METHOD §7.6): TMS shapes [features, hidden] */
     int64_t d_in, d_out;
