@@ -93,6 +93,19 @@ SHAPE_RULE(LowerLeakyHardGrad) { return squash_grad_rule(g, n, d); }
 SHAPE_RULE(StopGradient) { return squash_rule(g, n, d); }
 SHAPE_RULE(UpperLeakyHardGrad) { return squash_grad_rule(g, n, d); }
 
+/* APD's batch top-k (METHOD §9.3): a 0/1 mask shaped like x, attribute k in [0, numel(x)] */
+SHAPE_RULE(TopKMask)
+{
+    int st = squash_rule(g, n, d);
+    if (st)
+        return st;
+    int64_t k = ir_attr_int(n, "k", -1);
+    if (k < 0 || k > ir_numel(shp_in(g, n, 0)))
+        return shp_err(d, n, ST_ERR_INVALID, "attribute k = %lld is not in [0, %lld]",
+                       (long long)k, (long long)ir_numel(shp_in(g, n, 0)));
+    return ST_OK;
+}
+
 /* ---- Conv and pooling adjoints ------------------------------------------ */
 
 /* forward output dims (N, ch, out...) of a window op over input dims xd with kernel k */

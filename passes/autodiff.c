@@ -595,6 +595,7 @@ static int vjp(struct ad *a, const struct ir_node *n)
     case IR_OP_ArgMax: case IR_OP_ArgMin: case IR_OP_Hardmax:
     case IR_OP_Shape: case IR_OP_Size: case IR_OP_ConstantOfShape: case IR_OP_Range:
     case IR_OP_StopGradient: /* a leaf by request: values computed here are constants */
+    case IR_OP_TopKMask:     /* a 0/1 selection: piecewise constant */
         return ST_OK;
     /* internal gradient ops: first-order only */
     case IR_OP_LowerLeakyHardGrad: case IR_OP_UpperLeakyHardGrad:

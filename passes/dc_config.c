@@ -73,6 +73,21 @@ static void l3d_defaults(struct dc_config *c)
                              .lr_decay_epochs = 100, .divergence = DC_L3D_DIV_CODE};
 }
 
+/* APD's TMS 5-2 run (METHOD §9.5, S-APDmd "Training details"): Adam(W, wd 0) lr 0.03
+ * constant after a 5 % warmup, 20k steps of 2048, batch top-k 0.211, coefficients
+ * param_match 1, topk_recon 1, schatten 0.7 with p = 1; no CI function, no Δ, no
+ * faithfulness warmup (APD has none) and no SPD losses */
+static void apd_defaults(struct dc_config *c)
+{
+    c->steps = 20000;
+    c->batch_size = 2048;
+    c->lr = (struct dc_schedule_cfg){0.03, 0.05, 1.0, DC_SCHED_CONSTANT};
+    c->use_delta_component = 0;
+    c->faithfulness_warmup_steps = 0;
+    c->n_losses = 0;
+    c->apd = (struct dc_apd){0, 0.211, 1, 1.0, 1.0, 0.7, 1.0};
+}
+
 void dc_config_defaults(struct dc_config *c, const char *method)
 {
     memset(c, 0, sizeof *c);
@@ -115,6 +130,8 @@ void dc_config_defaults(struct dc_config *c, const char *method)
         vpd_defaults(c);
     if (strcmp(c->method, "l3d") == 0)
         l3d_defaults(c);
+    if (strcmp(c->method, "apd") == 0)
+        apd_defaults(c);
 }
 
 #define TF "simple_transformer_ci_cfg."

@@ -88,6 +88,15 @@ struct dc_ci_transformer {
     double rope_base;                /* attn_config.rope_base */
 };
 
+/* APD (METHOD §9): C components spanning every site, each of inner rank m per site;
+ * batch top-k of gradient attributions; the code's three losses (apd:spd/run_spd.py) */
+struct dc_apd {
+    int m;                   /* inner rank per site; 0: min(d_in, d_out) of each site */
+    double topk;             /* components kept per sample on average (batch top-k) */
+    int batch_topk;          /* 1: top int(topk·N) over the batch (the only mode) */
+    double param_match_coeff, topk_recon_coeff, schatten_coeff, schatten_pnorm;
+};
+
 struct dc_site_spec {
     char pattern[256];
     int C; /* 0: default max(d_in, d_out) */
@@ -113,7 +122,7 @@ struct dc_l3d {
 };
 
 struct dc_config {
-    char method[16];        /* "spd" */
+    char method[16];        /* "spd", "vpd", "apd" */
     uint64_t seed;
     int64_t steps, batch_size;
     struct dc_schedule_cfg lr;
@@ -135,6 +144,7 @@ struct dc_config {
     int n_sites;
     struct dc_loss losses[DC_MAX_LOSSES];
     int n_losses;
+    struct dc_apd apd;      /* read only when method is "apd" */
     /* data: built-in sparse features (toys) */
     double feature_probability, value_lo, value_hi;
     int64_t log_freq;
@@ -240,5 +250,20 @@ int dc_build_l3d_train(struct ir_graph *g, const struct dc_config *c, struct dc_
  * references (the impact of §8.9 averages |A| over runs) */
 int dc_build_l3d_eval(struct ir_graph *g, const struct dc_config *c, struct dc_prog *prog,
                         struct diag *d);
+/* objective_apd.c: APD (METHOD §9). dc_apd_sites turns every site's component count C
+ * into C·m subcomponent columns (V [d_in, C·m], U [C·m, d_out]: component c owns
+ * columns c·m .. c·m + m − 1) and checks that all sites share C; call it after
+ * dc_select_sites. The train step: attributions, batch top-k, the three losses, AdamW.
+ * The eval program: metrics recon/{all,topk,zero} and losses; *mask receives the
+ * top-k mask [N, C] */
+int dc_apd_sites(const struct dc_config *c, struct dc_site *sites, int ns, struct dc_factor *fac,
+                 int nf, struct diag *d);
+int dc_apd_rank(const struct dc_config *c, const struct dc_site *s); /* m of site s */
+int dc_build_apd_train(struct ir_graph *g, const struct dc_config *c, const struct dc_site *sites,
+                       int ns, const struct dc_factor *fac, int nf, struct dc_prog *prog,
+                       struct diag *d);
+int dc_build_apd_eval(struct ir_graph *g, const struct dc_config *c, const struct dc_site *sites,
+                      int ns, const struct dc_factor *fac, int nf, struct dc_prog *prog,
+                      uint32_t *mask, struct diag *d);
 
 #endif

@@ -684,6 +684,7 @@ static const enum ir_op nondiff[] = {
     IR_OP_LowerLeakyHardGrad, IR_OP_UpperLeakyHardGrad, IR_OP_ConvGradInput,
     IR_OP_ConvGradWeight, IR_OP_MaxPoolGrad, IR_OP_AveragePoolGrad, IR_OP_GatherGrad,
     IR_OP_GatherElementsGrad, IR_OP_SliceGrad, IR_OP_StopGradient, IR_OP_ChunkedKLGrad,
+    IR_OP_TopKMask,
 };
 
 /* float32-only ops whose gradient has its own central-difference check against a

@@ -32,7 +32,7 @@ static int usage(FILE *f)
 {
     fprintf(f,
             "usage:\n"
-            "  pdc MODEL.onnx -o DIR [--method spd|vpd|l3d] [--config FILE.yaml] [--sites 'PAT[:C],...']\n"
+            "  pdc MODEL.onnx -o DIR [--method spd|vpd|l3d|apd] [--config FILE.yaml] [--sites 'PAT[:C],...']\n"
             "          [--steps N] [--batch B] [--seed S] [--lr LR] [--warmup-steps N] [--log-every N]\n"
             "          [--checkpoint-every N] [--resume] [--run-steps N] [--force] [-v]\n"
             "          [--data toy[:p=P,lo=L,hi=H]|FILE.npy|FILE.npz[:NAME]|FILE.bin]\n"
@@ -434,8 +434,9 @@ static int cmd_decompose(int argc, char **argv)
         return fail(&d);
     if (!method)
         method = from_config;
-    if (strcmp(method, "spd") != 0 && strcmp(method, "vpd") != 0 && strcmp(method, "l3d") != 0) {
-        diag_set(&d, ST_ERR_UNSUPPORTED, "--method %s: spd, vpd and l3d are implemented so far",
+    if (strcmp(method, "spd") != 0 && strcmp(method, "vpd") != 0 && strcmp(method, "l3d") != 0 &&
+        strcmp(method, "apd") != 0) {
+        diag_set(&d, ST_ERR_UNSUPPORTED, "--method %s: spd, vpd, l3d and apd are implemented so far",
                  method);
         return fail(&d);
     }

@@ -30,6 +30,11 @@ int pdc_write_config_yaml(const struct dc_config *c, const char *path, struct di
 int pdc_config_load(const char *path, struct dc_config *c, struct diag *d);
 /* the config's `method` into out, left unchanged when the file names none */
 int pdc_config_method(const char *path, char *out, size_t n, struct diag *d);
+/* pdc_config_apd.c: an APD key of the config (-1: not one), and the resolved APD keys */
+struct yaml_node;
+int pdc_config_apd_key(const char *k, const struct yaml_node *v, struct dc_config *c,
+                       struct diag *d);
+void pdc_config_apd_json(const struct dc_config *c, struct json_w *w);
 /* "--sites 'layers.*.mlp_in:100,*mlp_out:100'" */
 int pdc_parse_sites(struct dc_config *c, const char *spec, struct diag *d);
 
@@ -99,6 +104,10 @@ void pdc_dir_factor(const struct pdc_dir *x, int i, const float **V, const float
 /* pdc_export.c: `pdc export DIR -o OUT.onnx ...`; pdc_run_dir.c: `pdc run DIR ...` */
 int pdc_export_main(int argc, char **argv);
 int pdc_run_dir_main(const char *dir, int argc, char **argv);
+
+/* pdc_eval_apd.c: `pdc eval DIR` of an APD decomposition (c resolved, src open) */
+int pdc_eval_apd(const char *dir, const char *model, const struct dc_config *c,
+                 struct ds_source *src, struct diag *d);
 
 /* pdc_eval_adv.c: the divergence after pdc_pgd_eval_steps[r] steps of a fresh
  * shared-source sign-PGD adversary (step 0.1) into out[r], on the evaluation batch

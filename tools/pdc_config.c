@@ -191,6 +191,8 @@ void pdc_config_json(const struct dc_config *c, struct json_w *w)
     losses_json(c, w);
     if (strcmp(c->method, "l3d") == 0)
         pdc_config_l3d_json(c, w);
+    if (strcmp(c->method, "apd") == 0)
+        pdc_config_apd_json(c, w);
     json_key(w, "task_config");
     json_obj_begin(w);
     kv_str(w, "data_generation_type", "at_least_zero_active");

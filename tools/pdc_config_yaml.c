@@ -554,14 +554,17 @@ static int read_key(const struct yaml_node *root, const char *k, const struct ya
     if (strcmp(k, "method") == 0) {
         const char *s;
         if ((st = yaml_as_str(v, &s, d)) == ST_OK && !c->method[0]) { /* the file decides */
-            if (strcmp(s, "spd") != 0 && strcmp(s, "vpd") != 0 && strcmp(s, "l3d") != 0)
-                return bad_value(v, "a method pdc implements (spd, vpd, l3d)", d);
+            if (strcmp(s, "spd") != 0 && strcmp(s, "vpd") != 0 && strcmp(s, "l3d") != 0 &&
+                strcmp(s, "apd") != 0)
+                return bad_value(v, "a method pdc implements (spd, vpd, l3d, apd)", d);
             snprintf(c->method, sizeof c->method, "%s", s);
         } else if (!st && strcmp(s, c->method) != 0)
             return diag_set(d, ST_ERR_INVALID, "%s:%d: config is for method '%s', the run uses '%s'",
                             v->file, v->line, s, c->method);
         return st;
     }
+    if ((st = pdc_config_apd_key(k, v, c, d)) >= 0) /* APD's flat keys (pdc_config_apd.c) */
+        return st;
     if (is_ignored(k)) {
         fprintf(stderr, "pdc: note: %s: ignoring '%s' (not used by pdc)\n", root->file, k);
         return ST_OK;

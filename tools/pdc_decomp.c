@@ -398,6 +398,7 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
         rc.output_loss_type = dt == IR_I64 || dt == IR_I32 ? DC_OUT_KL : DC_OUT_MSE;
     }
     int l3d = strcmp(c->method, "l3d") == 0; /* no sites: its own init and train programs */
+    int apd = strcmp(c->method, "apd") == 0;
     if (!st && l3d && !(st = pdc_compiled_model(model, c, &gw, d))) {
         st = dc_build_l3d_init(gw, c, &warm, d);
         gw = NULL;
@@ -408,13 +409,16 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
     }
     if (!st && !l3d)
         st = dc_select_sites(g, c, &sites, &ns, &fac, &nf, d);
+    if (!st && apd) /* C components → C·m columns per site */
+        st = dc_apd_sites(c, sites, ns, fac, nf, d);
     if (!st && !l3d && c->faithfulness_warmup_steps > 0 &&
         !(st = pdc_compiled_model(model, c, &gw, d))) {
         st = dc_build_faith_warmup(gw, c, sites, ns, fac, nf, &warm, d);
         gw = NULL; /* owned by warm now */
     }
     if (!st && !l3d) {
-        st = dc_build_spd_train(g, c, sites, ns, fac, nf, &train, d);
+        st = apd ? dc_build_apd_train(g, c, sites, ns, fac, nf, &train, d)
+                 : dc_build_spd_train(g, c, sites, ns, fac, nf, &train, d);
         g = NULL;
     }
     if (!st && !(st = check_data(src, &warm, d)))

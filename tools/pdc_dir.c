@@ -112,6 +112,10 @@ int pdc_dir_open(const char *dir, int64_t batch, int64_t seq, struct pdc_dir *x,
         snprintf(path, sizeof path, "%s/config.yaml", dir);
         st = pdc_config_load(path, &x->c, d);
     }
+    if (!st && strcmp(x->c.method, "apd") == 0) /* C·m columns per site, no CI function */
+        st = diag_set(d, ST_ERR_UNSUPPORTED, "%s: an APD decomposition (method apd): export "
+                      "and `pdc run DIR` are not implemented for it yet; use pdc eval / inspect",
+                      dir);
     if (!st) {
         snprintf(path, sizeof path, "%s/components.safetensors", dir);
         st = st_read(path, &x->vals, &x->nvals, d);

@@ -408,6 +408,11 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
     struct ds_source *src = NULL;
     if (!st)
         st = pdc_open_data(&c, &src, &c, d);
+    if (!st && strcmp(c.method, "apd") == 0) { /* no CI function: its own suite */
+        st = pdc_eval_apd(dir, model, &c, src, d);
+        ds_close(src);
+        return st;
+    }
     if (!st)
         st = pdc_eval_load_store(dir, &store, d);
     if (!st)

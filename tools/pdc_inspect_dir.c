@@ -77,6 +77,32 @@ static void print_site(const char *name, const struct ir_value *V, const struct 
     free(norm);
 }
 
+/* APD (method apd): columns c·m .. c·m+m−1 of V and U form component c, P_c = A_c·B_c
+ * (passes/objective_apd.c); its Frobenius norm per component */
+static void print_apd_components(const struct ir_value *V, const struct ir_value *U,
+                                 const struct json_node *cfg)
+{
+    const struct json_node *mj = member(cfg, "m");
+    int64_t din = V->dims[0], cm = V->dims[1], dout = U->dims[1];
+    int64_t m = mj && mj->type == JSON_NUM ? (int64_t)mj->num : (din < dout ? din : dout);
+    if (m < 1 || cm % m)
+        return;
+    const float *v = V->data, *u = U->data;
+    printf("  APD components (m = %lld columns each), Frobenius norms:", (long long)m);
+    for (int64_t c = 0; c < cm / m; c++) {
+        double sq = 0;
+        for (int64_t i = 0; i < din; i++)
+            for (int64_t o = 0; o < dout; o++) {
+                double p = 0;
+                for (int64_t k = c * m; k < (c + 1) * m; k++)
+                    p += (double)v[i * cm + k] * (double)u[k * dout + o];
+                sq += p * p;
+            }
+        printf(" %lld:%.4f", (long long)c, sqrt(sq));
+    }
+    printf("\n");
+}
+
 int pdc_inspect_dir(const char *dir, struct diag *d)
 {
     char path[4200];
@@ -112,6 +138,8 @@ int pdc_inspect_dir(const char *dir, struct diag *d)
                           nm->s);
         else
             print_site(nm->s, V, U);
+        if (!st && method && method->type == JSON_STR && strcmp(method->s, "apd") == 0)
+            print_apd_components(V, U, member(doc.root, "config"));
     }
     if (vals)
         st_free(vals, n);

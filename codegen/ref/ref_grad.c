@@ -96,6 +96,43 @@ REF_KERNEL(StopGradient)
 }
 REF_KERNEL(UpperLeakyHardGrad) { return squash_grad(g, n, in, out, upper_grad_f); }
 
+/* TopKMask: 1 at the k largest entries of x over all its elements, 0 elsewhere.
+ * Ties go to the lower flat index, so the mask is deterministic (torch.topk leaves
+ * their order unspecified); NaN ranks below everything. O(n log n) per call. */
+struct topk_item {
+    double v;
+    int64_t i;
+};
+
+static int topk_cmp(const void *pa, const void *pb)
+{
+    const struct topk_item *a = pa, *b = pb;
+    if (a->v != b->v)
+        return a->v > b->v ? -1 : 1;
+    return a->i < b->i ? -1 : a->i > b->i;
+}
+
+REF_KERNEL(TopKMask)
+{
+    const struct ir_tensor *x = ref_in(g, n, 0);
+    int64_t cnt = ir_numel(x), k = ir_attr_int(n, "k", 0);
+    if (!out[0])
+        return ST_OK;
+    struct topk_item *it = malloc((size_t)(cnt ? cnt : 1) * sizeof *it);
+    if (!it)
+        return ST_ERR_NOMEM;
+    for (int64_t i = 0; i < cnt; i++) {
+        double v = ir_load_f64(x->dtype, in[0], i);
+        it[i] = (struct topk_item){isnan(v) ? -HUGE_VAL : v, i};
+        ir_store_f64(x->dtype, out[0], i, 0.0);
+    }
+    qsort(it, (size_t)cnt, sizeof *it, topk_cmp);
+    for (int64_t j = 0; j < k && j < cnt; j++)
+        ir_store_f64(x->dtype, out[0], it[j].i, 1.0);
+    free(it);
+    return ST_OK;
+}
+
 /* ---- window geometry, padded to three spatial dims ---------------------- */
 
 /* input offset within a plane of output position o (3 coords) and tap t (3
