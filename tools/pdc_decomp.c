@@ -171,6 +171,28 @@ static int site_factor_values(const struct dc_site *s, const struct rt_store_ite
     return ST_OK;
 }
 
+/* copies of every store item whose name starts with prefix, appended at vals[*n] */
+static int copy_items(const struct rt_store *store, const char *prefix, struct ir_value *vals,
+                      int *n, struct diag *d)
+{
+    for (int i = 0; i < store->n; i++) {
+        const struct rt_store_item *it = &store->items[i];
+        if (strncmp(it->name, prefix, strlen(prefix)) != 0)
+            continue;
+        struct ir_value *v = &vals[(*n)++];
+        v->name = strdup(it->name);
+        v->dtype = it->dtype;
+        v->rank = it->rank;
+        memcpy(v->dims, it->dims, sizeof v->dims);
+        v->nbytes = it->nbytes;
+        v->data = malloc(it->nbytes ? it->nbytes : 1);
+        if (!v->name || !v->data)
+            return diag_set(d, ST_ERR_NOMEM, "out of memory");
+        memcpy(v->data, it->data, it->nbytes);
+    }
+    return ST_OK;
+}
+
 static int write_components(const char *dir, const struct dc_site *sites, int ns,
                             struct rt_store *store, struct diag *d)
 {
@@ -202,20 +224,8 @@ static int write_components(const char *dir, const struct dc_site *sites, int ns
         vals[n + 1].name = strdup(nu);
         n += 2;
     }
-    for (int i = 0; i < store->n && !st; i++) { /* CI function weights */
-        const struct rt_store_item *it = &store->items[i];
-        if (strncmp(it->name, "ci.", 3) != 0)
-            continue;
-        struct ir_value *v = &vals[n++];
-        v->name = strdup(it->name);
-        v->dtype = it->dtype;
-        v->rank = it->rank;
-        memcpy(v->dims, it->dims, sizeof v->dims);
-        v->nbytes = it->nbytes;
-        v->data = malloc(it->nbytes ? it->nbytes : 1);
-        if (v->data)
-            memcpy(v->data, it->data, it->nbytes);
-    }
+    if (!st) /* the CI function's weights */
+        st = copy_items(store, "ci.", vals, &n, d);
     char path[4200];
     snprintf(path, sizeof path, "%s/components.safetensors", dir);
     const char *meta[] = {"format", "pdc-decomposition-1"};
@@ -229,26 +239,10 @@ static int write_components(const char *dir, const struct dc_site *sites, int ns
 static int write_l3d_components(const char *dir, struct rt_store *store, struct diag *d)
 {
     struct ir_value *vals = calloc((size_t)store->n + 1, sizeof *vals);
-    int n = 0, st = ST_OK;
+    int n = 0;
     if (!vals)
         return diag_set(d, ST_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < store->n; i++) {
-        const struct rt_store_item *it = &store->items[i];
-        if (strncmp(it->name, "l3d.", 4) != 0)
-            continue;
-        struct ir_value *v = &vals[n++];
-        v->name = strdup(it->name);
-        v->dtype = it->dtype;
-        v->rank = it->rank;
-        memcpy(v->dims, it->dims, sizeof v->dims);
-        v->nbytes = it->nbytes;
-        v->data = malloc(it->nbytes ? it->nbytes : 1);
-        if (!v->name || !v->data) {
-            st = diag_set(d, ST_ERR_NOMEM, "out of memory");
-            break;
-        }
-        memcpy(v->data, it->data, it->nbytes);
-    }
+    int st = copy_items(store, "l3d.", vals, &n, d);
     char path[4200];
     snprintf(path, sizeof path, "%s/components.safetensors", dir);
     const char *meta[] = {"format", "pdc-decomposition-1", "method", "l3d"};

@@ -134,20 +134,6 @@ static int site_eval(const struct dc_config *c, const struct dc_site *s, const s
     return ST_OK;
 }
 
-static int load_store(const char *dir, struct rt_store *store, struct diag *d)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/components.safetensors", dir);
-    struct ir_value *vals;
-    int n;
-    int st = st_read(path, &vals, &n, d);
-    for (int i = 0; !st && i < n; i++)
-        st = rt_store_put(store, &vals[i], d);
-    if (!st)
-        st_free(vals, n);
-    return st;
-}
-
 struct apd_eval {
     const struct dc_config *c;
     struct dc_prog p;
@@ -337,7 +323,7 @@ int pdc_eval_apd(const char *dir, const char *model, const struct dc_config *c,
     struct rt_store store = {0};
     struct rt_prog *rp = NULL;
     char path[4200];
-    int st = load_store(dir, &store, d);
+    int st = pdc_eval_load_store(dir, &store, d);
     if (!st)
         st = build(model, c, &x, d);
     if (!st && (!(x.met = calloc((size_t)x.p.n_metric + 1, sizeof *x.met)) ||
