@@ -345,6 +345,49 @@ static int declare_node(struct importer *im, Onnx__NodeProto *np, size_t idx, ui
     return ST_OK;
 }
 
+/* what the ONNX schemas (every opset) say each op's attributes are */
+static const struct {
+    enum ir_op op;
+    const char *name;
+    enum ir_attr_type type;
+} attr_types[] = {
+#define ATTR(o, n, t) {IR_OP_##o, n, t},
+#include "onnx_attr_types.def"
+#undef ATTR
+};
+
+static const char *attr_type_name(enum ir_attr_type t)
+{
+    static const char *const names[] = {"UNDEFINED", "FLOAT", "INT", "STRING", "TENSOR",
+                                        "GRAPH", "FLOATS", "INTS", "STRINGS", "TENSORS",
+                                        "GRAPHS", "SPARSE_TENSOR", "SPARSE_TENSORS"};
+    return (unsigned)t < sizeof names / sizeof *names ? names[t] : "unknown";
+}
+
+/* An attribute the op's schema does not define, or of another type, is an error (as in
+ * onnxruntime): read as absent, a misspelt `transB` or an INTS `axis` would silently
+ * compute something else. */
+static int check_attr(const struct importer *im, const struct ir_node *n, const struct ir_attr *a)
+{
+    int known = 0;
+    const char *want = NULL;
+    for (size_t k = 0; k < sizeof attr_types / sizeof *attr_types; k++) {
+        if (attr_types[k].op != n->op || strcmp(attr_types[k].name, a->name) != 0)
+            continue;
+        known = 1;
+        if (attr_types[k].type == a->type)
+            return ST_OK;
+        want = attr_type_name(attr_types[k].type);
+    }
+    if (!known)
+        return diag_set(im->d, ST_ERR_INVALID, "%s: node '%s' (%s) has attribute '%s', which "
+                        "the ONNX %s operator does not define", im->file, n->name,
+                        ir_ops[n->op].name, a->name, ir_ops[n->op].name);
+    return diag_set(im->d, ST_ERR_INVALID, "%s: node '%s' (%s): attribute '%s' is %s; the ONNX "
+                    "schema says %s", im->file, n->name, ir_ops[n->op].name, a->name,
+                    attr_type_name(a->type), want);
+}
+
 /* Pass 2 for one node: resolve input names, convert attributes, canonicalise. */
 static int connect_node(struct importer *im, Onnx__NodeProto *np, uint32_t nid)
 {
@@ -375,6 +418,8 @@ static int connect_node(struct importer *im, Onnx__NodeProto *np, uint32_t nid)
     n->attr = ir_arena_alloc(g->arena, (np->n_attribute + 1) * sizeof *n->attr);
     for (size_t a = 0; a < np->n_attribute; a++) {
         int st = convert_attr(im, n->name, np->attribute[a], &g->n[nid].attr[a]);
+        if (!st)
+            st = check_attr(im, n, &g->n[nid].attr[a]);
         if (st)
             return st;
     }

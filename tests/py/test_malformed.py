@@ -209,6 +209,24 @@ def case_unsupported_op(folder):
     return p
 
 
+def case_unknown_attr(folder):
+    # "transb" is not Gemm's "transB": read as absent it would silently not transpose
+    nodes = [helper.make_node("Gemm", ["x", "Wg"], ["y"], name="gemm_typo", transb=1)]
+    g = base_graph(nodes=nodes, inits=[common.init("Wg", np.ones((2, 3), np.float32))],
+                   y_dims=[2, 2])
+    p = os.path.join(folder, "unknown_attr.onnx")
+    onnx.save_model(raw_model(g), p)
+    return p
+
+
+def case_attr_wrong_type(folder):
+    # Softmax's axis as INTS: read as absent it would normalise over the default axis
+    nodes = [helper.make_node("Softmax", ["x"], ["y"], name="softmax_ints", axis=[0])]
+    p = os.path.join(folder, "attr_type.onnx")
+    onnx.save_model(raw_model(base_graph(nodes=nodes, inits=[])), p)
+    return p
+
+
 def _pb_field(num, wire, payload):
     """one protobuf field: key varint, then a varint or length-delimited payload"""
     def varint(v):
@@ -266,6 +284,8 @@ CASES = [
     ("external_offset_past_eof", case_ext_past_eof, ["eof_w"]),
     ("external_length_past_eof", case_ext_length_past_eof, ["len_w"]),
     ("unsupported_op", case_unsupported_op, ["Det"]),
+    ("unknown_attribute", case_unknown_attr, ["gemm_typo", "transb"]),
+    ("attribute_wrong_type", case_attr_wrong_type, ["softmax_ints", "axis", "INTS", "INT"]),
     ("deep_nesting", case_deep_nesting, ["nested"]),
 ]
 
