@@ -173,6 +173,21 @@ static int resolve_external(const char *dir, const char *loc, const char *what, 
     return ST_OK;
 }
 
+/* The file an fd has open is inside dir: checked on the descriptor, after open, so a
+ * symlink swapped in between resolve_external's realpath and the open cannot take the
+ * read elsewhere. */
+static int fd_inside(int fd, const char *dir)
+{
+    char link[64], got[PATH_MAX], rdir[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, got, sizeof got - 1);
+    if (n <= 0 || !realpath(dir, rdir))
+        return 0;
+    got[n] = '\0';
+    size_t nd = strlen(rdir);
+    return strncmp(got, rdir, nd) == 0 && (got[nd] == '/' || (nd == 1 && rdir[0] == '/'));
+}
+
 static int parse_u64(const char *s, uint64_t *v)
 {
     if (!s || !*s)
@@ -223,6 +238,11 @@ static int decode_external(const Onnx__TensorProto *tp, const char *dir, const c
         if (fd >= 0)
             close(fd);
         return diag_set(d, ST_ERR_IO, "%s: cannot open external data '%s'", what, loc);
+    }
+    if (!fd_inside(fd, dir)) {
+        close(fd);
+        return diag_set(d, ST_ERR_INVALID, "%s: external data '%s' opened outside the model's "
+                        "folder (did it change while being read?)", what, loc);
     }
     if (off > (uint64_t)sb.st_size || need > (uint64_t)sb.st_size - off) {
         close(fd);

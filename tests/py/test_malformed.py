@@ -179,6 +179,14 @@ def case_ext_escape(folder):
                       data_at=os.path.join(folder, "x.bin"))
 
 
+def case_ext_symlink(folder):
+    # a plain name inside the folder that is a symlink to a file outside it
+    outside = os.path.join(folder, "outside.bin")
+    p = _ext_model(folder, "sub_link", "symlink_ext.onnx", "link_w", "w.bin", data_at=outside)
+    os.symlink(outside, os.path.join(folder, "sub_link", "w.bin"))
+    return p
+
+
 def case_ext_absolute(folder):
     target = os.path.join(folder, "abs_target.bin")
     return _ext_model(folder, "sub_abs", "absolute_ext.onnx", "abs_w", target, data_at=target)
@@ -281,6 +289,7 @@ CASES = [
     ("initializer_dim_2^40", case_huge_init, ["huge_init"]),
     ("external_escape", case_ext_escape, ["escape_w"]),
     ("external_absolute", case_ext_absolute, ["abs_w"]),
+    ("external_symlink_out", case_ext_symlink, ["link_w", "outside the model's folder"]),
     ("external_offset_past_eof", case_ext_past_eof, ["eof_w"]),
     ("external_length_past_eof", case_ext_length_past_eof, ["len_w"]),
     ("unsupported_op", case_unsupported_op, ["Det"]),
