@@ -367,6 +367,24 @@ static int refuse_existing(const char *dir, struct diag *d)
     return ST_OK;
 }
 
+/* --force: the earlier run's results go before the new run writes anything, the
+ * decomposition record first, so an interrupted or failed re-run leaves its own partial
+ * files (log, checkpoint) and never an older result beside them */
+static int remove_results(const char *dir, struct diag *d)
+{
+    static const char *const files[] = {"decomposition.json", "components.safetensors",
+                                        "checkpoint.safetensors", "config.yaml", "eval.json",
+                                        "probe_ci.npz", "impact.npy", "metrics.jsonl"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return diag_set(d, ST_ERR_IO, "%s: cannot remove the earlier run's file: %s", path,
+                            strerror(errno));
+    }
+    return ST_OK;
+}
+
 int pdc_decompose(const char *model, const char *dir, const struct dc_config *c, int resume,
                   unsigned flags, int64_t run_steps, struct diag *d)
 {
@@ -425,6 +443,8 @@ int pdc_decompose(const char *model, const char *dir, const struct dc_config *c,
         st = dry_step(&train, src, c, d);
     if (!st) /* only once the model compiled and ran on the data: no empty DIR behind */
         st = mkdir_p(dir, d);
+    if (!st && !resume && (flags & PDC_FORCE))
+        st = remove_results(dir, d);
     int phase = 0, stopped = 0;
     int64_t from = 0;
     struct run_budget budget = {run_steps};

@@ -141,6 +141,28 @@ def check_no_overwrite(args, res, tmp, full):
     res.check("refused re-run leaves the DIR untouched", before == after, "files changed")
 
 
+def check_force(args, res, tmp, full):
+    """--force: the earlier result goes first; a re-run stopped early leaves only its own
+    partial files, and --resume finishes it into the same result as an uninterrupted run"""
+    import shutil  # noqa: E402
+    forced = os.path.join(tmp, "forced")
+    shutil.copytree(full, forced)
+    open(os.path.join(forced, "eval.json"), "w").write("{}")
+    p = run_pdc(args.pdc, [MODEL, "-o", forced, "--config", os.path.join(tmp, "cfg.yaml"),
+                           "--force", "--run-steps", "5"])
+    res.check("--force re-run starts", p.returncode == 0, p.stderr)
+    left = sorted(os.listdir(forced))
+    res.check("--force: no earlier result beside the stopped re-run",
+              not any(f in left for f in ("decomposition.json", "components.safetensors",
+                                          "eval.json", "config.yaml")), str(left))
+    p = run_pdc(args.pdc, [MODEL, "-o", forced, "--config", os.path.join(tmp, "cfg.yaml"),
+                           "--resume"])
+    res.check("--force then --resume exits 0", p.returncode == 0, p.stderr)
+    a = open(os.path.join(full, "components.safetensors"), "rb").read()
+    b = open(os.path.join(forced, "components.safetensors"), "rb").read()
+    res.check("--force then --resume: the same components", a == b, "differs")
+
+
 def check_eval(args, res, full):
     p = run_pdc(args.pdc, ["eval", full])
     if not res.check("eval exits 0", p.returncode == 0, p.stderr):
@@ -167,6 +189,7 @@ def main():
         if full:
             check_resume(args, res, tmp, full)
             check_no_overwrite(args, res, tmp, full)
+            check_force(args, res, tmp, full)
             check_eval(args, res, full)
         check_errors(args, res, tmp)
     res.finish()
