@@ -501,7 +501,13 @@ int onnx_load_mem(const void *buf, size_t len, const char *dir, const char *name
         return diag_set(d, ST_ERR_UNSUPPORTED,
                         "%s: messages nested more than %d deep (a graph or type inside a graph or "
                         "type ...); refused", file, ONNX_MAX_DEPTH);
-    Onnx__ModelProto *m = onnx__model_proto__unpack(&onnx_pb_alloc, len, buf);
+    struct onnx_pb_budget budget = {ONNX_PB_BUDGET(len), 0};
+    ProtobufCAllocator alloc = onnx_pb_budgeted(&budget);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(&alloc, len, buf);
+    if (!m && budget.over)
+        return diag_set(d, ST_ERR_UNSUPPORTED, "%s: unpacking its %zu bytes would take more than "
+                        "%zu MiB (a flood of tiny messages?); refused", file, len,
+                        ONNX_PB_BUDGET(len) >> 20);
     if (!m)
         return diag_set(d, ST_ERR_PARSE,
                         "%s: not a valid ONNX model (protobuf parse failed: truncated or not a "

@@ -33,6 +33,15 @@ int onnx_check_depth(const void *buf, size_t len, const ProtobufCMessageDescript
 
 /* protobuf-c allocator on malloc/free, so stolen bytes can be free()d later */
 extern ProtobufCAllocator onnx_pb_alloc;
+/* an allocator that refuses to go past b->left bytes in all (b->over set when it did) */
+struct onnx_pb_budget {
+    size_t left;
+    int over;
+};
+ProtobufCAllocator onnx_pb_budgeted(struct onnx_pb_budget *b);
+/* what unpacking a model file of len bytes may allocate: its bytes twice (tensor data is
+ * copied) plus 256 MiB for the message structs of a real model */
+#define ONNX_PB_BUDGET(len) ((len) * 2 + ((size_t)256 << 20))
 
 /* onnx_canon.c: rewrite opset-versioned attribute forms into input forms */
 int onnx_canonicalize_node(struct ir_graph *g, uint32_t node, struct diag *d);

@@ -27,6 +27,25 @@ static void pb_free(void *ud, void *p)
 
 ProtobufCAllocator onnx_pb_alloc = {pb_alloc, pb_free, NULL};
 
+/* protobuf-c allocates a whole struct for every message however few bytes encode it, so a
+ * file of empty nodes expands ~100x when unpacked: the budget refuses that before it
+ * happens instead of after our own limits (node counts, ...) could see it */
+static void *pb_alloc_budget(void *ud, size_t n)
+{
+    struct onnx_pb_budget *b = ud;
+    if (n > b->left) {
+        b->over = 1;
+        return NULL;
+    }
+    b->left -= n;
+    return malloc(n);
+}
+
+ProtobufCAllocator onnx_pb_budgeted(struct onnx_pb_budget *b)
+{
+    return (ProtobufCAllocator){pb_alloc_budget, pb_free, b};
+}
+
 void onnx_data_release(struct onnx_data *od)
 {
     if (od->mapped)

@@ -264,6 +264,16 @@ def case_deep_nesting(folder):
     return p
 
 
+def case_message_flood(folder):
+    # 4 M empty NodeProtos, 2 bytes each: an 8 MB file that protobuf-c would expand to
+    # about a GB of message structs before any node-count limit could look at it
+    graph = _pb_field(2, 2, b"g") + b"\x0a\x00" * (4 << 20)
+    model = _pb_field(1, 0, 8) + _pb_field(8, 2, _pb_field(2, 0, 17)) + _pb_field(7, 2, graph)
+    p = os.path.join(folder, "flood.onnx")
+    save_bytes(p, model)
+    return p
+
+
 def case_conv_dilation_wrap(folder):
     # dilation 2^62: (k-1)*dilation wraps int64 to a small "valid" extent unless checked
     shape = common.init("shape4", np.array([1, 1, 2, 3], np.int64))
@@ -296,6 +306,7 @@ CASES = [
     ("unknown_attribute", case_unknown_attr, ["gemm_typo", "transb"]),
     ("attribute_wrong_type", case_attr_wrong_type, ["softmax_ints", "axis", "INTS", "INT"]),
     ("deep_nesting", case_deep_nesting, ["nested"]),
+    ("message_flood", case_message_flood, ["flood.onnx", "refused"]),
 ]
 
 # malformed only in what compiling reveals: `pdc inspect` (import only) may succeed
