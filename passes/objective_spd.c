@@ -62,8 +62,9 @@ static int lm_head_of(const struct ir_graph *g, uint32_t y, struct lm_head *hd)
             hd->trans = 1;
         }
     }
-    return const_of_rank(g, hd->w, 2) &&
-           g->t[hd->w].dims[hd->trans ? 0 : 1] == g->t[y].dims[g->t[y].rank - 1];
+    int64_t V = g->t[y].dims[g->t[y].rank - 1];
+    return const_of_rank(g, hd->w, 2) && g->t[hd->w].dims[hd->trans ? 0 : 1] == V &&
+           (hd->b == IR_NONE || g->t[hd->b].dims[0] == V); /* a broadcast [1] bias: plain path */
 }
 
 static uint32_t chunked_kl(struct dc_ctx *cx, uint32_t target, uint32_t masked)

@@ -14,20 +14,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/cpu_impl.h"
 #include "decompose_fixture.h"
 
-#define R 6 /* rows: [2, 3] positions */
 #define D 5
 #define V 11
 
 struct kcase {
-    float ht[R * D], hm[R * D], w[D * V], b[V];
+    int64_t b0, b1, rows; /* h is [b0, b1, D] */
+    float *ht, *hm, w[D * V], b[V];
 };
 
-static void kcase_fill(struct kcase *k)
+static void kcase_fill(struct kcase *k, int64_t b0, int64_t b1)
 {
     rng_state = 99;
-    for (int i = 0; i < R * D; i++) {
+    k->b0 = b0;
+    k->b1 = b1;
+    k->rows = b0 * b1;
+    k->ht = malloc((size_t)(k->rows * D) * sizeof *k->ht);
+    k->hm = malloc((size_t)(k->rows * D) * sizeof *k->hm);
+    for (int64_t i = 0; i < k->rows * D; i++) {
         k->ht[i] = (float)rng_normal(1.0);
         k->hm[i] = (float)rng_normal(1.0);
     }
@@ -82,11 +88,19 @@ static void row_d(const float *f, int r, double *out)
 }
 
 /* a graph holding one ChunkedKL (and, with grad, its ChunkedKLGrad with dkl an input) */
-static struct ir_graph *op_graph(int trans, int bias, int64_t chunk, int grad, struct diag *d)
+static void kcase_free(struct kcase *k)
+{
+    free(k->ht);
+    free(k->hm);
+}
+
+static struct ir_graph *op_graph(const struct kcase *k, int trans, int bias, int64_t chunk,
+                                 int grad, struct diag *d)
 {
     struct ir_builder b;
     struct ir_graph *g = new_graph(&b, d);
-    int64_t hd[3] = {2, 3, D}, wd[2] = {trans ? V : D, trans ? D : V}, bd[1] = {V}, kd[2] = {2, 3};
+    int64_t hd[3] = {k->b0, k->b1, D}, wd[2] = {trans ? V : D, trans ? D : V}, bd[1] = {V},
+            kd[2] = {k->b0, k->b1};
     uint32_t in[4] = {g_input(g, "ht", IR_F32, 3, hd), g_input(g, "hm", IR_F32, 3, hd),
                       g_input(g, "w", IR_F32, 2, wd), bias ? g_input(g, "b", IR_F32, 1, bd) : IR_NONE};
     struct ir_attr at[2] = {bld_attr_int("chunk", chunk), bld_attr_int("trans_w", trans)};
@@ -110,7 +124,7 @@ static int run_op(const struct kcase *k, int trans, int bias, int64_t chunk, con
                   const struct cg_target *tgt, struct ir_value **outs, int *nout)
 {
     struct diag d = {0};
-    struct ir_graph *g = op_graph(trans, bias, chunk, dkl != NULL, &d);
+    struct ir_graph *g = op_graph(k, trans, bias, chunk, dkl != NULL, &d);
     if (!g) {
         fprintf(stderr, "  graph: %s\n", d.msg);
         return -1;
@@ -120,11 +134,11 @@ static int run_op(const struct kcase *k, int trans, int bias, int64_t chunk, con
         for (int v = 0; v < V; v++)
             wt[v * D + i] = k->w[i * V + v];
     struct ir_value in[5] = {
-        {"ht", IR_F32, 3, {2, 3, D}, (void *)k->ht, sizeof k->ht},
-        {"hm", IR_F32, 3, {2, 3, D}, (void *)k->hm, sizeof k->hm},
+        {"ht", IR_F32, 3, {k->b0, k->b1, D}, k->ht, (size_t)(k->rows * D) * sizeof(float)},
+        {"hm", IR_F32, 3, {k->b0, k->b1, D}, k->hm, (size_t)(k->rows * D) * sizeof(float)},
         {"w", IR_F32, 2, {trans ? V : D, trans ? D : V}, trans ? wt : (void *)k->w, sizeof wt},
         {"b", IR_F32, 1, {V}, (void *)k->b, sizeof k->b},
-        {"dkl", IR_F32, 2, {2, 3}, (void *)dkl, R * sizeof(float)},
+        {"dkl", IR_F32, 2, {k->b0, k->b1}, (void *)dkl, (size_t)k->rows * sizeof(float)},
     };
     int st = rt_run(g, tgt, in, 5, outs, nout, &d);
     if (st)
@@ -140,10 +154,10 @@ static void free_outs(struct ir_value *o, int n)
     free(o);
 }
 
-static void forward_on(const struct cg_target *tgt)
+static void forward_on(const struct cg_target *tgt, int64_t b0, int64_t b1)
 {
     struct kcase k;
-    kcase_fill(&k);
+    kcase_fill(&k, b0, b1);
     static const int64_t chunks[] = {1, 3, V, 64};
     double worst = 0;
     int n = 0;
@@ -156,7 +170,7 @@ static void forward_on(const struct cg_target *tgt)
                     test_failed_ = 1;
                     continue;
                 }
-                for (int r = 0; r < R; r++) {
+                for (int64_t r = 0; r < k.rows; r++) {
                     double ht[D], hm[D], lt, lm;
                     row_d(k.ht, r, ht);
                     row_d(k.hm, r, hm);
@@ -171,21 +185,24 @@ static void forward_on(const struct cg_target *tgt)
                 n++;
                 free_outs(o, no);
             }
-    printf("  %s: %d cases (chunk 1/3/V/64, W [D,V] and [V,D], with and without bias), "
-           "worst KL error %.2g relative\n", tgt->name, n, worst);
+    printf("  %s, %lld rows: %d cases (chunk 1/3/V/64, W [D,V] and [V,D], with and without "
+           "bias), worst KL error %.2g relative\n", tgt->name, (long long)k.rows, n, worst);
+    kcase_free(&k);
 }
 
-TEST(forward_matches_full_logits_ref) { forward_on(&cg_ref); }
-TEST(forward_matches_full_logits_default_target) { forward_on(cg_default()); }
+TEST(forward_matches_full_logits_ref) { forward_on(&cg_ref, 2, 3); }
+TEST(forward_matches_full_logits_default_target) { forward_on(cg_default(), 2, 3); }
+/* 202 rows: the cpu kernel's blocks of 64 rows, the last one partial */
+TEST(forward_matches_full_logits_many_rows) { forward_on(cg_default(), 2, 101); }
 
 /* d/dh_m Σ_r c_r KL_r against central differences of the double oracle */
-static void gradient_on(const struct cg_target *tgt)
+static void gradient_on(const struct cg_target *tgt, int64_t b0, int64_t b1)
 {
     struct kcase k;
-    kcase_fill(&k);
-    float c[R];
-    for (int r = 0; r < R; r++)
-        c[r] = (float)(0.5 + 0.25 * r);
+    kcase_fill(&k, b0, b1);
+    float *c = malloc((size_t)k.rows * sizeof *c);
+    for (int64_t r = 0; r < k.rows; r++)
+        c[r] = (float)(0.5 + 0.25 * (double)(r % 7));
     for (int trans = 0; trans < 2; trans++) {
         struct ir_value *o = NULL;
         int no = 0;
@@ -195,7 +212,7 @@ static void gradient_on(const struct cg_target *tgt)
         }
         const float *g = o[2].data;
         double worst = 0, gmax = 0;
-        for (int r = 0; r < R; r++)
+        for (int64_t r = 0; r < k.rows; r++)
             for (int i = 0; i < D; i++) {
                 double ht[D], hm[D], h = 1e-5;
                 row_d(k.ht, r, ht);
@@ -214,10 +231,38 @@ static void gradient_on(const struct cg_target *tgt)
         CHECK(worst <= 1e-4 * gmax);
         free_outs(o, no);
     }
+    free(c);
+    kcase_free(&k);
 }
 
-TEST(gradient_matches_central_differences_ref) { gradient_on(&cg_ref); }
-TEST(gradient_matches_central_differences_default_target) { gradient_on(cg_default()); }
+TEST(gradient_matches_central_differences_ref) { gradient_on(&cg_ref, 2, 3); }
+TEST(gradient_matches_central_differences_default_target) { gradient_on(cg_default(), 2, 3); }
+TEST(gradient_matches_central_differences_many_rows) { gradient_on(cg_default(), 2, 101); }
+
+/* the cpu kernel on 1 and 2 threads: the same bits (fixed row blocks, whatever the split) */
+TEST(cpu_kernel_independent_of_threads)
+{
+    struct kcase k;
+    kcase_fill(&k, 3, 97);
+    float *c = malloc((size_t)k.rows * sizeof *c);
+    for (int64_t r = 0; r < k.rows; r++)
+        c[r] = (float)(1.0 + 0.1 * (double)(r % 5));
+    struct ir_value *o[2] = {NULL, NULL};
+    int no[2] = {0, 0};
+    for (int t = 0; t < 2; t++) {
+        cpu_set_threads(t + 1);
+        CHECK_EQ(run_op(&k, 1, 1, 4, c, &cg_cpu, &o[t], &no[t]), ST_OK);
+    }
+    cpu_set_threads(0);
+    CHECK(no[0] == 3 && no[1] == 3);
+    for (int i = 0; no[0] == 3 && no[1] == 3 && i < 3; i++)
+        CHECK(o[0][i].nbytes == o[1][i].nbytes &&
+              memcmp(o[0][i].data, o[1][i].data, o[0][i].nbytes) == 0);
+    free_outs(o[0], no[0]);
+    free_outs(o[1], no[1]);
+    free(c);
+    kcase_free(&k);
+}
 
 /* ---- a decomposition step: fused against full logits ---------------------------- */
 
@@ -317,8 +362,11 @@ TEST(decomposition_step_fused_equals_full_logits)
 static const struct test_case tests[] = {
     T(forward_matches_full_logits_ref),
     T(forward_matches_full_logits_default_target),
+    T(forward_matches_full_logits_many_rows),
     T(gradient_matches_central_differences_ref),
     T(gradient_matches_central_differences_default_target),
+    T(gradient_matches_central_differences_many_rows),
+    T(cpu_kernel_independent_of_threads),
     T(decomposition_step_fused_equals_full_logits),
 };
 

@@ -4,6 +4,7 @@
 #ifdef PDC_HAVE_BLAS
 
 #include <cblas.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "../kl_chunked.h"
@@ -23,7 +24,7 @@ struct job {
     struct kl_chunked k;
     const float *dkl, *lse_in; /* backward */
     float *kl, *lse, *dhm;
-    int failed;
+    atomic_int failed; /* a worker could not get its scratch */
 };
 
 static void blocks(void *ctx, int64_t lo, int64_t hi)
@@ -31,7 +32,7 @@ static void blocks(void *ctx, int64_t lo, int64_t hi)
     struct job *j = ctx;
     float *scratch = malloc((size_t)kl_scratch_floats(&j->k, ROWS) * sizeof *scratch);
     if (!scratch) {
-        j->failed = 1; /* only ever set, never cleared: a benign race */
+        atomic_store(&j->failed, 1);
         return;
     }
     for (int64_t b = lo; b < hi; b++) {
@@ -47,7 +48,7 @@ static void blocks(void *ctx, int64_t lo, int64_t hi)
 static int run(struct job *j)
 {
     cpu_parallel((j->k.rows + ROWS - 1) / ROWS, 1, blocks, j);
-    return j->failed ? ST_ERR_NOMEM : ST_OK;
+    return atomic_load(&j->failed) ? ST_ERR_NOMEM : ST_OK;
 }
 
 static struct kl_chunked args(const struct ir_graph *g, const struct ir_node *n, void *const *in,
