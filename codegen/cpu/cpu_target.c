@@ -88,5 +88,9 @@ const struct cg_target cg_cpu = {
 const struct cg_target *cg_default(void)
 {
     const char *t = getenv("PDC_TARGET");
+#ifdef PDC_HAVE_LLVM
+    if (t && strcmp(t, "llvm") == 0)
+        return &cg_llvm;
+#endif
     return t && strcmp(t, "ref") == 0 ? &cg_ref : &cg_cpu;
 }
