@@ -64,8 +64,8 @@ static int operand_types_ok(const struct ir_graph *g, const struct ir_node *n)
 
 int cg_fusible(const struct ir_graph *g, const struct ir_node *n)
 {
-    if (n->n_out != 1 || n->out[0] == IR_NONE || n->n_in == 0)
-        return 0;
+    if (n->n_out != 1 || n->out[0] == IR_NONE || n->n_in == 0 || n->n_in > 8)
+        return 0; /* (a long variadic Sum would not fit a kernel's buffer list) */
     const struct ir_tensor *y = &g->t[n->out[0]];
     if (ir_numel(y) <= 0)
         return 0;

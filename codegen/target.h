@@ -35,8 +35,9 @@ extern const struct cg_target cg_cpu;
 extern const struct cg_target cg_llvm;
 #endif
 
-/* the target the tools run on: cg_cpu, or what the environment names with
- * PDC_TARGET=ref|cpu|llvm (to compare against the oracle, or to rule a target out) */
+/* the target the tools run on: cg_llvm when built with LLVM, else cg_cpu; or what
+ * the environment names with PDC_TARGET=ref|cpu|llvm (to compare against the
+ * oracle, or to rule a target out) */
 const struct cg_target *cg_default(void);
 
 /* evaluate one node on the reference target (constant folding uses this) */

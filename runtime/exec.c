@@ -103,6 +103,21 @@ static void print_select(const struct rt_prog *p, uint32_t gi)
     fprintf(stderr, "\n");
 }
 
+/* a target that cannot compile kernels here (no JIT for this machine): the group's
+ * nodes run one by one, so their results get buffers after all */
+static int unfuse(struct rt_prog *p, uint32_t gi, struct diag *d)
+{
+    static int warned;
+    struct cg_group *gr = &p->plan.groups[gi];
+    if (!warned++)
+        fprintf(stderr, "pdc: %s; running the nodes one by one\n", d->msg);
+    *d = (struct diag){0};
+    gr->fused = 0;
+    for (uint32_t k = 0; k < gr->n_nodes; k++)
+        p->plan.internal[p->g->n[gr->nodes[k]].out[0]] = 0;
+    return ST_OK;
+}
+
 /* the kernel groups: fused ones compiled by the target, the rest node by node */
 static int plan_groups(struct rt_prog *p, struct diag *d)
 {
@@ -116,6 +131,8 @@ static int plan_groups(struct rt_prog *p, struct diag *d)
     for (uint32_t i = 0; !st && i < p->plan.n_groups; i++) {
         if (p->plan.groups[i].fused)
             st = p->tgt->compile(p->g, &p->plan.groups[i], &p->kern[i], d);
+        if (st == ST_ERR_UNSUPPORTED)
+            st = unfuse(p, i, d);
         if (dbg && strstr(dbg, "select"))
             print_select(p, i);
     }

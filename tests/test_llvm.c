@@ -15,6 +15,7 @@
 
 #include "cpu/cpu_impl.h"
 #include "fuse.h"
+#include "memplan.h"
 #include "program_fixture.h"
 
 #ifdef PDC_HAVE_LLVM
@@ -421,6 +422,71 @@ static void step_case(const char *method, build_fn bf)
 TEST(spd_step_llvm_vs_ref) { step_case("spd", build_batched); }
 TEST(vpd_step_llvm_vs_ref) { step_case("vpd", build_qkv); }
 
+/* ---- the memory plan of a fused schedule ------------------------------------------ */
+
+/* no two planned tensors whose lives meet share a byte, with lives counted in schedule
+ * positions: from the producing node's position to the end of the last reader's group
+ * (a group's outputs are written while all it reads is still live) */
+static void check_sched_plan(const struct ir_graph *g, const struct cg_plan *p)
+{
+    size_t *off = malloc(((size_t)g->nt + 1) * sizeof *off);
+    int64_t *born = malloc(((size_t)g->nt + 1) * sizeof *born);
+    int64_t *dies = malloc(((size_t)g->nt + 1) * sizeof *dies);
+    struct rt_sched sc = {p->order, p->group_end, p->internal};
+    struct rt_memplan_stats s;
+    CHECK(off && born && dies && rt_memplan_sched(g, &sc, 1, off, &s) == 0);
+    for (uint32_t t = 0; t < g->nt; t++)
+        born[t] = dies[t] = -1;
+    for (uint32_t k = 0; k < g->ntopo; k++) {
+        const struct ir_node *n = &g->n[p->order[k]];
+        for (uint32_t i = 0; i < n->n_in; i++)
+            if (n->in[i] != IR_NONE)
+                dies[n->in[i]] = p->group_end[k];
+        for (uint32_t o = 0; o < n->n_out; o++) {
+            uint32_t t = n->out[o];
+            if (t == IR_NONE)
+                continue;
+            born[t] = k;
+            if (dies[t] < (int64_t)p->group_end[k])
+                dies[t] = p->group_end[k];
+        }
+    }
+    long clashes = 0, internal_placed = 0;
+    for (uint32_t a = 0; a < g->nt; a++) {
+        internal_placed += p->internal[a] && off[a] != RT_NOT_PLANNED;
+        if (off[a] == RT_NOT_PLANNED)
+            continue;
+        size_t ea = off[a] + rt_tensor_bytes(&g->t[a]);
+        for (uint32_t b = a + 1; b < g->nt; b++) {
+            if (off[b] == RT_NOT_PLANNED || dies[a] < born[b] || dies[b] < born[a])
+                continue;
+            size_t eb = off[b] + rt_tensor_bytes(&g->t[b]);
+            clashes += off[a] < eb && off[b] < ea && ea > off[a] && eb > off[b];
+        }
+    }
+    CHECK_EQ(clashes, 0);
+    CHECK_EQ(internal_placed, 0);
+    free(off);
+    free(born);
+    free(dies);
+}
+
+TEST(memplan_of_fused_schedules)
+{
+    build_fn bf[2] = {build_batched, build_qkv};
+    const char *m[2] = {"spd", "vpd"};
+    for (int i = 0; i < 2; i++) {
+        struct diag d = {0};
+        struct dc_prog p;
+        struct cg_plan plan;
+        CHECK_EQ(build_step(m[i], bf[i], &p, &d), ST_OK);
+        CHECK_EQ(cg_fuse(p.g, 2, &plan), ST_OK);
+        check_sched_plan(p.g, &plan);
+        cg_plan_free(&plan);
+        dc_prog_free(&p);
+    }
+}
+
 /* ---- the disk cache ----------------------------------------------------------------- */
 
 /* a kernel no other test compiles: its constant differs per run of this test */
@@ -532,6 +598,7 @@ TEST(disk_cache_hit_and_corrupt_entry)
 static const struct test_case tests[] = {
     T(each_op_against_ref),
     T(fused_chain_through_executor),
+    T(memplan_of_fused_schedules),
     T(spd_step_llvm_vs_ref),
     T(vpd_step_llvm_vs_ref),
     T(disk_cache_hit_and_corrupt_entry),

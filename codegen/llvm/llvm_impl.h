@@ -37,10 +37,11 @@ void lk_stats_get(struct lk_stats *s);
  * (NULL: no cache; kernels are then compiled every time) */
 const char *lk_cache_dir(char *buf, size_t n);
 
-/* PTX for sm (80, 90) of group grp (llvm_ptx.c); *ptx is malloc'd text. Math
- * functions come from CUDA's libdevice ($PDC_LIBDEVICE or the toolkit's):
- * ST_ERR_UNSUPPORTED when a group needs it and it is missing. */
-int lk_ptx(const struct ir_graph *g, const struct cg_group *grp, int sm, char **ptx,
-           struct diag *d);
+/* one PTX module for sm (80, 90) holding the kernels of the n groups grp[], named
+ * pdc_k0, pdc_k1, ... (llvm_ptx.c); *ptx is malloc'd text. Math functions come from
+ * CUDA's libdevice ($PDC_LIBDEVICE or the toolkit's): ST_ERR_UNSUPPORTED when a
+ * group needs it and it is missing. */
+int lk_ptx(const struct ir_graph *g, const struct cg_group *const *grp, int n, int sm,
+           char **ptx, struct diag *d);
 
 #endif

@@ -44,9 +44,8 @@ static int needs_libdevice(LLVMModuleRef mod)
     return 0;
 }
 
-/* link libdevice in; afterwards only the kernel stays visible */
-static int link_libdevice(LLVMContextRef ctx, LLVMModuleRef mod, const char *kernel,
-                          struct diag *d)
+/* link libdevice in; afterwards only the kernels stay visible */
+static int link_libdevice(LLVMContextRef ctx, LLVMModuleRef mod, struct diag *d)
 {
     const char *path = getenv("PDC_LIBDEVICE");
     path = path && *path ? path : LIBDEVICE;
@@ -70,7 +69,7 @@ static int link_libdevice(LLVMContextRef ctx, LLVMModuleRef mod, const char *ker
         return diag_set(d, ST_ERR_DEVICE, "linking libdevice failed");
     for (LLVMValueRef f = LLVMGetFirstFunction(mod); f; f = LLVMGetNextFunction(f)) {
         size_t n;
-        if (!LLVMIsDeclaration(f) && strcmp(LLVMGetValueName2(f, &n), kernel) != 0)
+        if (!LLVMIsDeclaration(f) && strncmp(LLVMGetValueName2(f, &n), "pdc_k", 5) != 0)
             LLVMSetLinkage(f, LLVMInternalLinkage);
     }
     return ST_OK;
@@ -119,8 +118,35 @@ static LLVMTargetMachineRef ptx_machine(int sm, struct diag *d)
                                    LLVMRelocDefault, LLVMCodeModelDefault);
 }
 
-int lk_ptx(const struct ir_graph *g, const struct cg_group *grp, int sm, char **ptx,
-           struct diag *d)
+/* the groups' kernels (pdc_k0, pdc_k1, ...) in one module of ctx */
+static int emit_all(LLVMContextRef ctx, LLVMTargetMachineRef tm, const struct ir_graph *g,
+                    const struct cg_group *const *grp, int n, LLVMModuleRef *out,
+                    struct diag *d)
+{
+    LLVMModuleRef mod = NULL;
+    int st = ST_OK;
+    for (int i = 0; !st && i < n; i++) {
+        char name[32];
+        LLVMModuleRef m;
+        snprintf(name, sizeof name, "pdc_k%d", i);
+        st = lk_emit(ctx, g, grp[i], LK_NVPTX, name, &m, d);
+        if (!st && !mod)
+            mod = m;
+        else if (!st && LLVMLinkModules2(mod, m)) /* consumes m */
+            st = diag_set(d, ST_ERR_DEVICE, "linking kernel %d failed", i);
+    }
+    if (mod) {
+        LLVMSetTarget(mod, PTX_TRIPLE);
+        LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+        LLVMSetModuleDataLayout(mod, td);
+        LLVMDisposeTargetData(td);
+    }
+    *out = mod;
+    return st;
+}
+
+int lk_ptx(const struct ir_graph *g, const struct cg_group *const *grp, int n, int sm,
+           char **ptx, struct diag *d)
 {
     *ptx = NULL;
     pthread_once(&nvptx_once, nvptx_init);
@@ -129,15 +155,9 @@ int lk_ptx(const struct ir_graph *g, const struct cg_group *grp, int sm, char **
         return d->status ? (int)d->status : ST_ERR_UNSUPPORTED;
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = NULL;
-    int st = lk_emit(ctx, g, grp, LK_NVPTX, "pdc_kernel", &mod, d);
-    if (!st) {
-        LLVMSetTarget(mod, PTX_TRIPLE);
-        LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
-        LLVMSetModuleDataLayout(mod, td);
-        LLVMDisposeTargetData(td);
-        if (needs_libdevice(mod))
-            st = link_libdevice(ctx, mod, "pdc_kernel", d);
-    }
+    int st = emit_all(ctx, tm, g, grp, n, &mod, d);
+    if (!st && needs_libdevice(mod))
+        st = link_libdevice(ctx, mod, d);
     if (!st)
         st = emit_ptx(tm, mod, ptx, d);
     if (mod)
