@@ -1,15 +1,16 @@
 /* llvm_emit.c — a fused elementwise group (fuse.h) as LLVM IR: one element's values,
  * every shape and broadcast stride a constant, in a host loop or one PTX thread.
  *
- * Numerics follow the reference kernels (codegen/ref) operation by operation, so the
- * results are the reference's bits: float32 arithmetic where ref does float32
- * (Add..Min, comparisons, Relu, Sqrt, Reciprocal: the latter two are correctly
- * rounded either way), and where ref computes in double and rounds once (the
- * transcendentals, the squashing functions with their alpha, Pow) the same double
- * operations and the same libm functions (libdevice's __nv_* on the GPU, whose
- * results can differ from glibc's in the last double bit, so by an ulp after the
- * rounding to float at worst). No fast-math flags and no contraction: a vectorised
- * and a scalar iteration compute the same bits, whatever the thread split. */
+ * Numerics follow the reference kernels (codegen/ref) operation by operation: float32
+ * arithmetic where ref does float32 (Add..Min, comparisons, Relu, Sqrt, Reciprocal:
+ * the latter two are correctly rounded either way), and where ref computes in double
+ * and rounds once (the transcendentals, the squashing functions with their alpha,
+ * Pow) the same double operations. Those give the reference's bits, except Exp, Erf,
+ * Sigmoid and exact GELU: they use the cpu target's vectorisable exp/erf/erfc
+ * (cpu_math.h; within one ulp of ref, and the cpu target's bits). Tanh, Log, Pow,
+ * Softplus call libm like ref (libdevice's __nv_* on the GPU, whose last double bit
+ * can differ from glibc's). No fast-math flags and no contraction: a vectorised and a
+ * scalar iteration compute the same bits, whatever the thread split. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,83 @@ static void store_output(struct emit *e, uint32_t t, LLVMValueRef v)
     LLVMSetAlignment(s, isb ? 1 : 4);
 }
 
+/* ---- exp, erf, erfc: codegen/cpu/cpu_math.h, operation for operation -------------
+ * glibc's exp/erf/erfc are scalar calls of 10-60 ns that stop a loop from vectorising
+ * (a GELU-MLP CI function spends most of a train step in them). These are the cpu
+ * target's branch-free double formulas, emitted op by op in the same order, so
+ * results are the cpu target's bits: within one float ulp of the reference. */
+
+static LLVMValueRef horner(struct emit *e, LLVMValueRef x, const double *c, int n)
+{
+    LLVMValueRef p = cd(e, c[0]);
+    for (int i = 1; i < n; i++)
+        p = LLVMBuildFAdd(e->b, LLVMBuildFMul(e->b, p, x, ""), cd(e, c[i]), "");
+    return p;
+}
+
+/* cpu_exp: clamp to [-700, 700], a = k ln2 + r, 2^k from the exponent bits, degree 6 */
+static LLVMValueRef m_exp(struct emit *e, LLVMValueRef a)
+{
+    static const double c[7] = {0.0013941108433972674, 0.008375126398153335,
+                                0.04166635289677516, 0.16666415514653277, 0.5000000047117757,
+                                1.000000037716214, 1.0};
+    const double shifter = 0x1.8p52;
+    a = sel(e, fcmp(e, LLVMRealOLT, a, cd(e, -700.0)), cd(e, -700.0),
+            sel(e, fcmp(e, LLVMRealOGT, a, cd(e, 700.0)), cd(e, 700.0), a));
+    LLVMValueRef y = LLVMBuildFAdd(e->b, LLVMBuildFMul(e->b, a, cd(e, 1.4426950408889634), ""),
+                                   cd(e, shifter), "");
+    LLVMValueRef kd = LLVMBuildFSub(e->b, y, cd(e, shifter), "");
+    LLVMValueRef r = LLVMBuildFSub(e->b, a, LLVMBuildFMul(e->b, kd, cd(e, 0.6931471805599453), ""), "");
+    uint64_t sbits;
+    memcpy(&sbits, &shifter, 8);
+    LLVMValueRef yb = LLVMBuildBitCast(e->b, y, e->i64, "");
+    LLVMValueRef kb = LLVMBuildSub(e->b, yb, LLVMConstInt(e->i64, sbits, 0), "");
+    kb = LLVMBuildShl(e->b, LLVMBuildAdd(e->b, kb, LLVMConstInt(e->i64, 1023, 0), ""),
+                      LLVMConstInt(e->i64, 52, 0), "");
+    LLVMValueRef scale = LLVMBuildBitCast(e->b, kb, e->f64, "");
+    return LLVMBuildFMul(e->b, horner(e, r, c, 7), scale, "");
+}
+
+/* cpu_erfc_pos: erfc(z) = T exp(-z^2 + g(T)), T = 1 / (1 + z/2), z >= 0 */
+static LLVMValueRef m_erfc_pos(struct emit *e, LLVMValueRef z)
+{
+    static const double c[13] = {0.06308584359433057, -0.5567954856692163, 1.9822865480879337,
+                                 -3.696915255871211, 3.8225773902430333, -2.1227180445386407,
+                                 0.7125918327995515, -0.3379492491978383, -0.05647743427273634,
+                                 0.08070750305818251, 0.37512063167248894, 0.9999978343568101,
+                                 -1.2655121170707262};
+    LLVMValueRef t = LLVMBuildFDiv(e->b, cd(e, 1.0),
+                                   LLVMBuildFAdd(e->b, cd(e, 1.0), LLVMBuildFMul(e->b, cd(e, 0.5), z, ""), ""), "");
+    LLVMValueRef g = horner(e, t, c, 13);
+    return LLVMBuildFMul(e->b, t, m_exp(e, LLVMBuildFSub(e->b, g, LLVMBuildFMul(e->b, z, z, ""), "")), "");
+}
+
+static LLVMValueRef m_abs(struct emit *e, LLVMValueRef x) /* x < 0 ? -x : x */
+{
+    return sel(e, fcmp(e, LLVMRealOLT, x, cd(e, 0.0)), LLVMBuildFNeg(e->b, x, ""), x);
+}
+
+/* cpu_erf: x P(x^2) for |x| <= 1/2, else +-(1 - erfc(|x|)) */
+static LLVMValueRef m_erf(struct emit *e, LLVMValueRef x)
+{
+    static const double c[6] = {-0.0007694534279142308, 0.005200413724335493,
+                                -0.026863143032249386, 0.11283774013179539,
+                                -0.37612638525650693, 1.1283791670824095};
+    LLVMValueRef z = m_abs(e, x);
+    LLVMValueRef big = LLVMBuildFSub(e->b, cd(e, 1.0), m_erfc_pos(e, z), "");
+    LLVMValueRef small = LLVMBuildFMul(e->b, x, horner(e, LLVMBuildFMul(e->b, x, x, ""), c, 6), "");
+    LLVMValueRef neg = fcmp(e, LLVMRealOLT, x, cd(e, 0.0));
+    return sel(e, fcmp(e, LLVMRealOLE, z, cd(e, 0.5)), small,
+               sel(e, neg, LLVMBuildFNeg(e->b, big, ""), big));
+}
+
+/* cpu_erfc: 2 - erfc(-t) below 0 */
+static LLVMValueRef m_erfc(struct emit *e, LLVMValueRef t)
+{
+    LLVMValueRef v = m_erfc_pos(e, m_abs(e, t));
+    return sel(e, fcmp(e, LLVMRealOLT, t, cd(e, 0.0)), LLVMBuildFSub(e->b, cd(e, 2.0), v, ""), v);
+}
+
 /* ---- the ops, as codegen/ref computes them ----------------------------------- */
 
 #define SQUASH_ALPHA 0.01 /* the default, as in ref_grad.c */
@@ -178,11 +256,11 @@ static LLVMValueRef unary_double(struct emit *e, enum ir_op op, const struct ir_
     switch (op) {
     case IR_OP_Sigmoid:
         r = LLVMBuildFDiv(e->b, cd(e, 1.0),
-                          LLVMBuildFAdd(e->b, cd(e, 1.0), libm1(e, "exp", LLVMBuildFNeg(e->b, v, "")), ""), "");
+                          LLVMBuildFAdd(e->b, cd(e, 1.0), m_exp(e, LLVMBuildFNeg(e->b, v, "")), ""), "");
         break;
     case IR_OP_Tanh: r = libm1(e, "tanh", v); break;
-    case IR_OP_Erf: r = libm1(e, "erf", v); break;
-    case IR_OP_Exp: r = libm1(e, "exp", v); break;
+    case IR_OP_Erf: r = m_erf(e, v); break;
+    case IR_OP_Exp: r = m_exp(e, v); break;
     case IR_OP_Log: r = libm1(e, "log", v); break;
     case IR_OP_Softplus: { /* x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)) */
         LLVMValueRef pos = fcmp(e, LLVMRealOGT, v, cd(e, 0.0));
@@ -201,7 +279,8 @@ static LLVMValueRef unary_double(struct emit *e, enum ir_op op, const struct ir_
     return trunc32(e, r);
 }
 
-/* GELU exactly as ref_unary.c gelu_f, in double */
+/* GELU as ref_unary.c gelu_f, in double (the exact form through cpu_math's erfc, as
+ * the cpu target computes it) */
 static LLVMValueRef gelu(struct emit *e, const struct ir_node *n, LLVMValueRef x)
 {
     LLVMValueRef v = ext(e, x), hx = LLVMBuildFMul(e->b, cd(e, 0.5), v, ""), r;
@@ -212,8 +291,8 @@ static LLVMValueRef gelu(struct emit *e, const struct ir_node *n, LLVMValueRef x
                                         LLVMBuildFAdd(e->b, v, c, ""), "");
         r = LLVMBuildFMul(e->b, hx, LLVMBuildFAdd(e->b, cd(e, 1.0), libm1(e, "tanh", in), ""), "");
     } else {
-        LLVMValueRef a = LLVMBuildFMul(e->b, LLVMBuildFNeg(e->b, v, ""), cd(e, 0.7071067811865476), "");
-        r = LLVMBuildFMul(e->b, hx, libm1(e, "erfc", a), "");
+        LLVMValueRef a = LLVMBuildFMul(e->b, v, cd(e, -0.70710678118654752), "");
+        r = LLVMBuildFMul(e->b, hx, m_erfc(e, a), "");
     }
     return trunc32(e, r);
 }
@@ -301,6 +380,15 @@ static LLVMValueRef node_value(struct emit *e, const struct ir_node *n)
     case IR_OP_LowerLeakyHardGrad: case IR_OP_UpperLeakyHardGrad:
         return squash(e, n, x, operand(e, n, 1));
     default: break;
+    }
+    if (n->op == IR_OP_Pow && n->n_in == 2) {
+        /* x^1 and x^2 of a float are exact in double: pow rounds them as these do */
+        const struct ir_tensor *pe = &e->g->t[n->in[1]];
+        float pv = pe->data && ir_numel(pe) == 1 ? *(const float *)pe->data : 0.0f;
+        if (pv == 1.0f)
+            return x;
+        if (pv == 2.0f)
+            return LLVMBuildFMul(e->b, x, x, "");
     }
     LLVMValueRef r = unary_double(e, n->op, n, x);
     for (uint32_t i = 1; !r && i < n->n_in; i++) /* binary, and variadic folds left */
