@@ -1,10 +1,14 @@
 /* exec.c — programs: graph inputs, outputs and kept tensors get buffers of their own,
  * every other intermediate an offset in one activation block (memplan.c); nodes run in
- * topological order on one target. */
+ * topological order on one target. A target with generated kernels gets the program
+ * partitioned into kernel groups (codegen/fuse.h): each fused group is compiled once
+ * here and launched as one unit, in the plan's order. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "exec.h"
+#include "fuse.h"
 #include "memplan.h"
 
 struct rt_prog {
@@ -14,6 +18,8 @@ struct rt_prog {
     unsigned char *owned;
     unsigned char *block; /* the planned intermediates */
     struct rt_memplan_stats mem;
+    struct cg_plan plan;     /* the groups, in execution order */
+    struct cg_kernel **kern; /* per group: its compiled kernel, or NULL (node by node) */
 };
 
 size_t rt_tensor_bytes(const struct ir_tensor *t)
@@ -29,6 +35,11 @@ void rt_prog_free(struct rt_prog *p)
     for (uint32_t t = 0; p->buf && p->owned && t < p->g->nt; t++)
         if (p->owned[t])
             free(p->buf[t]);
+    for (uint32_t i = 0; p->kern && i < p->plan.n_groups; i++)
+        if (p->kern[i])
+            p->tgt->release(p->kern[i]);
+    free(p->kern);
+    cg_plan_free(&p->plan);
     free(p->buf);
     free(p->owned);
     free(p->block);
@@ -37,7 +48,7 @@ void rt_prog_free(struct rt_prog *p)
 
 static int own(struct rt_prog *p, uint32_t t, struct diag *d)
 {
-    if (p->buf[t])
+    if (p->buf[t] || p->plan.internal[t]) /* internal: lives in a kernel's registers */
         return ST_OK;
     size_t nb = rt_tensor_bytes(&p->g->t[t]);
     p->buf[t] = calloc(1, nb ? nb : 1);
@@ -55,7 +66,8 @@ static int place(struct rt_prog *p, struct diag *d)
     const struct ir_graph *g = p->g;
     const char *env = getenv("PDC_MEMPLAN");
     size_t *off = malloc(((size_t)g->nt + 1) * sizeof *off);
-    if (!off || rt_memplan(g, !(env && strcmp(env, "0") == 0), off, &p->mem)) {
+    struct rt_sched sc = {p->plan.order, p->plan.group_end, p->plan.internal};
+    if (!off || rt_memplan_sched(g, &sc, !(env && strcmp(env, "0") == 0), off, &p->mem)) {
         free(off);
         return diag_set(d, ST_ERR_NOMEM, "out of memory planning the program's buffers");
     }
@@ -79,6 +91,54 @@ void rt_prog_memory(const struct rt_prog *p, size_t *planned, size_t *naive)
     *naive = p->mem.naive;
 }
 
+/* PDC_DEBUG=select (pdc -d select): which target runs each group */
+static void print_select(const struct rt_prog *p, uint32_t gi)
+{
+    const struct cg_group *gr = &p->plan.groups[gi];
+    const struct ir_graph *g = p->g;
+    fprintf(stderr, "select: group %u: %s %s:", gi, p->tgt->name,
+            gr->fused ? "fused kernel" : "node");
+    for (uint32_t i = 0; i < gr->n_nodes; i++)
+        fprintf(stderr, " %s", ir_ops[g->n[gr->nodes[i]].op].name);
+    fprintf(stderr, "\n");
+}
+
+/* a target that cannot compile kernels here (no JIT for this machine): the group's
+ * nodes run one by one, so their results get buffers after all */
+static int unfuse(struct rt_prog *p, uint32_t gi, struct diag *d)
+{
+    static int warned;
+    struct cg_group *gr = &p->plan.groups[gi];
+    if (!warned++)
+        fprintf(stderr, "pdc: %s; running the nodes one by one\n", d->msg);
+    *d = (struct diag){0};
+    gr->fused = 0;
+    for (uint32_t k = 0; k < gr->n_nodes; k++)
+        p->plan.internal[p->g->n[gr->nodes[k]].out[0]] = 0;
+    return ST_OK;
+}
+
+/* the kernel groups: fused ones compiled by the target, the rest node by node */
+static int plan_groups(struct rt_prog *p, struct diag *d)
+{
+    const char *dbg = getenv("PDC_DEBUG");
+    int st = p->tgt->compile ? cg_fuse(p->g, 2, &p->plan) : cg_plan_trivial(p->g, &p->plan);
+    if (st)
+        return diag_set(d, st, "out of memory partitioning the program into kernel groups");
+    p->kern = calloc((size_t)p->plan.n_groups + 1, sizeof *p->kern);
+    if (!p->kern)
+        return diag_set(d, ST_ERR_NOMEM, "out of memory");
+    for (uint32_t i = 0; !st && i < p->plan.n_groups; i++) {
+        if (p->plan.groups[i].fused)
+            st = p->tgt->compile(p->g, &p->plan.groups[i], &p->kern[i], d);
+        if (st == ST_ERR_UNSUPPORTED)
+            st = unfuse(p, i, d);
+        if (dbg && strstr(dbg, "select"))
+            print_select(p, i);
+    }
+    return st;
+}
+
 int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt_prog **out,
                 struct diag *d)
 {
@@ -95,6 +155,8 @@ int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt
     int st = (!p->buf || !p->owned) ? diag_set(d, ST_ERR_NOMEM, "out of memory") : ST_OK;
     for (uint32_t t = 0; !st && t < g->nt; t++)
         p->buf[t] = g->t[t].data;
+    if (!st)
+        st = plan_groups(p, d);
     if (!st)
         st = place(p, d);
     for (uint32_t k = 0; !st && k < g->n_inputs; k++)
@@ -137,23 +199,47 @@ static int node_failed(const struct rt_prog *p, const struct ir_node *n, int st,
                     ir_ops[n->op].name, p->tgt->name, status_name((enum status)st));
 }
 
+static int run_node(struct rt_prog *p, const struct ir_node *n, struct diag *d)
+{
+    void *in[256], *out[256];
+    if (n->n_in > 256 || n->n_out > 256)
+        return diag_set(d, ST_ERR_UNSUPPORTED, "node '%s' has too many operands", n->name);
+    for (uint32_t i = 0; i < n->n_in; i++)
+        in[i] = n->in[i] == IR_NONE ? NULL : p->buf[n->in[i]];
+    for (uint32_t o = 0; o < n->n_out; o++)
+        out[o] = n->out[o] == IR_NONE ? NULL : p->buf[n->out[o]];
+    int st = p->tgt->run(p->g, n, in, out);
+    return st ? node_failed(p, n, st, d) : ST_OK;
+}
+
+static int run_kernel(struct rt_prog *p, uint32_t gi, struct diag *d)
+{
+    const struct cg_group *gr = &p->plan.groups[gi];
+    void *bufs[CG_GROUP_MAX_BUFS];
+    for (uint32_t i = 0; i < gr->n_in; i++)
+        bufs[i] = p->buf[gr->in[i]];
+    for (uint32_t o = 0; o < gr->n_out; o++)
+        bufs[gr->n_in + o] = p->buf[gr->out[o]];
+    int st = p->tgt->launch(p->kern[gi], bufs);
+    if (st)
+        return diag_set(d, st, "fused kernel of %u nodes from '%s' failed on target %s",
+                        gr->n_nodes, p->g->n[gr->nodes[0]].name, p->tgt->name);
+    return ST_OK;
+}
+
 int rt_prog_run(struct rt_prog *p, struct diag *d)
 {
-    const struct ir_graph *g = p->g;
-    void *in[256], *out[256];
-    for (uint32_t k = 0; k < g->ntopo; k++) {
-        const struct ir_node *n = &g->n[g->topo[k]];
-        if (n->n_in > 256 || n->n_out > 256)
-            return diag_set(d, ST_ERR_UNSUPPORTED, "node '%s' has too many operands", n->name);
-        for (uint32_t i = 0; i < n->n_in; i++)
-            in[i] = n->in[i] == IR_NONE ? NULL : p->buf[n->in[i]];
-        for (uint32_t o = 0; o < n->n_out; o++)
-            out[o] = n->out[o] == IR_NONE ? NULL : p->buf[n->out[o]];
-        int st = p->tgt->run(g, n, in, out);
-        if (st)
-            return node_failed(p, n, st, d);
+    int st = ST_OK;
+    for (uint32_t gi = 0; !st && gi < p->plan.n_groups; gi++) {
+        const struct cg_group *gr = &p->plan.groups[gi];
+        if (p->kern[gi]) {
+            st = run_kernel(p, gi, d);
+            continue;
+        }
+        for (uint32_t i = 0; !st && i < gr->n_nodes; i++)
+            st = run_node(p, &p->g->n[gr->nodes[i]], d);
     }
-    return ST_OK;
+    return st;
 }
 
 static int feed_inputs(struct rt_prog *p, const struct ir_value *inputs, int n_inputs,

@@ -6,7 +6,8 @@
  * order once, a tensor is placed when its node runs and its bytes go back to a free
  * list after its last reader; best fit over the free blocks keeps the block small.
  * A node's outputs are placed before its inputs are released, so no kernel ever
- * writes over something it reads. */
+ * writes over something it reads. A schedule with kernel groups (codegen/fuse.h) treats
+ * each group as one step: all its outputs are placed before any of its inputs goes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,18 +102,19 @@ int rt_memplan_planned(const struct ir_graph *g, uint32_t t)
     return !x->data && !(x->flags & (IR_T_INPUT | IR_T_OUTPUT | IR_T_KEEP));
 }
 
-/* topological position of each planned tensor's last reader (its producer's when
- * nothing reads it) */
-static void last_uses(const struct ir_graph *g, uint32_t *last)
+/* position (in the schedule) of each tensor's last reader (its producer's when nothing
+ * reads it); a node inside a group counts at its group's end */
+static void last_uses(const struct ir_graph *g, const struct rt_sched *sc, uint32_t *last)
 {
     for (uint32_t k = 0; k < g->ntopo; k++) {
-        const struct ir_node *n = &g->n[g->topo[k]];
+        const struct ir_node *n = &g->n[sc->order[k]];
+        uint32_t at = sc->group_end ? sc->group_end[k] : k;
         for (uint32_t i = 0; i < n->n_in; i++)
             if (n->in[i] != IR_NONE)
-                last[n->in[i]] = k;
+                last[n->in[i]] = at;
         for (uint32_t o = 0; o < n->n_out; o++)
-            if (n->out[o] != IR_NONE && last[n->out[o]] < k)
-                last[n->out[o]] = k;
+            if (n->out[o] != IR_NONE && last[n->out[o]] < at)
+                last[n->out[o]] = at;
     }
 }
 
@@ -125,7 +127,41 @@ static int release(const struct ir_graph *g, struct freelist *f, const uint32_t 
     return fl_free(f, off[t], align_up(rt_tensor_bytes(&g->t[t])));
 }
 
-int rt_memplan(const struct ir_graph *g, int reuse, size_t *off, struct rt_memplan_stats *s)
+/* the tensors of one node get offsets (not an internal value of a fused kernel) */
+static void place_outputs(const struct ir_graph *g, const struct rt_sched *sc,
+                          const struct ir_node *n, struct freelist *f, size_t *off,
+                          struct rt_memplan_stats *s)
+{
+    for (uint32_t o = 0; o < n->n_out; o++) {
+        uint32_t t = n->out[o];
+        if (t == IR_NONE || !rt_memplan_planned(g, t) || off[t] != RT_NOT_PLANNED ||
+            (sc->internal && sc->internal[t]))
+            continue;
+        size_t nb = align_up(rt_tensor_bytes(&g->t[t]));
+        off[t] = fl_alloc(f, nb);
+        s->naive += nb;
+        s->n_planned++;
+    }
+}
+
+/* release what the nodes at positions [from, to] read or made for the last time */
+static int release_step(const struct ir_graph *g, const struct rt_sched *sc, struct freelist *f,
+                        const uint32_t *last, const size_t *off, uint32_t from, uint32_t to,
+                        unsigned char *done)
+{
+    int err = 0;
+    for (uint32_t j = from; !err && j <= to; j++) {
+        const struct ir_node *n = &g->n[sc->order[j]];
+        for (uint32_t i = 0; !err && i < n->n_in; i++)
+            err = release(g, f, last, off, n->in[i], to, done);
+        for (uint32_t o = 0; !err && o < n->n_out; o++)
+            err = release(g, f, last, off, n->out[o], to, done);
+    }
+    return err;
+}
+
+int rt_memplan_sched(const struct ir_graph *g, const struct rt_sched *sc, int reuse, size_t *off,
+                     struct rt_memplan_stats *s)
 {
     uint32_t *last = malloc(((size_t)g->nt + 1) * sizeof *last);
     unsigned char *done = calloc((size_t)g->nt + 1, 1);
@@ -137,28 +173,27 @@ int rt_memplan(const struct ir_graph *g, int reuse, size_t *off, struct rt_mempl
         last[t] = 0;
     }
     if (!err)
-        last_uses(g, last);
-    for (uint32_t k = 0; !err && k < g->ntopo; k++) {
-        const struct ir_node *n = &g->n[g->topo[k]];
-        for (uint32_t o = 0; o < n->n_out; o++) {
-            uint32_t t = n->out[o];
-            if (t == IR_NONE || !rt_memplan_planned(g, t) || off[t] != RT_NOT_PLANNED)
-                continue;
-            size_t nb = align_up(rt_tensor_bytes(&g->t[t]));
-            off[t] = fl_alloc(&f, nb);
-            s->naive += nb;
-            s->n_planned++;
-        }
-        for (uint32_t i = 0; reuse && !err && i < n->n_in; i++)
-            err = release(g, &f, last, off, n->in[i], k, done);
-        for (uint32_t o = 0; reuse && !err && o < n->n_out; o++)
-            err = release(g, &f, last, off, n->out[o], k, done);
+        last_uses(g, sc, last);
+    /* a group's outputs all get bytes before anything it reads is released */
+    for (uint32_t k = 0, from = 0; !err && k < g->ntopo; k++) {
+        place_outputs(g, sc, &g->n[sc->order[k]], &f, off, s);
+        if (sc->group_end && sc->group_end[k] != k)
+            continue;
+        if (reuse)
+            err = release_step(g, sc, &f, last, off, from, k, done);
+        from = k + 1;
     }
     s->planned = f.end;
     free(f.b);
     free(last);
     free(done);
     return err ? -1 : 0;
+}
+
+int rt_memplan(const struct ir_graph *g, int reuse, size_t *off, struct rt_memplan_stats *s)
+{
+    struct rt_sched sc = {.order = g->topo};
+    return rt_memplan_sched(g, &sc, reuse, off, s);
 }
 
 static double mib(size_t n) { return (double)n / (1024.0 * 1024.0); }

@@ -24,6 +24,16 @@ int rt_memplan_planned(const struct ir_graph *g, uint32_t t);
  * every planned tensor gets bytes of its own (PDC_MEMPLAN=0, to rule the planner out).
  * Returns -1 when out of memory. */
 int rt_memplan(const struct ir_graph *g, int reuse, size_t *off, struct rt_memplan_stats *s);
+/* an execution order with kernel groups (codegen/fuse.h cg_plan): order[k] the node ids,
+ * group_end[k] the position of k's group's last node (NULL: every node alone), internal[t]
+ * set for values that live only inside a fused kernel (NULL: none); they get no bytes */
+struct rt_sched {
+    const uint32_t *order;
+    const uint32_t *group_end;
+    const unsigned char *internal;
+};
+int rt_memplan_sched(const struct ir_graph *g, const struct rt_sched *sc, int reuse, size_t *off,
+                     struct rt_memplan_stats *s);
 size_t rt_tensor_bytes(const struct ir_tensor *t);
 /* one line: nodes, planned vs one-buffer-per-tensor bytes (pdc -v) */
 void rt_memplan_report(const struct ir_graph *g, const char *name, FILE *f);

@@ -845,8 +845,14 @@ TEST(default_target_env)
 {
     setenv("PDC_TARGET", "ref", 1);
     CHECK(cg_default() == &cg_ref);
-    unsetenv("PDC_TARGET");
+    setenv("PDC_TARGET", "cpu", 1);
     CHECK(cg_default() == &cg_cpu);
+    unsetenv("PDC_TARGET");
+#ifdef PDC_HAVE_LLVM
+    CHECK(cg_default() == &cg_llvm); /* fused kernels on top of cpu */
+#else
+    CHECK(cg_default() == &cg_cpu);
+#endif
     CHECK(cpu_threads() >= 1);
 }
 

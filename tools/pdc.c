@@ -55,7 +55,7 @@ static int usage(FILE *f)
             "      inputs, outputs, op histogram, parameter count, decomposable sites;\n"
             "      for a decomposition folder: the subcomponents each site carries\n"
             "  pdc run MODEL.onnx --input NAME=FILE.npy [--input ...] [--input FILE.npz]\n"
-            "          [--bind NAME=N,...] [-o OUT.npz] [-d PASS|all]\n"
+            "          [--bind NAME=N,...] [-o OUT.npz] [-d PASS|all|select]\n"
             "      run the model; outputs go to OUT.npz (a summary is printed without -o)\n"
             "  pdc run DIR --input NAME=FILE.npy [--masks MASKS.npz] [-o OUT.npz]\n"
             "      the decomposition's forward under given masks (default 1) and its CI values\n"
@@ -274,9 +274,11 @@ static int cmd_run(int argc, char **argv)
             bind = argv[++i];
         else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc)
             outp = argv[++i];
-        else if (strcmp(argv[i], "-d") == 0 && i + 1 < argc)
+        else if (strcmp(argv[i], "-d") == 0 && i + 1 < argc) {
             dump = argv[++i];
-        else if (argv[i][0] != '-' && !model)
+            if (strcmp(dump, "select") == 0) /* the executor prints each group's target */
+                setenv("PDC_DEBUG", "select", 1);
+        } else if (argv[i][0] != '-' && !model)
             model = argv[i];
         else {
             for (int k = 0; k < in.n; k++)

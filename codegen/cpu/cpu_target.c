@@ -88,5 +88,13 @@ const struct cg_target cg_cpu = {
 const struct cg_target *cg_default(void)
 {
     const char *t = getenv("PDC_TARGET");
-    return t && strcmp(t, "ref") == 0 ? &cg_ref : &cg_cpu;
+    if (t && strcmp(t, "ref") == 0)
+        return &cg_ref;
+    if (t && strcmp(t, "cpu") == 0)
+        return &cg_cpu;
+#ifdef PDC_HAVE_LLVM
+    return &cg_llvm; /* the cpu target plus fused kernels, same results up to the last bit */
+#else
+    return &cg_cpu;
+#endif
 }

@@ -1,0 +1,176 @@
+/* test_llvm_ptx.c — every fused kernel group of an SPD and a VPD train step, and a
+ * group using every fusible op, emitted as PTX for sm_80 and sm_90 by codegen/llvm
+ * (one module per program and architecture) and assembled by ptxas. Exit 77 (skipped) when ptxas is missing. PDC_PTXAS names
+ * another ptxas. */
+#include <unistd.h>
+
+#include "fuse.h"
+#include "program_fixture.h"
+
+#ifdef PDC_HAVE_LLVM
+#include "llvm/llvm_impl.h"
+
+static const char *ptxas(void)
+{
+    const char *p = getenv("PDC_PTXAS");
+    return p && *p ? p : "/usr/local/cuda/bin/ptxas";
+}
+
+static char tmpdir[] = "/tmp/pdc_ptx_XXXXXX";
+static int assembled, groups_seen;
+
+/* one PTX module with the kernels of groups gr[] for sm, then ptxas on it */
+static void assemble(const struct ir_graph *g, const struct cg_group *const *gr, int n, int sm,
+                     const char *what)
+{
+    struct diag d = {0};
+    char *ptx = NULL, path[256], cmd[700];
+    int st = lk_ptx(g, gr, n, sm, &ptx, &d);
+    if (st) {
+        fprintf(stderr, "  %s sm_%d: %s\n", what, sm, d.msg);
+        test_failed_ = 1;
+        return;
+    }
+    snprintf(path, sizeof path, "%s/k.ptx", tmpdir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs(ptx, f);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd, "'%s' -arch=sm_%d -o %s/k.cubin %s", ptxas(), sm, tmpdir, path);
+    int rc = system(cmd);
+    if (rc != 0) {
+        fprintf(stderr, "  %s sm_%d: ptxas failed (%d) on %s\n", what, sm, rc, path);
+        test_failed_ = 1;
+        snprintf(cmd, sizeof cmd, "cp %s /tmp/pdc_failed_sm%d.ptx", path, sm);
+        if (system(cmd) != 0)
+            fprintf(stderr, "  (could not keep the PTX)\n");
+    } else {
+        assembled += n;
+    }
+    free(ptx);
+}
+
+static void program_groups(const char *method, build_fn bf)
+{
+    struct diag d = {0};
+    struct dc_prog p;
+    struct cg_plan plan;
+    if (build_step(method, bf, &p, &d) != ST_OK || cg_fuse(p.g, 2, &plan) != ST_OK) {
+        fprintf(stderr, "  %s: %s\n", method, d.msg);
+        test_failed_ = 1;
+        dc_prog_free(&p);
+        return;
+    }
+    int before = assembled, n = 0;
+    const struct cg_group **grs = malloc((plan.n_groups + 1) * sizeof *grs);
+    for (uint32_t i = 0; grs && i < plan.n_groups; i++)
+        if (plan.groups[i].fused)
+            grs[n++] = &plan.groups[i];
+    assemble(p.g, grs, n, 80, method);
+    assemble(p.g, grs, n, 90, method);
+    free(grs);
+    printf("  %s: %d fused groups, %d kernels assembled (sm_80 and sm_90)\n", method, n,
+           assembled - before);
+    CHECK(n > 5);
+    groups_seen += n;
+    cg_plan_free(&plan);
+    dc_prog_free(&p);
+}
+
+TEST(spd_step_groups) { program_groups("spd", build_batched); }
+TEST(vpd_step_groups) { program_groups("vpd", build_qkv); }
+
+/* one group using every op kind at once: unary (each libdevice function), binary with
+ * a broadcast row, comparisons, Where, Casts, squash and VJPs */
+static uint32_t un(struct ir_graph *g, enum ir_op op, uint32_t x)
+{
+    uint32_t y = ir_tensor_new_unique(g, "v");
+    ir_node_new(g, op, NULL, 1, &x, 1, &y);
+    return y;
+}
+
+static uint32_t bin(struct ir_graph *g, enum ir_op op, uint32_t a, uint32_t b)
+{
+    uint32_t in[2] = {a, b}, y = ir_tensor_new_unique(g, "v");
+    ir_node_new(g, op, NULL, 2, in, 1, &y);
+    return y;
+}
+
+TEST(every_op_in_one_group)
+{
+    struct ir_graph *g = ir_graph_new();
+    int64_t xd[2] = {32, 40}, rd[1] = {40};
+    uint32_t x = g_input(g, "x", IR_F32, 2, xd), r = g_input(g, "r", IR_F32, 1, rd);
+    static const enum ir_op unary[] = {
+        IR_OP_Neg, IR_OP_Abs, IR_OP_Relu, IR_OP_LeakyRelu, IR_OP_Sigmoid, IR_OP_Tanh,
+        IR_OP_Erf, IR_OP_Exp, IR_OP_Log, IR_OP_Sqrt, IR_OP_Reciprocal, IR_OP_Softplus,
+        IR_OP_Gelu, IR_OP_LowerLeakyHard, IR_OP_UpperLeakyHard, IR_OP_StopGradient};
+    static const enum ir_op binary[] = {IR_OP_Add, IR_OP_Sub, IR_OP_Mul, IR_OP_Div,
+                                        IR_OP_Pow, IR_OP_Max, IR_OP_Min,
+                                        IR_OP_LowerLeakyHardGrad, IR_OP_UpperLeakyHardGrad};
+    uint32_t v = x;
+    for (size_t i = 0; i < sizeof unary / sizeof unary[0]; i++)
+        v = bin(g, IR_OP_Add, un(g, unary[i], v), x);
+    for (size_t i = 0; i < sizeof binary / sizeof binary[0]; i++)
+        v = bin(g, binary[i], v, i < 7 ? r : x);
+    uint32_t c = bin(g, IR_OP_Greater, v, r), in3[3] = {c, v, x}, w = ir_tensor_new(g, "w");
+    ir_node_new(g, IR_OP_Where, NULL, 3, in3, 1, &w);
+    ir_graph_add_output(g, w);
+    struct diag d = {0};
+    struct cg_plan plan;
+    CHECK_EQ(ir_infer_shapes(g, &d), ST_OK);
+    CHECK_EQ(ir_fill_topo(g, &d), ST_OK);
+    CHECK_EQ(cg_fuse(g, 2, &plan), ST_OK);
+    CHECK_EQ(plan.n_groups, 1);
+    if (plan.n_groups == 1) {
+        const struct cg_group *gr = &plan.groups[0];
+        assemble(g, &gr, 1, 80, "every op");
+        assemble(g, &gr, 1, 90, "every op");
+    }
+    cg_plan_free(&plan);
+    ir_graph_free(g);
+}
+
+static const struct test_case tests[] = {
+    T(every_op_in_one_group),
+    T(spd_step_groups),
+    T(vpd_step_groups),
+};
+
+int main(int argc, char **argv)
+{
+    if (access(ptxas(), X_OK) != 0) {
+        printf("no ptxas at %s: skipped\n", ptxas());
+        return 77;
+    }
+    if (!mkdtemp(tmpdir))
+        return 1;
+    int nfail = 0;
+    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+        int want = argc < 2;
+        for (int a = 1; a < argc; a++)
+            want |= strcmp(argv[a], tests[i].name) == 0;
+        if (!want)
+            continue;
+        test_failed_ = 0;
+        tests[i].fn();
+        printf("%-40s %s\n", tests[i].name, test_failed_ ? "FAIL" : "ok");
+        nfail += test_failed_;
+    }
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0)
+        nfail++;
+    printf("%d kernels assembled, %d failed tests\n", assembled, nfail);
+    return nfail ? 1 : 0;
+}
+
+#else
+int main(void)
+{
+    puts("built without LLVM: nothing to test");
+    return 77;
+}
+#endif
