@@ -41,6 +41,8 @@ double dc_schedule_value(const struct dc_schedule_cfg *s, int64_t step, int64_t 
     double f = s->final_val_frac;
     if (s->fn == DC_SCHED_LINEAR)
         return s->start_val * (f + (1 - f) * (1 - prog));
+    if (s->fn == DC_SCHED_QCOSINE)
+        return s->start_val * cos(0.5 * M_PI * prog);
     return s->start_val * (f + (1 - f) * 0.5 * (1 + cos(M_PI * prog)));
 }
 

@@ -10,7 +10,11 @@
 /* STEP (L3D, METHOD §8.7): start_val · final_val_frac^⌊step / period⌋ (torch StepLR), the
  * period in steps held in warmup_pct (a step schedule has no warmup; a new field would
  * break every positional initializer of this struct) */
-enum dc_schedule { DC_SCHED_CONSTANT, DC_SCHED_LINEAR, DC_SCHED_COSINE, DC_SCHED_STEP };
+/* QCOSINE (APD, METHOD §9.4): after the warmup, start_val · cos(½π·t/(T−1)), a quarter
+ * cosine to 0 (apd:spd/utils.py get_lr_schedule_fn); final_val_frac does not apply. APD's
+ * programs use it where the config says cosine (pdc's half cosine to final_val_frac). */
+enum dc_schedule { DC_SCHED_CONSTANT, DC_SCHED_LINEAR, DC_SCHED_COSINE, DC_SCHED_STEP,
+                   DC_SCHED_QCOSINE };
 
 struct dc_schedule_cfg {
     double start_val, warmup_pct, final_val_frac;

@@ -259,6 +259,8 @@ int dc_build_l3d_eval(struct ir_graph *g, const struct dc_config *c, struct dc_p
 int dc_apd_sites(const struct dc_config *c, struct dc_site *sites, int ns, struct dc_factor *fac,
                  int nf, struct diag *d);
 int dc_apd_rank(const struct dc_config *c, const struct dc_site *s); /* m of site s */
+/* the batch top-k count int(topk·N), clamped in double to [0, total] before converting */
+int64_t dc_apd_topk_count(double topk, int64_t N, int64_t total);
 int dc_build_apd_train(struct ir_graph *g, const struct dc_config *c, const struct dc_site *sites,
                        int ns, const struct dc_factor *fac, int nf, struct dc_prog *prog,
                        struct diag *d);

@@ -393,9 +393,12 @@ static int clean_forward(struct dx_ctx *cx, uint32_t *map)
         return cx->xb.err = diag_set(cx->xb.d, ST_ERR_NOMEM, "out of memory");
     }
     memcpy(order, g->topo, (size_t)nt * sizeof *order);
-    for (uint32_t k = nt; k-- > 0;) { /* ancestors of the site inputs */
+    for (uint32_t k = nt; k-- > 0;) { /* ancestors of the site inputs, through any output */
         const struct ir_node *n = &g->n[order[k]];
-        if (n->n_out && n->out[0] != IR_NONE && need[n->out[0]])
+        int any = 0;
+        for (uint32_t o = 0; o < n->n_out; o++)
+            any |= n->out[o] != IR_NONE && need[n->out[o]];
+        if (any)
             for (uint32_t i = 0; i < n->n_in; i++)
                 if (n->in[i] != IR_NONE)
                     need[n->in[i]] = 1;

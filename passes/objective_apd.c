@@ -23,8 +23,9 @@
  *   topk_recon  = mean((f_topk − f)²)               (the top-k masked forward)
  *   schatten    = Σ_l Σ_n Σ_c Σ_k (mask[n,c]·‖A_{c,l}[:,k]‖²·‖B_{c,l}[k,:]‖² + 1e-16)^{p/2}
  *                 / n_params / N
- * needs: a compiled inference graph; matmul sites with plain rows, one positions
- *   shape shared by all sites, and dc_apd_sites applied to the selection.
+ * needs: a compiled inference graph; matmul sites on plain rows [N, d] (positions of
+ *   rank <= 1: the per-row gradients above are only right where rows do not mix), one
+ *   positions shape shared by all sites, and dc_apd_sites applied to the selection.
  * guarantees: a finished program (dc_finish). */
 #include <math.h>
 #include <stdio.h>
@@ -42,6 +43,14 @@ int dc_apd_rank(const struct dc_config *c, const struct dc_site *s)
     if (c->apd.m > 0)
         return c->apd.m;
     return (int)(s->d_in < s->d_out ? s->d_in : s->d_out); /* a bare LinearComponent's m */
+}
+
+int64_t dc_apd_topk_count(double topk, int64_t N, int64_t total)
+{
+    double k = topk * (double)N;
+    if (!(k > 0)) /* NaN too */
+        return 0;
+    return k >= (double)total ? total : (int64_t)k; /* int(): truncation, as the code */
 }
 
 int dc_apd_sites(const struct dc_config *c, struct dc_site *sites, int ns, struct dc_factor *fac,
@@ -70,7 +79,8 @@ int dc_apd_sites(const struct dc_config *c, struct dc_site *sites, int ns, struc
     return ST_OK;
 }
 
-/* every site is a matmul on plain rows and all share one positions shape (N) */
+/* every site is a matmul on plain rows [N, d] (rank-1 positions, which cannot mix) and all
+ * share one positions shape */
 static int check_sites(struct dc_ctx *cx)
 {
     for (int i = 0; i < cx->ns; i++) {
@@ -81,6 +91,13 @@ static int check_sites(struct dc_ctx *cx)
             return cx->b.err = diag_set(cx->b.d, ST_ERR_UNSUPPORTED, "method apd: site '%s' (%s) "
                                         "is not x·W on rows; APD supports MatMul/Gemm sites only",
                                         s->name, pass_site_kind_name(s->kind));
+        if (a->pr > 1) /* attributions differentiate Σ_n f_o[n] (output_grads) */
+            return cx->b.err = diag_set(cx->b.d, ST_ERR_UNSUPPORTED, "method apd: site '%s' has "
+                                        "positions of rank %d (a sequence?); APD's attributions "
+                                        "differentiate the output summed over positions, which "
+                                        "is row n's own gradient only when positions do not "
+                                        "interact, so pdc takes plain [batch, features] rows "
+                                        "only", s->name, a->pr);
         if (!same)
             return cx->b.err = diag_set(cx->b.d, ST_ERR_UNSUPPORTED, "method apd: sites '%s' and "
                                         "'%s' have different positions; a component's mask is "
@@ -235,9 +252,7 @@ static uint32_t attributions(struct dc_ctx *cx)
 static uint32_t topk_mask(struct dc_ctx *cx, uint32_t attr)
 {
     int64_t N = n_positions(cx), total = ir_numel(&cx->g->t[attr]);
-    int64_t k = (int64_t)(cx->cfg->apd.topk * (double)N); /* int(): truncation, as the code */
-    if (k > total)
-        k = total;
+    int64_t k = dc_apd_topk_count(cx->cfg->apd.topk, N, total);
     struct ir_attr at = bld_attr_int("k", k);
     return bld_node(&cx->b, IR_OP_TopKMask, 1, &attr, 1, &at, 1, NULL);
 }
@@ -317,10 +332,19 @@ static int apd_begin(struct dc_ctx *cx, struct ir_graph *g, const struct dc_conf
         st = check_sites(cx);
     if (!st)
         st = dc_factors(cx);
+    int C = st ? 0 : cx->sites[0].C / dc_apd_rank(c, &cx->sites[0]);
+    if (!st && !(c->apd.topk <= C))
+        st = diag_set(d, ST_ERR_INVALID, "method apd: topk %g is more than C = %d (top-k keeps "
+                      "topk of the C components per sample on average)", c->apd.topk, C);
     if (st)
         return st;
     init_factors(cx);
     uint32_t attr = attributions(cx);
+    if (!cx->b.err && attr == IR_NONE)
+        cx->b.err = diag_set(d, ST_ERR_UNSUPPORTED, "method apd: the model has no output to "
+                             "attribute");
+    if (cx->b.err)
+        return cx->b.err; /* too many output dimensions, a scalar output, autodiff */
     dc_tap(cx, "apd.attr", attr); /* [N, C]: tests and closer looks */
     *mask = topk_mask(cx, attr);
     dc_tap(cx, "apd.mask", *mask);
@@ -348,6 +372,8 @@ int dc_build_apd_train(struct ir_graph *g, const struct dc_config *c, const stru
         dc_metric(&cx, "loss/total", total);
         prog->loss = total;
         prog->lr = c->lr;
+        if (prog->lr.fn == DC_SCHED_COSINE) /* APD's cosine: a quarter cosine to 0 */
+            prog->lr.fn = DC_SCHED_QCOSINE;
         prog->steps = c->steps;
         st = dc_adamw(&cx, total, 0.0, c->grad_clip_norm, "adam"); /* APD: AdamW, wd 0 */
     }

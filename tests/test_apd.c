@@ -8,8 +8,9 @@
  *     Schatten-p loss (METHOD §9.4);
  *   - ∂loss/∂V and ∂loss/∂U against central differences (entries whose
  *     perturbation changes the top-k selection are skipped: the loss jumps there).
- * Targets: a 2-layer MatMul MLP on [B, T] positions (different m per site) and the
- * tied TMS 5-2 (a transposed use of one factor pair). */
+ * Targets: a 2-layer MatMul MLP on [6, 4] rows (different m per site) and the
+ * tied TMS 5-2 (a transposed use of one factor pair). Refused: sites on [B, T]
+ * positions (rows that may mix), outputs too wide to attribute. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -446,6 +447,29 @@ static void check_grads(struct astep *s)
     }
 }
 
+/* the MLP of build_batched on plain rows: ReLU(x·W1)·W2 + b, x [6, 4] */
+static int build_rows(struct ir_graph **out, struct diag *d)
+{
+    struct ir_builder b;
+    struct ir_graph *g = *out = new_graph(&b, d);
+    int64_t xd[2] = {6, 4}, w1[2] = {4, 6}, w2[2] = {6, 5}, bd[1] = {5};
+    uint32_t x = g_input(g, "x", IR_F32, 2, xd);
+    uint32_t h = bld_op1(&b, IR_OP_Relu, bld_matmul(&b, x, g_param(&b, "mlp_in", 2, w1, 0.5)));
+    uint32_t y = bld_add(&b, bld_matmul(&b, h, g_param(&b, "mlp_out", 2, w2, 0.4)),
+                         g_param(&b, "bias", 1, bd, 0.5));
+    return finish_graph(g, &b, y, d);
+}
+
+/* x [3, 2] · W [2, 5000]: more output dimensions than attributions take */
+static int build_wide(struct ir_graph **out, struct diag *d)
+{
+    struct ir_builder b;
+    struct ir_graph *g = *out = new_graph(&b, d);
+    int64_t xd[2] = {3, 2}, wd[2] = {2, 5000};
+    uint32_t x = g_input(g, "x", IR_F32, 2, xd);
+    return finish_graph(g, &b, bld_matmul(&b, x, g_param(&b, "W", 2, wd, 0.5)), d);
+}
+
 static void apd_config(struct dc_config *c, const char *pattern, int C, double topk, double p)
 {
     dc_config_defaults(c, "apd");
@@ -466,14 +490,14 @@ static int bias_of(struct astep *s, const char *name, struct target *t)
     return t->bias != NULL;
 }
 
-/* two sites with their own m (min(4,6) = 4, min(6,5) = 5), positions [2, 3] */
+/* two sites with their own m (min(4,6) = 4, min(6,5) = 5), 6 rows */
 TEST(mlp_values_and_gradients)
 {
     struct dc_config c;
     struct astep s;
     rng_state = 11;
     apd_config(&c, "mlp_*", 3, 1.2, 0.9);
-    if (astep_build(build_batched, &c, &s) == ST_OK) {
+    if (astep_build(build_rows, &c, &s) == ST_OK) {
         struct target t = {2, 4, 5, NULL, mlp_clean, mlp_masked};
         CHECK_EQ(s.ns, 2);
         CHECK_EQ(s.C, 3);
@@ -495,7 +519,9 @@ TEST(tms_tied_values_and_gradients)
     rng_state = 5;
     apd_config(&c, "W", 4, 1.5, 1.0);
     c.apd.m = 3;
+    c.lr.fn = DC_SCHED_COSINE;
     if (astep_build(build_tms, &c, &s) == ST_OK) {
+        CHECK(s.prog.lr.fn == DC_SCHED_QCOSINE); /* APD's cosine */
         struct target t = {2, 5, 5, NULL, tms_clean, tms_masked};
         CHECK_EQ(s.ns, 2);
         CHECK_EQ(s.nf, 1);
@@ -568,7 +594,7 @@ TEST(config_errors)
     snprintf(c.sites[1].pattern, sizeof c.sites[1].pattern, "mlp_out");
     c.sites[1].C = 4;
     c.n_sites = 2;
-    int st = build_batched(&g, &d);
+    int st = build_rows(&g, &d);
     if (!st)
         st = dc_select_sites(g, &c, &sites, &ns, &fac, &nf, &d);
     CHECK_EQ(st, ST_OK);
@@ -596,10 +622,64 @@ TEST(config_errors)
     free(fac);
 }
 
+/* the train step's build refused with an error containing want (and no crash) */
+static void refused(build_fn bf, const char *pattern, const char *want)
+{
+    struct dc_config c;
+    struct diag d = {0};
+    struct ir_graph *g = NULL;
+    struct dc_site *sites = NULL;
+    struct dc_factor *fac = NULL;
+    struct dc_prog p = {0};
+    int ns = 0, nf = 0;
+    apd_config(&c, pattern, 2, 1.0, 1.0);
+    int st = bf(&g, &d);
+    if (!st)
+        st = dc_select_sites(g, &c, &sites, &ns, &fac, &nf, &d);
+    if (!st)
+        st = dc_apd_sites(&c, sites, ns, fac, nf, &d);
+    CHECK_EQ(st, ST_OK);
+    if (!st) {
+        st = dc_build_apd_train(g, &c, sites, ns, fac, nf, &p, &d);
+        if (p.g == g)
+            g = NULL;
+        if (!st || !strstr(d.msg, want))
+            fprintf(stderr, "  %s: want an error with '%s', got %d '%s'\n", pattern, want, st,
+                    d.msg);
+        CHECK(st != ST_OK && strstr(d.msg, want) != NULL);
+    }
+    dc_prog_free(&p);
+    ir_graph_free(g);
+    free(sites);
+    free(fac);
+}
+
+/* APD's cosine (METHOD §9.4): lr·step/w in the warmup, then lr·cos(½π·t/(T−1)) */
+TEST(apd_cosine_schedule)
+{
+    struct dc_schedule_cfg q = {0.03, 0.1, 1.0, DC_SCHED_QCOSINE}; /* 101 steps: w 10, T 91 */
+    CHECK(fabs(dc_schedule_value(&q, 5, 101) - 0.015) < 1e-12);
+    CHECK(fabs(dc_schedule_value(&q, 10, 101) - 0.03) < 1e-12);
+    CHECK(fabs(dc_schedule_value(&q, 55, 101) - 0.03 * cos(M_PI / 4)) < 1e-12);
+    CHECK(fabs(dc_schedule_value(&q, 100, 101)) < 1e-12);
+    q.final_val_frac = 0.5; /* not a parameter of APD's cosine */
+    CHECK(fabs(dc_schedule_value(&q, 55, 101) - 0.03 * cos(M_PI / 4)) < 1e-12);
+}
+
+/* positions that may mix ([B, T]) and outputs too wide: errors, not wrong results or a crash */
+TEST(refused_targets)
+{
+    rng_state = 3;
+    refused(build_batched, "mlp_*", "positions of rank 2");
+    refused(build_wide, "W", "the model has 5000");
+}
+
 static const struct test_case tests[] = {
     T(mlp_values_and_gradients),
     T(tms_tied_values_and_gradients),
     T(topk_mask_kernel),
     T(config_errors),
+    T(refused_targets),
+    T(apd_cosine_schedule),
 };
 TEST_MAIN(tests)

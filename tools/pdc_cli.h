@@ -77,6 +77,12 @@ int pdc_eval_main(int argc, char **argv);
 int pdc_dir_model(const char *dir, char *model, size_t n, struct diag *d);
 struct rt_store;
 int pdc_eval_load_store(const char *dir, struct rt_store *store, struct diag *d);
+/* site s's stored V [d_in, C] and U [C, d_out], checked (float32, rank 2, those dims), or an
+ * error naming the item and DIR */
+int pdc_eval_site_factors(const char *dir, struct rt_store *store, const struct dc_site *s,
+                          const float **V, const float **U, struct diag *d);
+/* the target weight in site s's [d_in, d_out] view (malloc'd), or NULL with d set */
+float *pdc_eval_site_weight(const struct dc_site *s, const struct ir_graph *g, struct diag *d);
 
 /* pdc_dir.c: a decomposition folder opened for export and masked runs: the model
  * (checked), the resolved config, the components, and the sites selected again on

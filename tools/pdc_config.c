@@ -29,6 +29,7 @@ static const char *sched_name(enum dc_schedule s)
     case DC_SCHED_LINEAR: return "linear";
     case DC_SCHED_COSINE: return "cosine";
     case DC_SCHED_STEP: return "step";
+    case DC_SCHED_QCOSINE: return "cosine"; /* APD's reading of cosine */
     }
     return "?";
 }

@@ -43,6 +43,27 @@ static int positive(const struct yaml_node *v, double *out, struct diag *d)
     return st;
 }
 
+/* topk: components kept per sample on average, so in (0, C] (C <= 10^6 here; the
+ * objective checks it against the run's C) */
+static int topk_value(const struct yaml_node *v, double *out, struct diag *d)
+{
+    int st = yaml_as_double(v, out, d);
+    if (!st && !(*out > 0.0 && *out <= 1e6))
+        return diag_set(d, ST_ERR_INVALID, "%s:%d: %s: %g is not a top-k in (0, C] (C at most "
+                        "10^6)", v->file, v->line, v->path, *out);
+    return st;
+}
+
+/* lr_warmup_pct: a fraction of the steps in [0, 1) */
+static int warmup_frac(const struct yaml_node *v, double *out, struct diag *d)
+{
+    int st = yaml_as_double(v, out, d);
+    if (!st && !(*out >= 0.0 && *out < 1.0))
+        return diag_set(d, ST_ERR_INVALID, "%s:%d: %s: %g is not a warmup fraction in [0, 1)",
+                        v->file, v->line, v->path, *out);
+    return st;
+}
+
 static int inner_rank(const struct yaml_node *v, int *m, struct diag *d)
 {
     int64_t x = 0;
@@ -83,12 +104,12 @@ static int apd_value(const char *k, const struct yaml_node *v, struct dc_config 
     const char *s;
     int st;
     if (strcmp(k, "m") == 0) return inner_rank(v, &a->m, d);
-    if (strcmp(k, "topk") == 0) return positive(v, &a->topk, d);
+    if (strcmp(k, "topk") == 0) return topk_value(v, &a->topk, d);
     if (strcmp(k, "schatten_pnorm") == 0) return positive(v, &a->schatten_pnorm, d);
     if (strcmp(k, "param_match_coeff") == 0) return coeff(v, &a->param_match_coeff, d);
     if (strcmp(k, "topk_recon_coeff") == 0) return coeff(v, &a->topk_recon_coeff, d);
     if (strcmp(k, "schatten_coeff") == 0) return coeff(v, &a->schatten_coeff, d);
-    if (strcmp(k, "lr_warmup_pct") == 0) return yaml_as_double(v, &c->lr.warmup_pct, d);
+    if (strcmp(k, "lr_warmup_pct") == 0) return warmup_frac(v, &c->lr.warmup_pct, d);
     if (strcmp(k, "batch_topk") == 0) {
         if ((st = yaml_as_bool(v, &a->batch_topk, d)) == ST_OK && !a->batch_topk)
             return diag_set(d, ST_ERR_UNSUPPORTED, "%s:%d: batch_topk: false (per-sample top-k) "

@@ -68,12 +68,22 @@ static int enum_value(const struct yaml_node *n, const char *const *names, int c
 static int read_schedule(const struct yaml_node *n, struct dc_schedule_cfg *s, struct diag *d)
 {
     static const char *const fns[] = {"constant", "linear", "cosine"};
+    int e = 0;
+    if (n->kind == YAML_SCALAR) { /* the APD code's flat spelling: lr_schedule: cosine */
+        for (e = 0; e < 3; e++)
+            if (strcmp(n->str, fns[e]) == 0) {
+                s->fn = (enum dc_schedule)e;
+                return ST_OK;
+            }
+        return diag_set(d, ST_ERR_INVALID, "%s:%d: %s: '%s' is not a schedule pdc implements "
+                        "(constant, linear, cosine)", n->file, n->line, n->path, n->str);
+    }
     if (n->kind != YAML_MAP)
-        return bad_value(n, "a mapping", d);
+        return bad_value(n, "a mapping or a schedule name", d);
     for (int i = 0; i < n->n; i++) {
         const char *k = n->keys[i];
         const struct yaml_node *v = n->items[i];
-        int st, e = 0;
+        int st;
         if (strcmp(k, "start_val") == 0)
             st = yaml_as_double(v, &s->start_val, d);
         else if (strcmp(k, "warmup_pct") == 0)

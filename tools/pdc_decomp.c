@@ -214,15 +214,14 @@ static int write_components(const char *dir, const struct dc_site *sites, int ns
             st = diag_set(d, ST_ERR_INVALID, "internal: factors of site '%s' missing", s->name);
             break;
         }
-        if (site_factor_values(s, V, U, &vals[n])) {
-            st = diag_set(d, ST_ERR_NOMEM, "out of memory");
-            break;
-        }
+        int fail = site_factor_values(s, V, U, &vals[n]);
         snprintf(nv, sizeof nv, "%s.V", s->name);
         snprintf(nu, sizeof nu, "%s.U", s->name);
         vals[n].name = strdup(nv);
         vals[n + 1].name = strdup(nu);
-        n += 2;
+        n += 2; /* counted now, so st_free releases a partly filled pair */
+        if (fail || !vals[n - 2].name || !vals[n - 1].name)
+            st = diag_set(d, ST_ERR_NOMEM, "out of memory");
     }
     if (!st) /* the CI function's weights */
         st = copy_items(store, "ci.", vals, &n, d);

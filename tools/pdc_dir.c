@@ -87,11 +87,16 @@ static int compile_copy(struct pdc_dir *x, int64_t batch, int64_t seq, struct di
     cb.batch_size = batch;
     cb.data_seq = seq;
     int st = pdc_compiled_model(x->model, &cb, &x->h, d);
-    if (st && seq > 0 && x->c.data_seq > 0 && x->c.data_seq != seq) {
-        /* a model with fewer positions than the probe length: the run's own window */
-        memset(d, 0, sizeof *d);
+    if ((st == ST_ERR_SHAPE || st == ST_ERR_INVALID) && seq > 0 && x->c.data_seq > 0 &&
+        x->c.data_seq != seq) {
+        /* a model with fewer positions than the probe length (a shape mismatch, a constant
+         * position index out of range): the run's own window. Not after an I/O, parse or
+         * memory failure; when the retry fails too, the first diagnostic is the one shown */
+        struct diag first = *d;
+        *d = (struct diag){0};
         cb.data_seq = x->c.data_seq;
-        st = pdc_compiled_model(x->model, &cb, &x->h, d);
+        if ((st = pdc_compiled_model(x->model, &cb, &x->h, d)))
+            *d = first;
     }
     if (!st)
         st = dc_select_sites(x->h, &x->c, &x->sites, &x->ns, &x->fac, &x->nf, d);
@@ -114,6 +119,10 @@ int pdc_dir_open(const char *dir, int64_t batch, int64_t seq, struct pdc_dir *x,
     }
     if (!st && strcmp(x->c.method, "apd") == 0) /* C·m columns per site, no CI function */
         st = diag_set(d, ST_ERR_UNSUPPORTED, "%s: an APD decomposition (method apd): export "
+                      "and `pdc run DIR` are not implemented for it yet; use pdc eval / inspect",
+                      dir);
+    if (!st && strcmp(x->c.method, "l3d") == 0) /* its own parametrisation, no V/U per site */
+        st = diag_set(d, ST_ERR_UNSUPPORTED, "%s: an L3D decomposition (method l3d): export "
                       "and `pdc run DIR` are not implemented for it yet; use pdc eval / inspect",
                       dir);
     if (!st) {

@@ -75,10 +75,11 @@ int pdc_eval_load_store(const char *dir, struct rt_store *store, struct diag *d)
     struct ir_value *vals;
     int n;
     int st = st_read(path, &vals, &n, d);
+    if (st)
+        return st;
     for (int i = 0; !st && i < n; i++)
-        st = rt_store_put(store, &vals[i], d);
-    if (!st)
-        st_free(vals, n);
+        st = rt_store_put(store, &vals[i], d); /* fails on a name given twice */
+    st_free(vals, n);
     return st;
 }
 
@@ -113,30 +114,73 @@ static int64_t probe_width(const struct dc_prog *p)
     return x->rank == 2 && x->dtype == IR_F32 ? x->dims[1] : 0;
 }
 
-static void site_ground_truth(const struct dc_site *s, const struct ir_graph *g,
-                              struct rt_store *store, struct eval_site *e)
+/* one factor item of DIR's store: F32 [rows, cols] (tied uses' items are no program
+ * states, so nothing else has checked them) */
+static int factor_item(const char *dir, struct rt_store *store, const char *name, int64_t rows,
+                       int64_t cols, const float **out, struct diag *d)
+{
+    const struct rt_store_item *t = rt_store_find(store, name);
+    if (!t)
+        return diag_set(d, ST_ERR_INVALID, "%s/components.safetensors: '%s' is missing", dir,
+                        name);
+    if (t->dtype != IR_F32 || t->rank != 2 || t->dims[0] != rows || t->dims[1] != cols ||
+        t->nbytes != (size_t)(rows * cols) * sizeof(float))
+        return diag_set(d, ST_ERR_SHAPE, "%s/components.safetensors: '%s' is %s rank %d, the "
+                        "site needs float32 [%lld, %lld]", dir, name, ir_dtype_name(t->dtype),
+                        t->rank, (long long)rows, (long long)cols);
+    *out = t->data;
+    return ST_OK;
+}
+
+int pdc_eval_site_factors(const char *dir, struct rt_store *store, const struct dc_site *s,
+                          const float **V, const float **U, struct diag *d)
 {
     char nv[300], nu[300];
     snprintf(nv, sizeof nv, "%s.V", s->name);
     snprintf(nu, sizeof nu, "%s.U", s->name);
-    const struct rt_store_item *V = rt_store_find(store, nv), *U = rt_store_find(store, nu);
+    int st = factor_item(dir, store, nv, s->d_in, s->C, V, d);
+    return st ? st : factor_item(dir, store, nu, s->C, s->d_out, U, d);
+}
+
+float *pdc_eval_site_weight(const struct dc_site *s, const struct ir_graph *g, struct diag *d)
+{
     const struct ir_tensor *W = &g->t[s->weight];
+    if (W->dtype != IR_F32 || !W->data || ir_numel(W) != s->d_in * s->d_out) {
+        diag_set(d, ST_ERR_UNSUPPORTED, "site '%s': weight '%s' is not a float32 constant of "
+                 "%lld elements", s->name, W->name, (long long)(s->d_in * s->d_out));
+        return NULL;
+    }
     float *Wr = malloc((size_t)(s->d_in * s->d_out) * sizeof *Wr);
-    if (!V || !U || !Wr || W->dtype != IR_F32) {
-        free(Wr);
-        return;
+    if (!Wr) {
+        diag_set(d, ST_ERR_NOMEM, "out of memory");
+        return NULL;
     }
     const float *w = W->data;
-    int tr = s->use_tr;
-    for (int64_t i = 0; i < s->d_in; i++) /* the target weight in the site's [d_in, d_out] view */
+    for (int64_t i = 0; i < s->d_in; i++)
         for (int64_t o = 0; o < s->d_out; o++)
-            Wr[i * s->d_out + o] = tr ? w[o * s->d_in + i] : w[i * s->d_out + o];
-    tm_mmcs_ml2r(Wr, V->data, U->data, s->d_in, s->d_out, s->C, &e->mmcs, &e->ml2r, &e->mmcs_std);
+            Wr[i * s->d_out + o] = s->use_tr ? w[o * s->d_in + i] : w[i * s->d_out + o];
+    return Wr;
+}
+
+static int site_ground_truth(const char *dir, const struct dc_site *s, const struct ir_graph *g,
+                             struct rt_store *store, struct eval_site *e, struct diag *d)
+{
+    const float *V, *U;
+    int st = pdc_eval_site_factors(dir, store, s, &V, &U, d);
+    if (st)
+        return st;
+    if (g->t[s->weight].dtype != IR_F32 || !g->t[s->weight].data)
+        return ST_OK; /* no ground truth to compare with */
+    float *Wr = pdc_eval_site_weight(s, g, d);
+    if (!Wr)
+        return d->status;
+    tm_mmcs_ml2r(Wr, V, U, s->d_in, s->d_out, s->C, &e->mmcs, &e->ml2r, &e->mmcs_std);
     double *norms = malloc((size_t)s->C * sizeof *norms);
-    if (norms && tm_component_norms(V->data, U->data, s->d_in, s->d_out, s->C, norms) == 0)
+    if (norms && tm_component_norms(V, U, s->d_in, s->d_out, s->C, norms) == 0)
         e->big_pieces = tm_count_above(norms, s->C, 0.1);
     free(norms);
     free(Wr);
+    return ST_OK;
 }
 
 static int probe(const char *model, const struct dc_config *c, struct rt_store *store, int64_t F,
@@ -447,7 +491,7 @@ static int evaluate(const char *dir, int nopt, char **opt, struct diag *d)
             es[i].density[k] /= (double)acc.batches;
             es[i].alive += es[i].density[k] > 0;
         }
-        site_ground_truth(&sites[i], p.g, &store, &es[i]);
+        st = site_ground_truth(dir, &sites[i], p.g, &store, &es[i], d);
     }
     int64_t F = st ? 0 : probe_width(&p);
     if (!st && F > 0 && F <= 4096) {

@@ -97,32 +97,35 @@ static void mmcs_ml2r(const double *Wr, const double *P, int64_t din, int64_t do
                            : (double)NAN;
 }
 
-static int site_eval(const struct dc_config *c, const struct dc_site *s, const struct ir_graph *g,
-                     struct rt_store *store, struct apd_site_eval *e)
+static int site_eval(const char *dir, const struct dc_config *c, const struct dc_site *s,
+                     const struct ir_graph *g, struct rt_store *store, struct apd_site_eval *e,
+                     struct diag *d)
 {
-    char nv[300], nu[300];
-    snprintf(nv, sizeof nv, "%s.V", s->name);
-    snprintf(nu, sizeof nu, "%s.U", s->name);
-    const struct rt_store_item *V = rt_store_find(store, nv), *U = rt_store_find(store, nu);
-    const struct ir_tensor *W = &g->t[s->weight];
+    const float *Vd, *Ud;
     int m = dc_apd_rank(c, s), C = s->C / m;
     int64_t din = s->d_in, dout = s->d_out;
+    int st = pdc_eval_site_factors(dir, store, s, &Vd, &Ud, d);
+    if (st)
+        return st;
+    float *Wf = pdc_eval_site_weight(s, g, d);
     double *Wr = malloc((size_t)(din * dout) * sizeof *Wr);
     double *P = malloc((size_t)(C * din * dout) * sizeof *P);
     e->norm = calloc((size_t)C, sizeof *e->norm);
-    if (!V || !U || !Wr || !P || !e->norm || W->dtype != IR_F32 || !W->data) {
+    if (!Wf || !Wr || !P || !e->norm) {
+        if (Wf)
+            diag_set(d, ST_ERR_NOMEM, "out of memory");
+        free(Wf);
         free(Wr);
         free(P);
-        return V && U ? ST_ERR_NOMEM : ST_ERR_INVALID;
+        return d->status;
     }
-    const float *w = W->data;
-    for (int64_t i = 0; i < din; i++) /* the target weight in the site's [d_in, d_out] view */
-        for (int64_t o = 0; o < dout; o++)
-            Wr[i * dout + o] = s->use_tr ? w[o * din + i] : w[i * dout + o];
+    for (int64_t i = 0; i < din * dout; i++)
+        Wr[i] = Wf[i];
+    free(Wf);
     double mx = 0;
     for (int k = 0; k < C; k++) {
         double *p = P + (int64_t)k * din * dout;
-        component(V->data, U->data, din, dout, s->C, k, m, p);
+        component(Vd, Ud, din, dout, s->C, k, m, p);
         e->norm[k] = sqrt(dot(p, p, din * dout));
         mx = fmax(mx, e->norm[k]);
     }
@@ -210,7 +213,7 @@ static void print_report(const struct apd_eval *x)
 {
     const struct dc_config *c = x->c;
     printf("APD: C = %d components spanning %d sites, batch top-k %g (%lld of %lld x %d kept)\n",
-           x->C, x->ns, c->apd.topk, (long long)(c->apd.topk * (double)x->N), (long long)x->N,
+           x->C, x->ns, c->apd.topk, (long long)dc_apd_topk_count(c->apd.topk, x->N, x->N * x->C), (long long)x->N,
            x->C);
     printf("loss definition: %s\n", loss_definition);
     printf("reconstruction (MSE to the target output):\n");
@@ -334,9 +337,7 @@ int pdc_eval_apd(const char *dir, const char *model, const struct dc_config *c,
     if (!st && mask_stats(rp, &x))
         st = diag_set(d, ST_ERR_NOMEM, "out of memory");
     for (int i = 0; !st && i < x.ns; i++)
-        if (site_eval(c, &x.sites[i], x.p.g, &store, &x.es[i]))
-            st = diag_set(d, ST_ERR_INVALID, "%s: components of site '%s' missing or malformed",
-                          dir, x.sites[i].name);
+        st = site_eval(dir, c, &x.sites[i], x.p.g, &store, &x.es[i], d);
     if (!st) {
         print_report(&x);
         struct json_w w;

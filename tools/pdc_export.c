@@ -269,6 +269,18 @@ static uint32_t find_node(const struct ir_graph *g, const char *name, struct dia
     return found;
 }
 
+/* the graph's tensor for site s's weight, or an error naming model, site and weight */
+static int find_weight(const struct ir_graph *g, const struct pdc_dir *x, const struct dc_site *s,
+                       uint32_t *t, struct diag *d)
+{
+    const char *w = x->h->t[s->weight].name;
+    *t = ir_tensor_find(g, w);
+    if (*t == IR_NONE)
+        return diag_set(d, ST_ERR_INVALID, "%s: site '%s': weight '%s' not found", x->model,
+                        s->name, w);
+    return ST_OK;
+}
+
 /* ---- the plain-weight forms ----------------------------------------------------------- */
 
 static int edit_weights(struct ir_graph *g, const struct pdc_dir *x, const struct export_args *a,
@@ -301,9 +313,9 @@ static int edit_weights(struct ir_graph *g, const struct pdc_dir *x, const struc
         w[k] = (float)ir_load_f64(v.dtype, v.data, k);
     const float *V, *U;
     pdc_dir_factor(x, site, &V, &U);
-    uint32_t wt = ir_tensor_find(g, x->h->t[s->weight].name);
     struct dc_factor F = x->fac[s->factor];
-    F.weight = wt;
+    if (!st)
+        st = find_weight(g, x, s, &F.weight, d);
     if (!st)
         st = dx_edit(g, s, &F, V, U, c, w, a->scale, d);
     free(w);
@@ -331,8 +343,9 @@ static int bake_weights(struct ir_graph *g, const struct pdc_dir *x, float **mas
         const float *V, *U;
         pdc_dir_factor(x, i, &V, &U);
         struct dc_factor F = x->fac[s->factor];
-        F.weight = ir_tensor_find(g, x->h->t[s->weight].name);
-        int st = dx_bake(g, &F, V, U, masks[i], d);
+        int st = find_weight(g, x, s, &F.weight, d);
+        if (!st)
+            st = dx_bake(g, &F, V, U, masks[i], d);
         if (st)
             return st;
     }

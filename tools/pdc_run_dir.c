@@ -132,6 +132,27 @@ static int name_outputs(const struct dc_prog *p, struct ir_value *outs, int n, s
     return ST_OK;
 }
 
+/* --input NAME=FILE: NAME is the model's data input (the one a decomposition feeds) */
+static int check_input_name(const struct dc_prog *p, const char *arg, struct diag *d)
+{
+    const char *eq = strchr(arg, '=');
+    const char *want = p->g->t[p->in[0].t].name;
+    if (!eq || ((size_t)(eq - arg) == strlen(want) && strncmp(arg, want, (size_t)(eq - arg)) == 0))
+        return ST_OK;
+    char names[1024] = "";
+    size_t len = 0;
+    for (uint32_t k = 0; k < p->g->n_inputs && len < sizeof names; k++) {
+        int data = 0;
+        for (int i = 0; i < p->n_in; i++)
+            data |= p->in[i].t == p->g->inputs[k] && p->in[i].kind == DC_FEED_DATA;
+        if (data)
+            len += (size_t)snprintf(names + len, sizeof names - len, "%s'%s'", len ? ", " : "",
+                                    p->g->t[p->g->inputs[k]].name);
+    }
+    return diag_set(d, ST_ERR_INVALID, "--input %.*s: the model has no such input (its input: %s)",
+                    (int)(eq - arg), arg, names);
+}
+
 static int run_dir(const char *dir, const struct run_args *a, struct diag *d)
 {
     struct ir_value in = {0}, *mv = NULL, *outs = NULL, *vals = NULL;
@@ -153,6 +174,8 @@ static int run_dir(const char *dir, const struct run_args *a, struct diag *d)
         st = dc_build_masked(x.h, &x.c, x.sites, x.ns, x.fac, x.nf, &p, d);
         x.h = NULL; /* the program owns the graph now */
     }
+    if (!st)
+        st = check_input_name(&p, a->input, d);
     if (!st && (!(vals = calloc((size_t)p.n_st + 2, sizeof *vals)) ||
                 !(bufs = calloc((size_t)p.n_st + 1, sizeof *bufs))))
         st = diag_set(d, ST_ERR_NOMEM, "out of memory");

@@ -9,9 +9,11 @@ onnx.helper, run in onnxruntime and in `pdc run`, and every output compared.
 Not a test itself (no test_ prefix), so the CMake glob does not pick it up.
 """
 import argparse
+import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -253,3 +255,23 @@ def check_outputs(res, case, got, want, rtol=RTOL, atol=ATOL):
         res.check(f"{case}/{name}", ok, msg, msg)
         all_ok &= ok
     return all_ok
+
+
+def malformed_dir(src, dst, item):
+    """A copy of decomposition folder src at dst whose components.safetensors declares
+    `item` with its two dims swapped (the byte count still matches, so only a shape check
+    sees it); any eval.json is left out."""
+    import shutil
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("eval.json"))
+    path = os.path.join(dst, "components.safetensors")
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    shape = header[item]["shape"]
+    assert len(shape) == 2 and shape[0] != shape[1], shape
+    header[item]["shape"] = [shape[1], shape[0]]
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + raw[8 + n:])

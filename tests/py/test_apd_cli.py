@@ -3,6 +3,7 @@
 tied TMS 5-2 model): the files and their layout (C components of m columns per
 site), the resolved APD keys, --resume ending bit-identical, the APD eval report
 (reconstruction under all/top-k/no components, MMCS/ML2R next to the paper's),
+the flat lr/lr_schedule/lr_warmup_pct spelling, a malformed factor refused by eval,
 and bad configs refused with an error naming the key.
 
 Run by CTest as: .venv/bin/python tests/py/test_apd_cli.py --pdc PATH
@@ -10,7 +11,7 @@ Run by CTest as: .venv/bin/python tests/py/test_apd_cli.py --pdc PATH
 import json
 import os
 
-from common import Results, TempDir, np, parse_args, run_pdc
+from common import Results, TempDir, malformed_dir, np, parse_args, run_pdc
 from test_decompose_cli import MODEL, check_resume, decompose, read_safetensors
 
 CONFIG = """\
@@ -102,6 +103,18 @@ def check_eval(args, res, out):
               p.returncode != 0 and "APD decomposition" in p.stderr, p.stderr)
 
 
+def check_malformed_eval(args, res, tmp, out):
+    """The tied use's U (not a program state, so only eval reads it) with a wrong shape."""
+    bad = os.path.join(tmp, "bad_shape")
+    malformed_dir(out, bad, "W@1.U")
+    p = run_pdc(args.pdc, ["eval", bad])
+    res.check("eval refuses a malformed W@1.U, naming it and the DIR",
+              p.returncode not in (0, None) and "W@1.U" in p.stderr and bad in p.stderr
+              and "[15, 5]" in p.stderr, p.stderr)
+    res.check("eval of a malformed DIR writes no eval.json",
+              not os.path.exists(os.path.join(bad, "eval.json")), "written")
+
+
 def check_defaults(args, res, tmp):
     out = os.path.join(tmp, "defaults")
     p = run_pdc(args.pdc, [MODEL, "-o", out, "--method", "apd", "--steps", "3", "--batch", "64",
@@ -114,6 +127,23 @@ def check_defaults(args, res, tmp):
               and cfg["lr_schedule"]["start_val"] == 0.03, str(cfg))
     t = read_safetensors(os.path.join(out, "components.safetensors"))
     res.check("m defaults to min(d_in, d_out)", t["W.V"].shape == (5, 8), str(t["W.V"].shape))
+
+
+def check_flat_schedule(args, res, tmp):
+    """the APD code's flat lr / lr_schedule / lr_warmup_pct spelling is read"""
+    path = os.path.join(tmp, "flat.yaml")
+    with open(path, "w") as f:
+        f.write(CONFIG.replace("lr_schedule: {start_val: 3.0e-2, fn_type: constant, "
+                               "warmup_pct: 0.05, final_val_frac: 1.0}",
+                               "lr: 0.01\nlr_schedule: cosine\nlr_warmup_pct: 0.1")
+                .replace("steps: 60", "steps: 3"))
+    out = os.path.join(tmp, "flat")
+    p = run_pdc(args.pdc, [MODEL, "-o", out, "--config", path])
+    if not res.check("flat lr_schedule: cosine runs", p.returncode == 0, p.stderr):
+        return
+    lr = json.load(open(os.path.join(out, "decomposition.json")))["config"]["lr_schedule"]
+    res.check("flat keys: lr, cosine, lr_warmup_pct", lr["start_val"] == 0.01
+              and lr["fn_type"] == "cosine" and lr["warmup_pct"] == 0.1, str(lr))
 
 
 def check_errors(args, res, tmp):
@@ -132,6 +162,13 @@ def check_errors(args, res, tmp):
          base + "loss_metric_configs:\n  - {classname: \"StochasticReconLoss\", coeff: 1.0}\n",
          "loss_metric_configs"),
         ("unknown key", base + "topk_typo: 3\n", "topk_typo"),
+        ("topk huge", base.replace("topk: 0.211", "topk: 1e300"), "topk"),
+        ("topk more than C", base.replace("topk: 0.211", "topk: 6"), "more than C = 5"),
+        ("lr_warmup_pct out of [0, 1)", base + "lr_warmup_pct: 1.5\n", "lr_warmup_pct"),
+        ("an APD schedule pdc lacks", base.replace(
+            "lr_schedule: {start_val: 3.0e-2, fn_type: constant, warmup_pct: 0.05, "
+            "final_val_frac: 1.0}", "lr: 0.03\nlr_schedule: exponential"),
+         "constant, linear, cosine"),
     ]
     for what, text, needle in cases:
         path = os.path.join(tmp, "bad.yaml")
@@ -154,7 +191,9 @@ def main():
         if full:
             check_resume(args, res, tmp, full)
             check_eval(args, res, full)
+            check_malformed_eval(args, res, tmp, full)
         check_defaults(args, res, tmp)
+        check_flat_schedule(args, res, tmp)
         check_errors(args, res, tmp)
     res.finish()
 

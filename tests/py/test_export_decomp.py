@@ -2,8 +2,9 @@
 checked in onnxruntime, on five targets decomposed here in a few steps: the
 TMS 5-2 toy (one weight used twice, the second time through a Transpose), the
 residual MLP toy (two sites on a residual stream), the tiny LM (`pdc toy tiny-lm`, symbolic batch and sequence, shared-MLP CI) and a
-small CNN built here (two Conv sites and a Gemm site, per-component MLP CI) and
-an embedding model built here (a Gather site and a W·x site).
+small CNN built here (two Conv sites and a Gemm site, per-component MLP CI), an
+embedding model built here (a Gather site and a W·x site) and a model whose Split
+feeds a site through its second output.
 
   factorised  masks = 1 reproduces the source model (onnxruntime vs onnxruntime);
               inputs/outputs/opset unchanged, masks are initializer-backed inputs;
@@ -19,7 +20,8 @@ an embedding model built here (a Gather site and a W·x site).
   roundtrip   `pdc run` of an exported model gives onnxruntime's outputs
   edit        --edit/--write-vector/--scale writes W − v_c u_cᵀ + v_c (α w/‖w‖)ᵀ
   external    --external-threshold writes external data that onnxruntime reads
-  errors      unknown site, component out of range, bad .npy, missing DIR file:
+  errors      unknown site, component out of range, bad .npy, missing DIR file,
+              `pdc run DIR --input NAME=..` with an unknown NAME, an L3D DIR:
               non-zero exit, the message names it, nothing written
 
 Max relative errors (max |a − b| / max |b|) are printed per check.
@@ -192,6 +194,41 @@ def cnn_fixture(args, tmp):
     return p, src, d, {"x": r.rand(3, 2, 6, 6).astype(np.float32)}
 
 
+SPLIT_CFG = CNN_CFG.replace("""  - {module_pattern: "conv*", C: 6}
+  - {module_pattern: "fc", C: 5}""", """  - {module_pattern: "W1", C: 5}
+  - {module_pattern: "W2", C: 4}""")
+
+
+def split_fixture(args, tmp):
+    """x [batch, 4] → MatMul(W1) → Split into [4, 4] → the second half → Relu → MatMul(W2),
+    the first half → MatMul(V) (no site), y = sum: site W2's input leaves the Split through
+    its second output, so the ci form must copy the Split into the clean forward"""
+    r = np.random.RandomState(7)
+    inits = [common.init("W1", (r.randn(4, 8) * 0.5).astype(np.float32)),
+             common.init("W2", (r.randn(4, 3) * 0.5).astype(np.float32)),
+             common.init("V", (r.randn(4, 3) * 0.5).astype(np.float32)),
+             common.init("halves", np.array([4, 4], np.int64))]
+    nodes = [helper.make_node("MatMul", ["x", "W1"], ["h"], name="in"),
+             helper.make_node("Split", ["h", "halves"], ["a", "b"], name="split", axis=1),
+             helper.make_node("Relu", ["b"], ["rb"], name="relu"),
+             helper.make_node("MatMul", ["rb", "W2"], ["y2"], name="out"),
+             helper.make_node("MatMul", ["a", "V"], ["y1"], name="side"),
+             helper.make_node("Add", ["y1", "y2"], ["y"], name="sum")]
+    g = helper.make_graph(nodes, "split",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+                          inits)
+    src = os.path.join(tmp, "split.onnx")
+    onnx.save(common.make_model(g, opset=17), src)
+    data = os.path.join(tmp, "split_data.npy")
+    np.save(data, r.rand(32, 4).astype(np.float32))
+    cfg = os.path.join(tmp, "split.yaml")
+    open(cfg, "w").write(SPLIT_CFG)
+    d = os.path.join(tmp, "split")
+    p = run_pdc(args.pdc, [src, "-o", d, "--config", cfg, "--data", data])
+    return p, src, d, {"x": r.rand(5, 4).astype(np.float32)}
+
+
 EMB_CFG = """\
 seed: 2
 steps: 6
@@ -275,7 +312,7 @@ def site_list(d):
 
 
 def mask_shape(feeds, name, C, fx):
-    """the site's mask shape [pos.., C]: rows of x (TMS, residual MLP), [batch, seq] (LM),
+    """the site's mask shape [pos.., C]: rows of x (TMS, residual MLP, Split), [batch, seq] (LM),
     [N, H', W'] of the conv outputs (CNN)"""
     x = next(iter(feeds.values()))
     if fx == "emb":
@@ -283,7 +320,7 @@ def mask_shape(feeds, name, C, fx):
     if fx == "cnn":
         return (x.shape[0], 6, 6, C) if name == "conv1" else (x.shape[0], 2, 2, C) \
             if name == "conv2" else (x.shape[0], C)
-    return tuple(x.shape[:-1] if fx in ("tms", "resid") else x.shape) + (C,)
+    return tuple(x.shape[:-1] if fx in ("tms", "resid", "split") else x.shape) + (C,)
 
 
 def check_factorised(args, res, tmp, fx, src, d, feeds):
@@ -487,6 +524,30 @@ def check_errors(args, res, tmp, d):
     for f in ("decomposition.json", "config.yaml"):
         open(os.path.join(broken, f), "w").write(open(os.path.join(d, f)).read())
     check_error(args, res, "missing DIR file", broken, [], ["components.safetensors"], tmp)
+    xin, out = os.path.join(tmp, "in_x.npy"), os.path.join(tmp, "in_out.npz")
+    np.save(xin, np.zeros((2, 5), np.float32))
+    p = run_pdc(args.pdc, ["run", d, "--input", f"nope={xin}", "-o", out])
+    res.check("error: pdc run DIR --input with an unknown name",
+              p.returncode not in (0, None) and "nope" in p.stderr and "'x'" in p.stderr
+              and not os.path.exists(out), f"rc {p.returncode}: {p.stderr[-300:]}")
+
+
+def check_l3d_refused(args, res, tmp):
+    """an L3D DIR (no V/U per site): export and `pdc run DIR` refuse it by name"""
+    src, d = os.path.join(tmp, "l3d.onnx"), os.path.join(tmp, "l3d")
+    p = run_pdc(args.pdc, ["toy", "l3d-tms", "-o", src, "--steps", "10"])
+    if p.returncode == 0:
+        p = run_pdc(args.pdc, [src, "-o", d, "--config", os.path.join(ROOT, "configs",
+                                                                      "l3d-tms.yaml"),
+                               "--steps", "2"])
+    if not res.check("l3d: decomposition made", p.returncode == 0, p.stderr[-300:]):
+        return
+    check_error(args, res, "export of an L3D DIR", d, [], ["L3D decomposition"], tmp)
+    xin, out = os.path.join(tmp, "l3d_x.npy"), os.path.join(tmp, "l3d_out.npz")
+    np.save(xin, np.zeros((2, 5), np.float32))
+    p = run_pdc(args.pdc, ["run", d, "--input", xin, "-o", out])
+    res.check("error: pdc run of an L3D DIR", p.returncode not in (0, None)
+              and "L3D decomposition" in p.stderr and not os.path.exists(out), p.stderr[-300:])
 
 
 def main():
@@ -494,7 +555,8 @@ def main():
     res = Results(args.only)
     with TempDir(keep=args.keep) as tmp:
         for fx, make in (("tms", tms_fixture), ("resid", resid_fixture), ("lm", lm_fixture),
-                         ("cnn", cnn_fixture), ("emb", emb_fixture)):
+                         ("cnn", cnn_fixture), ("emb", emb_fixture),
+                         ("split", split_fixture)):
             p, src, d, feeds = make(args, tmp)
             if not res.check(f"{fx}: decomposition made", p.returncode == 0 and d, p.stderr[-400:]):
                 continue
@@ -508,6 +570,7 @@ def main():
             if fx == "lm":
                 check_edit(args, res, tmp, src, d, feeds)
                 check_external(args, res, tmp, d, feeds)
+        check_l3d_refused(args, res, tmp)
     return res.finish()
 
 
