@@ -4,7 +4,9 @@
  * every selected parameter tensor. For the uses pdc differentiates per sample a
  * tensor's gradient is a sum of outer products over the positions t of sample i:
  *   matrix W [p, q] read as y = x·W:  G_i = Σ_t x_{i,t} ⊗ δ_{i,t}   (δ = ∂D/∂y)
- *   bias b [q] read as y = z + b:     G_i = Σ_t δ_{i,t}
+ *   Gemm y = α x·W (+ β c):           G_i = α x_i ⊗ δ_i; with transB (W [q', p'] read as
+ *                                     x·Wᵀ) the factors swap: G_i = α δ_i ⊗ x_i
+ *   bias b [q] read as y = z + b:     G_i = Σ_t δ_{i,t} (Gemm's C: β Σ δ)
  * so a tensor keeps the two factors L [B, T, p], R [B, T, q] (a bias: the summed
  * δ [B, q]) and never the [B, p, q] gradient itself (l3d_project).
  *
@@ -25,6 +27,8 @@ enum { L3D_CORE, L3D_F0, L3D_F1, L3D_NPIECE }; /* piece slots of one role */
 
 struct l3d_use {
     uint32_t act, out; /* matrix: the MatMul's x and y; bias: the Add's output (act unused) */
+    int swap;          /* Gemm transB: δ is the factor along W's first mode, x the second */
+    double scale;      /* Gemm's alpha (matrix) or beta (bias); 1 otherwise */
 };
 
 struct l3d_param {

@@ -2,7 +2,7 @@
  * the paper's behind the config's l3d keys, §11.13).
  * needs: a compiled inference graph whose samples do not interact (row i of every
  *   output depends on row i of the input only) and whose selected float
- *   initializers are read as x·W by MatMul or added as a bias by Add.
+ *   initializers are read as x·W by MatMul, as Gemm's B or C, or added as a bias by Add.
  * guarantees: a finished program (dc_finish).
  *   init   V_out normalised (§8.5), V_in := V_out (§8.6); one step
  *   train  r_i ~ U{0..B−1}; D = Σ_i D(f(x_i), sg(f(x_{r_i}))); δ = ∂D/∂(each use's
@@ -61,30 +61,49 @@ static struct l3d_param *param_of(struct l3d *l, uint32_t w)
     return p;
 }
 
-/* one read of a selected tensor: y = x·W (MatMul, W second) or y = z + b (Add, b 1-D and
- * the sum's last dim); anything else has no per-sample rule here: an error naming it */
-static int add_use(struct l3d *l, const struct ir_node *n, int k)
+/* does node n read its input k (tensor W) in a way with a per-sample rule?
+ *   MatMul  y = x·W, W second and 2-D, the batch leading
+ *   Gemm    y = α x·op(W) + β C: W as B (either transB) or a 1-D C; not transA (the
+ *           samples would be A's columns)
+ *   Add     y = z + b, b 1-D along the sum's last dim and only broadcast by the Add */
+static int readable(const struct l3d *l, const struct ir_node *n, int k)
 {
     const struct ir_graph *g = l->cx.g;
-    uint32_t w = n->in[k], out = n->out[0];
-    const struct ir_tensor *W = &g->t[w], *y = &g->t[out];
-    int ok = 0;
-    if (n->op == IR_OP_MatMul && k == 1 && W->rank == 2)
-        ok = g->t[n->in[0]].rank >= 2 && y->dims[0] == l->B;
-    else if (n->op == IR_OP_Add && W->rank == 1)
-        ok = y->rank >= 2 && y->dims[0] == l->B && y->dims[y->rank - 1] == W->dims[0] &&
-             ir_numel(y) == ir_numel(&g->t[n->in[1 - k]]);
-    if (!ok)
+    const struct ir_tensor *W = &g->t[n->in[k]], *y = &g->t[n->out[0]];
+    if (y->rank < 2 || y->dims[0] != l->B)
+        return 0;
+    if (n->op == IR_OP_MatMul)
+        return k == 1 && W->rank == 2 && g->t[n->in[0]].rank >= 2;
+    if (n->op == IR_OP_Gemm && ir_attr_int(n, "transA", 0) == 0)
+        return (k == 1 && W->rank == 2) ||
+               (k == 2 && W->rank == 1 && y->dims[y->rank - 1] == W->dims[0]);
+    if (n->op == IR_OP_Add)
+        return W->rank == 1 && y->dims[y->rank - 1] == W->dims[0] &&
+               ir_numel(y) == ir_numel(&g->t[n->in[1 - k]]);
+    return 0;
+}
+
+/* one read of a selected tensor (readable above); anything else: an error naming it */
+static int add_use(struct l3d *l, const struct ir_node *n, int k)
+{
+    const struct ir_tensor *W = &l->cx.g->t[n->in[k]];
+    if (!readable(l, n, k))
         return fail(l, ST_ERR_UNSUPPORTED, "l3d: parameter '%s' is read by a %s node in a way "
-                    "pdc has no per-sample gradient rule for (it covers x·W MatMuls and bias "
-                    "Adds over a batch; select tensors with --sites)", W->name, ir_ops[n->op].name);
-    struct l3d_param *p = param_of(l, w);
+                    "pdc has no per-sample gradient rule for (it covers x·W MatMuls, Gemm "
+                    "weights and biases, and bias Adds over a batch; select tensors with "
+                    "--sites)", W->name, ir_ops[n->op].name);
+    /* transB swaps the factors; alpha scales a matrix's gradient, beta the bias's */
+    int gemm = n->op == IR_OP_Gemm;
+    struct l3d_use u = {n->op == IR_OP_Add ? IR_NONE : n->in[0], n->out[0],
+                        gemm && k == 1 && ir_attr_int(n, "transB", 0) != 0,
+                        !gemm ? 1.0 : ir_attr_float(n, k == 1 ? "alpha" : "beta", 1.0)};
+    struct l3d_param *p = param_of(l, n->in[k]);
     if (!p)
         return l->cx.b.err;
     if (p->nuses == L3D_MAX_USES)
         return fail(l, ST_ERR_UNSUPPORTED, "l3d: parameter '%s' has more than 8 uses%s", W->name,
                     "");
-    p->use[p->nuses++] = (struct l3d_use){n->op == IR_OP_MatMul ? n->in[0] : IR_NONE, out};
+    p->use[p->nuses++] = u;
     return ST_OK;
 }
 
@@ -309,11 +328,15 @@ static int per_sample_factors(struct l3d *l)
         int64_t q = p->rank == 2 ? p->dims[1] : p->dims[0];
         static const int64_t ax1[1] = {1};
         for (int u = 0; u < p->nuses; u++, n++) {
-            Rs[u] = l3d_rows3(b, grad[n], l->B, q);
-            if (p->rank == 2)
-                Ls[u] = l3d_rows3(b, p->use[u].act, l->B, p->dims[0]);
-            else
-                Rs[u] = bld_reduce(b, IR_OP_ReduceSum, Rs[u], 1, ax1, 0);
+            const struct l3d_use *us = &p->use[u];
+            uint32_t dl = us->scale == 1.0 ? grad[n] : bld_mul(b, grad[n], bld_f32(b, us->scale));
+            if (p->rank == 1) {
+                Rs[u] = bld_reduce(b, IR_OP_ReduceSum, l3d_rows3(b, dl, l->B, q), 1, ax1, 0);
+                continue;
+            }
+            uint32_t first = us->swap ? dl : us->act, second = us->swap ? us->act : dl;
+            Ls[u] = l3d_rows3(b, first, l->B, p->dims[0]);
+            Rs[u] = l3d_rows3(b, second, l->B, p->dims[1]);
         }
         if (p->rank == 2) {
             p->L = concat1(b, p->nuses, Ls);

@@ -1,5 +1,6 @@
-/* test_l3d.c — the L3D step (passes/objective_l3d.c, l3d_project.c) on a smooth
- * two-layer target with positions, x [B, NT, 3] → Tanh(x·W1 + b1)·W2 + b2:
+/* test_l3d.c — the L3D step (passes/objective_l3d.c, l3d_project.c) on two smooth
+ * two-layer targets: MatMul/Add with positions, x [B, NT, 3] → Tanh(x·W1 + b1)·W2 + b2,
+ * and Gemm, x [B, 3] → Gemm(Tanh(Gemm(x, W1t, b1, transB, α, β)), W2, b2, α', β'):
  *   - the per-sample gradient projection (A = V_in·G, and the loss built from
  *     projections) against the materialising oracle (G built, Ĝ subtracted), Tucker
  *     and CP;
@@ -16,8 +17,38 @@
 #define NT 3
 #define NV 3
 
+static int gemm_model; /* which target the tests build (0: MatMul/Add, 1: Gemm) */
+#define ROW (gemm_model ? 2 : NT * 2) /* output values per sample */
+
+static uint32_t gemm(struct ir_builder *b, uint32_t x, uint32_t w, uint32_t c, int tb,
+                     double alpha, double beta)
+{
+    struct ir_attr at[3] = {bld_attr_int("transB", tb), bld_attr_float("alpha", alpha),
+                            bld_attr_float("beta", beta)};
+    uint32_t in[3] = {x, w, c};
+    return bld_node(b, IR_OP_Gemm, 3, in, 3, at, 1, NULL);
+}
+
+/* weights as Gemm's B, transposed (W1t [4, 3]) and not (W2 [4, 2]), biases as its C, with
+ * alpha and beta away from 1 so that a missing scale shows */
+static int build_gemm_model(struct ir_graph **out, struct diag *d)
+{
+    struct ir_builder b;
+    struct ir_graph *g = new_graph(&b, d);
+    int64_t xd[2] = {B, 3}, w1[2] = {4, 3}, b1[1] = {4}, w2[2] = {4, 2}, b2[1] = {2};
+    uint32_t x = g_input(g, "x", IR_F32, 2, xd);
+    uint32_t h = bld_op1(&b, IR_OP_Tanh, gemm(&b, x, g_param(&b, "W1", 2, w1, 0.8),
+                                              g_param(&b, "b1", 1, b1, 0.5), 1, 0.7, 1.3));
+    uint32_t y = gemm(&b, h, g_param(&b, "W2", 2, w2, 0.8), g_param(&b, "b2", 1, b2, 0.5), 0,
+                      1.2, 0.6);
+    *out = g;
+    return finish_graph(g, &b, y, d);
+}
+
 static int build_model(struct ir_graph **out, struct diag *d)
 {
+    if (gemm_model)
+        return build_gemm_model(out, d);
     struct ir_builder b;
     struct ir_graph *g = new_graph(&b, d);
     int64_t xd[3] = {B, NT, 3}, w1[2] = {3, 4}, b1[1] = {4}, w2[2] = {4, 2}, b2[1] = {2};
@@ -142,11 +173,15 @@ static void model_y(struct ir_graph *g, float *y)
 {
     struct ir_value x = {.name = (char *)"x", .dtype = IR_F32, .rank = 3, .dims = {B, NT, 3},
                          .data = xdata, .nbytes = sizeof xdata};
+    if (gemm_model) { /* [B, 3]: the first B·3 values */
+        x.rank = 2, x.dims[1] = 3, x.dims[2] = 0;
+        x.nbytes = B * 3 * sizeof *xdata;
+    }
     struct ir_value *outs;
     int n;
     struct diag d = {0};
     CHECK(rt_run(g, &cg_ref, &x, 1, &outs, &n, &d) == ST_OK);
-    memcpy(y, outs[0].data, B * NT * 2 * sizeof *y);
+    memcpy(y, outs[0].data, (size_t)(B * ROW) * sizeof *y);
     for (int i = 0; i < n; i++)
         ir_value_free(&outs[i]);
     free(outs);
@@ -156,12 +191,12 @@ static void model_y(struct ir_graph *g, float *y)
 static double D_i(const float *y, const float *yr, int i)
 {
     double s = 0;
-    for (int e = 0; e < NT * 2; e++)
-        s += (double)y[i * NT * 2 + e] * ((double)y[i * NT * 2 + e] - (double)yr[e]) / (NT * 2);
+    for (int e = 0; e < ROW; e++)
+        s += (double)y[i * ROW + e] * ((double)y[i * ROW + e] - (double)yr[e]) / ROW;
     return s;
 }
 
-TEST(projection_matches_finite_differences)
+static void finite_differences(void)
 {
     struct rt_store s = {0};
     struct dc_prog p;
@@ -181,7 +216,7 @@ TEST(projection_matches_finite_differences)
     struct ir_graph *g;
     rng_state = 11;
     CHECK(build_model(&g, &d) == ST_OK);
-    float y0[B * NT * 2], yp[B * NT * 2], ym[B * NT * 2];
+    float y0[B * NT * 2], yp[B * NT * 2], ym[B * NT * 2]; /* ≥ B·ROW */
     model_y(g, y0);
     double A[B][NV] = {{0}}, v[16];
     static const char *const names[4] = {"W1", "b1", "W2", "b2"};
@@ -201,7 +236,7 @@ TEST(projection_matches_finite_differences)
             for (int k = 0; k < NV; k++) {
                 v_in(&s, names[j], k, p_, q, mat, v);
                 for (int i = 0; i < B; i++) {
-                    double gi = (D_i(yp, y0 + ref[i] * NT * 2, i) - D_i(ym, y0 + ref[i] * NT * 2, i)) /
+                    double gi = (D_i(yp, y0 + ref[i] * ROW, i) - D_i(ym, y0 + ref[i] * ROW, i)) /
                                 (2 * h);
                     A[i][k] += v[e] * gi;
                 }
@@ -218,10 +253,30 @@ TEST(projection_matches_finite_differences)
     rt_store_free(&s);
 }
 
+TEST(projection_matches_finite_differences) { finite_differences(); }
+
+/* Gemm: B with and without transB (the factors swap), C, alpha and beta */
+TEST(gemm_projection_matches_materialized)
+{
+    gemm_model = 1;
+    projection_vs_oracle(0);
+    projection_vs_oracle(1);
+    gemm_model = 0;
+}
+
+TEST(gemm_projection_matches_finite_differences)
+{
+    gemm_model = 1;
+    finite_differences();
+    gemm_model = 0;
+}
+
 static const struct test_case tests[] = {
     T(projection_matches_materialized_tucker),
     T(projection_matches_materialized_cp),
     T(projection_matches_finite_differences),
+    T(gemm_projection_matches_materialized),
+    T(gemm_projection_matches_finite_differences),
 };
 
 TEST_MAIN(tests)
