@@ -25,11 +25,15 @@
 #define IMPACT_RUNS 32       /* references averaged per impact (§8.9's n_j) */
 #define MAX_T 64
 
-/* one decomposed tensor's V_out pieces in the store */
+#define MAX_MODES 5
+
+/* one decomposed tensor's V_out pieces in the store: the Tucker core (absent for CP) and
+ * one factor [n, R_m, dim_m] per mode of the tensor (l3d.<name>.out.f<m>) */
 struct l3d_t {
     char name[256];
-    const struct rt_store_item *core, *f0, *f1;
-    int64_t nv, R0, R1, numel, dims[2];
+    const struct rt_store_item *core, *f[MAX_MODES];
+    int nmode;
+    int64_t nv, R[MAX_MODES], numel, dims[MAX_MODES];
 };
 
 static int find_tensors(struct rt_store *s, struct l3d_t *t, int *n, struct diag *d)
@@ -44,39 +48,51 @@ static int find_tensors(struct rt_store *s, struct l3d_t *t, int *n, struct diag
         memset(x, 0, sizeof *x);
         snprintf(x->name, sizeof x->name, "%.*s", (int)(len - 11), nm + 4);
         char k[300];
-        x->f0 = &s->items[i];
-        snprintf(k, sizeof k, "l3d.%s.out.f1", x->name);
-        x->f1 = rt_store_find(s, k);
         snprintf(k, sizeof k, "l3d.%s.out.core", x->name);
         x->core = rt_store_find(s, k);
-        x->nv = x->f0->dims[0];
-        x->R0 = x->f0->dims[1];
-        x->R1 = x->f1 ? x->f1->dims[1] : 1;
-        x->dims[0] = x->f0->dims[2];
-        x->dims[1] = x->f1 ? x->f1->dims[2] : 1;
-        x->numel = x->dims[0] * x->dims[1];
+        x->numel = 1;
+        for (int m = 0; m < MAX_MODES; m++) {
+            snprintf(k, sizeof k, "l3d.%s.out.f%d", x->name, m);
+            if (!(x->f[m] = rt_store_find(s, k)))
+                break;
+            x->nmode = m + 1;
+            x->R[m] = x->f[m]->dims[1];
+            x->dims[m] = x->f[m]->dims[2];
+            x->numel *= x->dims[m];
+        }
+        x->nv = x->f[0]->dims[0];
     }
     return *n ? ST_OK : diag_set(d, ST_ERR_INVALID, "no L3D factors in components.safetensors");
 }
 
-/* v_k of tensor t into out[numel]: Σ_{r,s} K[r,s] F0[r,:] ⊗ F1[s,:] (CP: K = I; bias: Σ_r K[r] F0[r,:]) */
+/* v_k of tensor t into out[numel] in the tensor's row-major layout: Σ over core entries
+ * (r_0..r_{d-1}) of K[k, r..] Π_m F_m[k, r_m, i_m] (CP: K the superdiagonal ones) */
 static void subnet_tensor(const struct l3d_t *t, int64_t k, float *out)
 {
-    const float *K = t->core ? t->core->data : NULL, *F0 = t->f0->data;
-    const float *F1 = t->f1 ? t->f1->data : NULL;
-    int64_t p = t->dims[0], q = t->dims[1];
+    int d = t->nmode;
+    int64_t ncore = 1;
+    for (int m = 0; m < d; m++)
+        ncore *= t->R[m];
     memset(out, 0, (size_t)t->numel * sizeof *out);
-    for (int64_t r = 0; r < t->R0; r++)
-        for (int64_t s = 0; s < (F1 ? t->R1 : 1); s++) {
-            double c = K ? (F1 ? K[(k * t->R0 + r) * t->R1 + s] : K[k * t->R0 + r]) : (r == s);
-            if (c == 0.0)
-                continue;
-            for (int64_t i = 0; i < p; i++) {
-                double a = c * (double)F0[(k * t->R0 + r) * p + i];
-                for (int64_t j = 0; j < q; j++)
-                    out[i * q + j] += (float)(a * (F1 ? (double)F1[(k * t->R1 + s) * q + j] : 1.0));
+    for (int64_t c = 0; c < ncore; c++) {
+        int64_t r[MAX_MODES], rest = c;
+        int diag = 1;
+        for (int m = d - 1; m >= 0; m--)
+            r[m] = rest % t->R[m], rest /= t->R[m];
+        for (int m = 1; m < d; m++)
+            diag &= r[m] == r[0];
+        double kc = t->core ? (double)((const float *)t->core->data)[k * ncore + c] : diag;
+        for (int64_t e = 0; kc != 0.0 && e < t->numel; e++) {
+            int64_t i = e;
+            double prod = kc;
+            for (int m = d - 1; m >= 0; m--) {
+                int64_t dim = t->f[m]->dims[2];
+                prod *= (double)((const float *)t->f[m]->data)[(k * t->R[m] + r[m]) * dim + i % dim];
+                i /= dim;
             }
+            out[e] += (float)prod;
         }
+    }
 }
 
 static double frob(const float *v, int64_t n)

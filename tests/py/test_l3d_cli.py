@@ -3,8 +3,10 @@ steps), `pdc MODEL -o DIR --method l3d --config …` (few steps), the DIR's file
 factor shapes, `pdc eval DIR` and `--impact` (impact.npy [batch, n_subnetworks]),
 `pdc intervene DIR --subnet k --delta 0.5 --data x.npy -o y.npz` against onnxruntime
 on the model whose tensors are moved in numpy to W + δ·v_k, v_k rebuilt from the
-stored Tucker factors (METHOD §8.3, §8.9), and bad l3d keys/values refused with an
-error naming the key, a non-zero exit and no DIR left behind.
+stored Tucker factors (METHOD §8.3, §8.9), bad l3d keys/values refused with an
+error naming the key, a non-zero exit and no DIR left behind; and a small Conv model
+(kernels of 4 modes, METHOD §8.3's Tucker form) run, evaluated and intervened on the same
+way.
 
 Run by CTest as: .venv/bin/python tests/py/test_l3d_cli.py --pdc PATH
 """
@@ -45,12 +47,13 @@ def write_cfg(tmp, name, extra=""):
 
 
 def subnet(t, name, k):
-    """v_k of one tensor from its V_out Tucker pieces (core, f0, f1)."""
-    core, f0 = t[f"l3d.{name}.out.core"][k], t[f"l3d.{name}.out.f0"][k]
-    f1 = t.get(f"l3d.{name}.out.f1")
-    if f1 is None:
-        return np.einsum("r,rq->q", core, f0)
-    return np.einsum("rs,rp,sq->pq", core, f0, f1[k])
+    """v_k of one tensor from its V_out Tucker pieces: the core and one factor per mode."""
+    v = t[f"l3d.{name}.out.core"][k]
+    m = 0
+    while f"l3d.{name}.out.f{m}" in t:  # contract the leading rank index, size to the end
+        v = np.tensordot(v, t[f"l3d.{name}.out.f{m}"][k], axes=([0], [0]))
+        m += 1
+    return v
 
 
 def check_toy(args, res, tmp):
@@ -155,6 +158,60 @@ def check_bad_configs(args, res, tmp, model):
                   f"{out} exists")
 
 
+def conv_model(path):
+    """x [N, 2, 5, 5] -> Conv(K1 [3, 2, 3, 3], b1, pad 1, stride 2) -> Relu -> Conv(K2 [2, 3, 2, 2], b2)"""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array((rng.standard_normal(s) * 0.5).astype(np.float32), n)
+             for n, s in (("K1", (3, 2, 3, 3)), ("b1", (3,)), ("K2", (2, 3, 2, 2)), ("b2", (2,)))]
+    nodes = [helper.make_node("Conv", ["x", "K1", "b1"], ["h0"], pads=[1, 1, 1, 1], strides=[2, 2]),
+             helper.make_node("Relu", ["h0"], ["h"]),
+             helper.make_node("Conv", ["h", "K2", "b2"], ["y"])]
+    g = helper.make_graph(nodes, "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 5, 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 2, 2])], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+
+
+def check_conv(args, res, tmp):
+    import onnx
+    from onnx import numpy_helper
+    model, out = os.path.join(tmp, "conv.onnx"), os.path.join(tmp, "convdir")
+    conv_model(model)
+    rng = np.random.default_rng(9)
+    data = os.path.join(tmp, "xc.npy")
+    np.save(data, rng.standard_normal((256, 2, 5, 5)).astype(np.float32))
+    cfg = write_cfg(tmp, "conv")
+    with open(cfg) as f:
+        text = f.read().replace("  rank: 1\n", "  rank: 2\n")  # kernels of rank 2 per mode
+    with open(cfg, "w") as f:
+        f.write(text)
+    p = run_pdc(args.pdc, [model, "-o", out, "--config", cfg, "--steps", "16", "--data", data])
+    if not res.check("conv: l3d run exits 0", p.returncode == 0, p.stderr):
+        return
+    t = read_safetensors(os.path.join(out, "components.safetensors"))
+    res.check("conv: a kernel has a core [n, R, R, R, R] and 4 factors",
+              t["l3d.K1.out.core"].shape == (NV, 2, 2, 2, 2)
+              and t["l3d.K1.out.f3"].shape == (NV, 2, 3) and "l3d.K1.out.f4" not in t,
+              str({k: v.shape for k, v in t.items() if k.startswith("l3d.K1.out")}))
+    p = run_pdc(args.pdc, ["eval", out, "--data", data])
+    res.check("conv: eval exits 0", p.returncode == 0, p.stderr)
+    x = rng.standard_normal((8, 2, 5, 5)).astype(np.float32)
+    xp, yp = os.path.join(tmp, "xc8.npy"), os.path.join(tmp, "yc.npz")
+    np.save(xp, x)
+    p = run_pdc(args.pdc, ["intervene", out, "--subnet", "1", "--delta", "0.5", "--data", xp, "-o", yp])
+    if not res.check("conv: intervene exits 0", p.returncode == 0, p.stderr):
+        return
+    m = onnx.load(model)
+    for init in m.graph.initializer:
+        w = numpy_helper.to_array(init)
+        init.CopyFrom(numpy_helper.from_array((w + 0.5 * subnet(t, init.name, 1)).astype(np.float32),
+                                              init.name))
+    y, want = list(np.load(yp).values())[0], ort_run(m.SerializeToString(), x)
+    res.check("conv: intervene = onnxruntime on W + δ·v_k", np.allclose(y, want, rtol=1e-4, atol=1e-5),
+              f"max |diff| {np.abs(y - want).max()}")
+
+
 def main():
     args = parse_args(__doc__)
     need_onnx()
@@ -166,6 +223,7 @@ def main():
             check_eval(args, res, out)
             check_intervene(args, res, tmp, model, out, t)
         check_bad_configs(args, res, tmp, model)
+        check_conv(args, res, tmp)
     res.finish()
 
 
