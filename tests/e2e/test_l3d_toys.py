@@ -1,4 +1,5 @@
-"""L3D end to end on l3d-tms and l3d-tmcs (label slow; about 1 to 2 minutes on 2 cores).
+"""L3D end to end on l3d-tms, l3d-tmcs and l3d-square (label slow; about 2 minutes on 2
+idle cores).
 
 Trains each toy target with `pdc toy`, decomposes it with the shipped config
 (configs/l3d-*.yaml: the code's defaults of METHOD §8, 1000 epochs of 32 batches of 32)
@@ -9,6 +10,10 @@ and reads `pdc eval`'s eval.json. Measured at commit time against the paper (MET
   l3d-tmcs  (toy seed 1) recon 0.058                                  paper 0.064;
             coefficient Pearson r 0.921 (r² 0.85)                      paper "r²" 0.92 (an r)
             (the target's own rows vs A: 0.936; recovered rows vs the target's: min 0.970)
+  l3d-square (toy seed 0, 5 rank-2 CP subnetworks) recon 0.236         paper 0.32
+l3d-highrank is left out for time (2 minutes a rank); measured with its shipped config
+(rank 3) 0.128, with rank 1 0.126 and rank 5 0.129: rank 1 as good as rank 5, as the
+paper finds.
 The TMCS r is a property of the draw of A more than of L3D: a target with 5 hidden
 units holds only a rank-5 approximation of the 10×10 A (it matches A's truncated SVD),
 and the normalised subnetworks recover the target's rows, not their magnitudes. Over
@@ -74,15 +79,15 @@ def row_vs_target(model, out):
 
 fails = []
 with tempfile.TemporaryDirectory() as tmp:
-    for toy, seed, F in (("l3d-tms", 0, 5), ("l3d-tmcs", 1, 10)):
+    for toy, seed, F in (("l3d-tms", 0, 5), ("l3d-tmcs", 1, 10), ("l3d-square", 0, 5)):
         model, out = os.path.join(tmp, toy + ".onnx"), os.path.join(tmp, toy)
         run("toy", toy, "-o", model, "--seed", str(seed))
         run(model, "-o", out, "--config", os.path.join(root, "configs", toy + ".yaml"))
         print(run("eval", out))
         m = json.load(open(os.path.join(out, "eval.json")))["metrics"]
-        if m["l3d/probe_distinct_subnetworks"] != F:
+        if toy != "l3d-square" and m["l3d/probe_distinct_subnetworks"] != F:
             fails.append("%s: %s distinct subnetworks for %d features" % (toy, m["l3d/probe_distinct_subnetworks"], F))
-        limit = 0.30 if toy == "l3d-tms" else 0.10
+        limit = {"l3d-tms": 0.30, "l3d-tmcs": 0.10, "l3d-square": 0.45}[toy]
         if not m["l3d/recon_sq"] < limit:
             fails.append("%s: recon %.4f >= %.2f" % (toy, m["l3d/recon_sq"], limit))
         if toy == "l3d-tmcs":
