@@ -2,7 +2,8 @@
  * the paper's behind the config's l3d keys, §11.13).
  * needs: a compiled inference graph whose samples do not interact (row i of every
  *   output depends on row i of the input only) and whose selected float
- *   initializers are read as x·W by MatMul or added as a bias by Add.
+ *   initializers are read as x·W by MatMul, as Gemm's B or C, added as a bias by Add,
+ *   or are the kernel or bias of a Conv with one group.
  * guarantees: a finished program (dc_finish).
  *   init   V_out normalised (§8.5), V_in := V_out (§8.6); one step
  *   train  r_i ~ U{0..B−1}; D = Σ_i D(f(x_i), sg(f(x_{r_i}))); δ = ∂D/∂(each use's
@@ -32,8 +33,10 @@ static int selected(const struct dc_config *c, const struct ir_graph *g, uint32_
     const struct ir_tensor *x = &g->t[t];
     if (!(x->flags & IR_T_PARAM) || !x->data || x->dtype != IR_F32 || ir_numel(x) < 1)
         return 0;
+    /* without patterns: every weight tensor, but not the scalars a graph keeps as
+     * initializers (GELU's √2 and ½ in the X → X² toy): constants, not parameters */
     if (c->n_sites == 0)
-        return 1;
+        return x->rank > 0;
     for (int i = 0; i < c->n_sites; i++)
         if (fnmatch(c->sites[i].pattern, x->name, 0) == 0)
             return 1;
@@ -54,37 +57,65 @@ static struct l3d_param *param_of(struct l3d *l, uint32_t w)
     memset(p, 0, sizeof *p);
     p->w = w;
     snprintf(p->name, sizeof p->name, "%s", x->name);
-    p->rank = x->rank;
+    p->rank = x->rank == 1 ? 1 : 2;
+    p->nmode = x->rank;
     p->dims[0] = x->dims[0];
-    p->dims[1] = x->rank == 2 ? x->dims[1] : 0;
-    p->R[0] = p->R[1] = x->rank == 2 ? l->o->rank : l->o->bias_rank;
+    p->dims[1] = x->rank == 1 ? 0 : ir_numel(x) / x->dims[0];
+    for (int m = 0; m < x->rank; m++) {
+        p->kdims[m] = x->dims[m];
+        p->R[m] = x->rank == 1 ? l->o->bias_rank : l->o->rank;
+    }
     return p;
 }
 
-/* one read of a selected tensor: y = x·W (MatMul, W second) or y = z + b (Add, b 1-D and
- * the sum's last dim); anything else has no per-sample rule here: an error naming it */
-static int add_use(struct l3d *l, const struct ir_node *n, int k)
+/* does node n read its input k (tensor W) in a way with a per-sample rule?
+ *   MatMul  y = x·W, W second and 2-D, the batch leading
+ *   Gemm    y = α x·op(W) + β C: W as B (either transB) or a 1-D C; not transA (the
+ *           samples would be A's columns)
+ *   Add     y = z + b, b 1-D along the sum's last dim and only broadcast by the Add */
+static int readable(const struct l3d *l, const struct ir_node *n, int k)
 {
     const struct ir_graph *g = l->cx.g;
-    uint32_t w = n->in[k], out = n->out[0];
-    const struct ir_tensor *W = &g->t[w], *y = &g->t[out];
-    int ok = 0;
-    if (n->op == IR_OP_MatMul && k == 1 && W->rank == 2)
-        ok = g->t[n->in[0]].rank >= 2 && y->dims[0] == l->B;
-    else if (n->op == IR_OP_Add && W->rank == 1)
-        ok = y->rank >= 2 && y->dims[0] == l->B && y->dims[y->rank - 1] == W->dims[0] &&
-             ir_numel(y) == ir_numel(&g->t[n->in[1 - k]]);
-    if (!ok)
+    const struct ir_tensor *W = &g->t[n->in[k]], *y = &g->t[n->out[0]];
+    if (y->rank < 2 || y->dims[0] != l->B)
+        return 0;
+    if (n->op == IR_OP_MatMul)
+        return k == 1 && W->rank == 2 && g->t[n->in[0]].rank >= 2;
+    if (n->op == IR_OP_Gemm && ir_attr_int(n, "transA", 0) == 0)
+        return (k == 1 && W->rank == 2) ||
+               (k == 2 && W->rank == 1 && y->dims[y->rank - 1] == W->dims[0]);
+    if (n->op == IR_OP_Add)
+        return W->rank == 1 && y->dims[y->rank - 1] == W->dims[0] &&
+               ir_numel(y) == ir_numel(&g->t[n->in[1 - k]]);
+    if (n->op == IR_OP_Conv && ir_attr_int(n, "group", 1) == 1) /* groups: no matrix view */
+        return (k == 1 && W->rank >= 3 && W->rank <= L3D_MAX_MODES && W->rank == y->rank) ||
+               (k == 2 && W->rank == 1 && W->dims[0] == y->dims[1]);
+    return 0;
+}
+
+/* one read of a selected tensor (readable above); anything else: an error naming it */
+static int add_use(struct l3d *l, const struct ir_node *n, int k)
+{
+    const struct ir_tensor *W = &l->cx.g->t[n->in[k]];
+    if (!readable(l, n, k))
         return fail(l, ST_ERR_UNSUPPORTED, "l3d: parameter '%s' is read by a %s node in a way "
-                    "pdc has no per-sample gradient rule for (it covers x·W MatMuls and bias "
-                    "Adds over a batch; select tensors with --sites)", W->name, ir_ops[n->op].name);
-    struct l3d_param *p = param_of(l, w);
+                    "pdc has no per-sample gradient rule for (it covers x·W MatMuls, Gemm "
+                    "weights and biases, bias Adds, and ungrouped Conv kernels and biases over "
+                    "a batch; select tensors with --sites)", W->name, ir_ops[n->op].name);
+    /* transB swaps the factors (a Conv's kernel is [c_out, ..]: δ first); alpha scales a
+     * matrix's gradient, beta the bias's */
+    int gemm = n->op == IR_OP_Gemm, conv = n->op == IR_OP_Conv;
+    struct l3d_use u = {n->op == IR_OP_Add ? IR_NONE : n->in[0], n->out[0],
+                        conv || (gemm && k == 1 && ir_attr_int(n, "transB", 0) != 0),
+                        !gemm ? 1.0 : ir_attr_float(n, k == 1 ? "alpha" : "beta", 1.0),
+                        conv ? (uint32_t)(n - l->cx.g->n) + 1 : 0};
+    struct l3d_param *p = param_of(l, n->in[k]);
     if (!p)
         return l->cx.b.err;
     if (p->nuses == L3D_MAX_USES)
         return fail(l, ST_ERR_UNSUPPORTED, "l3d: parameter '%s' has more than 8 uses%s", W->name,
                     "");
-    p->use[p->nuses++] = (struct l3d_use){n->op == IR_OP_MatMul ? n->in[0] : IR_NONE, out};
+    p->use[p->nuses++] = u;
     return ST_OK;
 }
 
@@ -105,36 +136,32 @@ static int find_params(struct l3d *l)
 
 /* ---- the subnetwork pieces ------------------------------------------------------- */
 
+/* the CP form's fixed core: ones on the superdiagonal of [n, R, .., R] */
 static uint32_t cp_core(struct l3d *l, const struct l3d_param *p)
 {
-    int R = p->R[0];
-    int64_t dims[3] = {l->nv, R, R};
-    size_t n = (size_t)l->nv * (size_t)R * (size_t)(p->rank == 2 ? R : 1);
-    float *v = calloc(n, sizeof *v);
+    int R = p->R[0], d = p->nmode;
+    int64_t dims[1 + L3D_MAX_MODES] = {l->nv}, per = 1, diag = 0;
+    for (int m = 0; m < d; m++)
+        dims[1 + m] = R, per *= R, diag = diag * R + 1; /* stride of (r, r, .., r) */
+    float *v = calloc((size_t)(l->nv * per), sizeof *v);
     if (!v)
         return fail(l, ST_ERR_NOMEM, "out of memory%s%s", "", ""), IR_NONE;
     for (int k = 0; k < l->nv; k++)
         for (int r = 0; r < R; r++)
-            v[p->rank == 2 ? ((size_t)k * R + r) * R + r : (size_t)k * R + r] = 1.0f;
-    uint32_t t = bld_const(&l->cx.b, IR_F32, p->rank == 2 ? 3 : 2, dims, v);
+            v[k * per + r * diag] = 1.0f;
+    uint32_t t = bld_const(&l->cx.b, IR_F32, 1 + d, dims, v);
     free(v);
     return t;
 }
 
-/* "l3d.<tensor>.<in|out>.<core|f0|f1>": V_out ~ N(0, 1)/n_v (§8.6), V_in from the init step */
+/* "l3d.<tensor>.<in|out>.<core|f0|f1|..>": V_out ~ N(0, 1)/n_v (§8.6), V_in from the
+ * init step. The core [n, R_0, .., R_{d-1}], the factor of mode m [n, R_m, dim_m]. */
 static void declare_pieces(struct l3d *l, struct l3d_param *p)
 {
-    static const char *const role[2] = {"in", "out"}, *const piece[3] = {"core", "f0", "f1"};
-    int64_t nv = l->nv, R = p->R[0];
-    int64_t dims[3][3] = {{nv, R, R}, {nv, R, p->dims[0]}, {nv, R, p->dims[1]}};
-    int rk[3] = {3, 3, 3};
-    if (p->rank == 1) {
-        dims[1][2] = p->dims[0];
-        rk[0] = 2;
-    }
-    p->trained[L3D_CORE] = !l->o->cp;
-    p->trained[L3D_F0] = 1;
-    p->trained[L3D_F1] = p->rank == 2;
+    static const char *const role[2] = {"in", "out"};
+    int64_t nv = l->nv;
+    for (int s = 0; s < L3D_NPIECE; s++)
+        p->trained[s] = s == L3D_CORE ? !l->o->cp : s - L3D_F0 < p->nmode;
     for (int r = 0; r < 2; r++)
         for (int s = 0; s < L3D_NPIECE; s++) {
             p->piece[r][s] = IR_NONE;
@@ -143,9 +170,22 @@ static void declare_pieces(struct l3d *l, struct l3d_param *p)
                     p->piece[r][s] = cp_core(l, p);
                 continue;
             }
+            int64_t dims[1 + L3D_MAX_MODES] = {nv};
+            int rk = 3, m = s - L3D_F0;
+            if (s == L3D_CORE) {
+                for (int i = 0; i < p->nmode; i++)
+                    dims[1 + i] = p->R[i];
+                rk = 1 + p->nmode;
+            } else {
+                dims[1] = p->R[m];
+                dims[2] = p->kdims[m];
+            }
             char nm[300];
-            snprintf(nm, sizeof nm, "l3d.%s.%s.%s", p->name, role[r], piece[s]);
-            p->piece[r][s] = dc_state(&l->cx, nm, IR_F32, rk[s], dims[s],
+            if (s == L3D_CORE)
+                snprintf(nm, sizeof nm, "l3d.%s.%s.core", p->name, role[r]);
+            else
+                snprintf(nm, sizeof nm, "l3d.%s.%s.f%d", p->name, role[r], m);
+            p->piece[r][s] = dc_state(&l->cx, nm, IR_F32, rk, dims,
                                       r == L3D_OUT ? DC_INIT_NORMAL : DC_INIT_ZERO, 1.0 / nv,
                                       DC_TRAIN_COMPONENT);
         }
@@ -203,7 +243,9 @@ static void normalise(struct l3d *l, uint32_t (*pieces)[L3D_NPIECE], uint32_t (*
     uint32_t c = bld_op1(b, IR_OP_Sqrt, tot); /* code: √s_k; paper: ‖v_k‖ */
     for (int j = 0; j < l->np; j++) {
         const struct l3d_param *p = &l->p[j];
-        int np = p->trained[0] + p->trained[1] + p->trained[2];
+        int np = 0;
+        for (int s = 0; s < L3D_NPIECE; s++)
+            np += p->trained[s];
         uint32_t f = bld_add(b, bld_op2(b, IR_OP_Pow, c, bld_f32(b, 1.0 / np)),
                              bld_f32(b, L3D_EPS_NORM));
         for (int s = 0; s < L3D_NPIECE; s++) {
@@ -211,7 +253,7 @@ static void normalise(struct l3d *l, uint32_t (*pieces)[L3D_NPIECE], uint32_t (*
             if (!p->trained[s] || b->err)
                 continue;
             int r = b->g->t[pieces[j][s]].rank;
-            int64_t dims[3] = {l->nv, 1, 1};
+            int64_t dims[1 + L3D_MAX_MODES] = {l->nv, 1, 1, 1, 1, 1};
             out[j][s] = bld_div(b, pieces[j][s], bld_reshape(b, f, r, dims));
         }
     }
@@ -290,6 +332,39 @@ static uint32_t concat1(struct ir_builder *b, int n, const uint32_t *t)
     return bld_node(b, IR_OP_Concat, (uint32_t)n, t, 1, &ax, 1, NULL);
 }
 
+/* a Conv's [B, C, spatial..] as [B, spatial.., C] */
+static uint32_t channels_last(struct ir_builder *b, uint32_t t)
+{
+    int r = b->err ? 0 : b->g->t[t].rank;
+    int64_t perm[IR_MAX_RANK] = {0};
+    for (int i = 1; i < r; i++)
+        perm[i] = i + 1 < r ? i + 1 : 1;
+    return r ? bld_transpose(b, t, r, perm) : IR_NONE;
+}
+
+/* the patches a Conv kernel W [c_out, c_in, k..] meets, [B, spatial.., c_in·∏k]: the
+ * node's own Conv (pads, strides, dilations) with a one-hot kernel E [c_in·∏k, c_in, k..],
+ * E[e, e] = 1 in W's row-major order of (c_in, k..), so patch element e is what weight
+ * (c_out, e) multiplies. */
+static uint32_t conv_patches(struct l3d *l, const struct l3d_param *p, const struct l3d_use *u)
+{
+    struct ir_builder *b = &l->cx.b;
+    int64_t q = p->dims[1], dims[L3D_MAX_MODES] = {q};
+    for (int m = 1; m < p->nmode; m++)
+        dims[m] = p->kdims[m];
+    float *e = calloc((size_t)(q * q), sizeof *e);
+    if (!e)
+        return fail(l, ST_ERR_NOMEM, "out of memory%s%s", "", ""), IR_NONE;
+    for (int64_t i = 0; i < q; i++)
+        e[i * q + i] = 1.0f;
+    uint32_t E = bld_const(b, IR_F32, p->nmode, dims, e);
+    free(e);
+    const struct ir_node *n = &b->g->n[u->conv - 1];
+    uint32_t na = n->n_attr, in[2] = {u->act, E};
+    const struct ir_attr *at = n->attr; /* arena storage: stays put while nodes are added */
+    return channels_last(b, bld_node(b, IR_OP_Conv, 2, in, na, at, 1, NULL));
+}
+
 /* L, R2 per tensor from δ of each use (the samples do not mix, so ∂ΣD/∂y_i = ∂D_i/∂y_i) */
 static int per_sample_factors(struct l3d *l)
 {
@@ -309,11 +384,18 @@ static int per_sample_factors(struct l3d *l)
         int64_t q = p->rank == 2 ? p->dims[1] : p->dims[0];
         static const int64_t ax1[1] = {1};
         for (int u = 0; u < p->nuses; u++, n++) {
-            Rs[u] = l3d_rows3(b, grad[n], l->B, q);
-            if (p->rank == 2)
-                Ls[u] = l3d_rows3(b, p->use[u].act, l->B, p->dims[0]);
-            else
-                Rs[u] = bld_reduce(b, IR_OP_ReduceSum, Rs[u], 1, ax1, 0);
+            const struct l3d_use *us = &p->use[u];
+            uint32_t dl = us->scale == 1.0 ? grad[n] : bld_mul(b, grad[n], bld_f32(b, us->scale));
+            if (us->conv)
+                dl = channels_last(b, dl);
+            if (p->rank == 1) {
+                Rs[u] = bld_reduce(b, IR_OP_ReduceSum, l3d_rows3(b, dl, l->B, q), 1, ax1, 0);
+                continue;
+            }
+            uint32_t x = us->conv ? conv_patches(l, p, us) : us->act;
+            uint32_t first = us->swap ? dl : x, second = us->swap ? x : dl;
+            Ls[u] = l3d_rows3(b, first, l->B, p->dims[0]);
+            Rs[u] = l3d_rows3(b, second, l->B, p->dims[1]);
         }
         if (p->rank == 2) {
             p->L = concat1(b, p->nuses, Ls);

@@ -1,5 +1,7 @@
-/* test_l3d.c — the L3D step (passes/objective_l3d.c, l3d_project.c) on a smooth
- * two-layer target with positions, x [B, NT, 3] → Tanh(x·W1 + b1)·W2 + b2:
+/* test_l3d.c — the L3D step (passes/objective_l3d.c, l3d_project.c) on three smooth
+ * two-layer targets: MatMul/Add with positions, x [B, NT, 3] → Tanh(x·W1 + b1)·W2 + b2;
+ * Gemm, x [B, 3] → Gemm(Tanh(Gemm(x, W1t, b1, transB, α, β)), W2, b2, α', β'); and Conv,
+ * x [B, 2, 4, 4] → Conv(Tanh(Conv(x, K1, b1, stride 2, pad 1)), K2, b2, pad 1):
  *   - the per-sample gradient projection (A = V_in·G, and the loss built from
  *     projections) against the materialising oracle (G built, Ĝ subtracted), Tucker
  *     and CP;
@@ -16,8 +18,68 @@
 #define NT 3
 #define NV 3
 
+enum { MODEL_MATMUL, MODEL_GEMM, MODEL_CONV };
+static int model_kind; /* which target the tests build */
+#define ROW (model_kind == MODEL_GEMM ? 2 : model_kind == MODEL_CONV ? 18 : NT * 2) /* per sample */
+#define XN (B * 2 * 4 * 4) /* input values: the largest model's */
+#define YN (B * 18)
+
+static uint32_t gemm(struct ir_builder *b, uint32_t x, uint32_t w, uint32_t c, int tb,
+                     double alpha, double beta)
+{
+    struct ir_attr at[3] = {bld_attr_int("transB", tb), bld_attr_float("alpha", alpha),
+                            bld_attr_float("beta", beta)};
+    uint32_t in[3] = {x, w, c};
+    return bld_node(b, IR_OP_Gemm, 3, in, 3, at, 1, NULL);
+}
+
+/* weights as Gemm's B, transposed (W1t [4, 3]) and not (W2 [4, 2]), biases as its C, with
+ * alpha and beta away from 1 so that a missing scale shows */
+static int build_gemm_model(struct ir_graph **out, struct diag *d)
+{
+    struct ir_builder b;
+    struct ir_graph *g = new_graph(&b, d);
+    int64_t xd[2] = {B, 3}, w1[2] = {4, 3}, b1[1] = {4}, w2[2] = {4, 2}, b2[1] = {2};
+    uint32_t x = g_input(g, "x", IR_F32, 2, xd);
+    uint32_t h = bld_op1(&b, IR_OP_Tanh, gemm(&b, x, g_param(&b, "W1", 2, w1, 0.8),
+                                              g_param(&b, "b1", 1, b1, 0.5), 1, 0.7, 1.3));
+    uint32_t y = gemm(&b, h, g_param(&b, "W2", 2, w2, 0.8), g_param(&b, "b2", 1, b2, 0.5), 0,
+                      1.2, 0.6);
+    *out = g;
+    return finish_graph(g, &b, y, d);
+}
+
+static uint32_t conv(struct ir_builder *b, uint32_t x, uint32_t k, uint32_t c, int stride,
+                     int pad)
+{
+    int64_t st[2] = {stride, stride}, pd[4] = {pad, pad, pad, pad};
+    struct ir_attr at[2] = {bld_attr_ints("strides", 2, st), bld_attr_ints("pads", 4, pd)};
+    uint32_t in[3] = {x, k, c};
+    return bld_node(b, IR_OP_Conv, 3, in, 2, at, 1, NULL);
+}
+
+/* kernels of 4 modes (Tucker cores [n, R, R, R, R]) with stride and padding, so that the
+ * patches differ from a plain reshape of x */
+static int build_conv_model(struct ir_graph **out, struct diag *d)
+{
+    struct ir_builder b;
+    struct ir_graph *g = new_graph(&b, d);
+    int64_t xd[4] = {B, 2, 4, 4}, k1[4] = {3, 2, 3, 3}, b1[1] = {3}, k2[4] = {2, 3, 2, 2};
+    int64_t b2[1] = {2};
+    uint32_t x = g_input(g, "x", IR_F32, 4, xd);
+    uint32_t h = bld_op1(&b, IR_OP_Tanh, conv(&b, x, g_param(&b, "K1", 4, k1, 0.5),
+                                              g_param(&b, "b1", 1, b1, 0.5), 2, 1));
+    uint32_t y = conv(&b, h, g_param(&b, "K2", 4, k2, 0.5), g_param(&b, "b2", 1, b2, 0.5), 1, 1);
+    *out = g;
+    return finish_graph(g, &b, y, d);
+}
+
 static int build_model(struct ir_graph **out, struct diag *d)
 {
+    if (model_kind == MODEL_GEMM)
+        return build_gemm_model(out, d);
+    if (model_kind == MODEL_CONV)
+        return build_conv_model(out, d);
     struct ir_builder b;
     struct ir_graph *g = new_graph(&b, d);
     int64_t xd[3] = {B, NT, 3}, w1[2] = {3, 4}, b1[1] = {4}, w2[2] = {4, 2}, b2[1] = {2};
@@ -61,7 +123,7 @@ static void fill_store(const struct dc_prog *p, struct rt_store *s)
     }
 }
 
-static float xdata[B * NT * 3];
+static float xdata[XN];
 
 static void run(int cp, int materialize, struct rt_store *s, struct dc_prog *p,
                 struct rt_prog **rp, double *met)
@@ -94,7 +156,7 @@ static void projection_vs_oracle(int cp)
     struct dc_prog p0, p1;
     struct rt_prog *r0, *r1;
     double m0[8], m1[8];
-    for (int i = 0; i < B * NT * 3; i++)
+    for (int i = 0; i < XN; i++)
         xdata[i] = (float)rng_unif(-1, 1);
     run(cp, 0, &s, &p0, &r0, m0);
     run(cp, 1, &s, &p1, &r1, m1);
@@ -110,31 +172,33 @@ static void projection_vs_oracle(int cp)
 TEST(projection_matches_materialized_tucker) { projection_vs_oracle(0); }
 TEST(projection_matches_materialized_cp) { projection_vs_oracle(1); }
 
-/* Tucker v_k of tensor `name` (role in) from the store: [p·q] or [q] */
-static void v_in(struct rt_store *s, const char *name, int k, int64_t p, int64_t q, int mat,
-                 double *out)
+/* Tucker v_k of tensor t (role in, rank 2 in every mode) from the store, in t's own
+ * row-major layout: Σ over core entries (r_0..r_{d-1}) of K[k, r..] Π_m F_m[k, r_m, i_m] */
+static void v_in(struct rt_store *s, const struct ir_tensor *t, int k, double *out)
 {
     char nm[300];
-    snprintf(nm, sizeof nm, "l3d.%s.in.core", name);
+    int d = t->rank, ncore = 1 << d;
+    const float *F[4];
+    snprintf(nm, sizeof nm, "l3d.%s.in.core", t->name);
     const float *K = rt_store_find(s, nm)->data;
-    snprintf(nm, sizeof nm, "l3d.%s.in.f0", name);
-    const float *F0 = rt_store_find(s, nm)->data;
-    snprintf(nm, sizeof nm, "l3d.%s.in.f1", name);
-    const float *F1 = mat ? rt_store_find(s, nm)->data : NULL;
-    for (int64_t e = 0; e < p * q; e++)
+    for (int m = 0; m < d; m++) {
+        snprintf(nm, sizeof nm, "l3d.%s.in.f%d", t->name, m);
+        F[m] = rt_store_find(s, nm)->data;
+    }
+    for (int64_t e = 0; e < ir_numel(t); e++) {
+        int64_t idx[4], rest = e;
+        for (int m = d - 1; m >= 0; m--)
+            idx[m] = rest % t->dims[m], rest /= t->dims[m];
         out[e] = 0;
-    for (int r = 0; r < 2; r++)
-        for (int u = 0; u < (mat ? 2 : 1); u++)
-            for (int64_t i = 0; i < p; i++)
-                for (int64_t j = 0; j < q; j++) {
-                    if (!mat) {
-                        out[j] += (double)K[k * 2 + r] * (double)F0[(k * 2 + r) * q + j];
-                        continue;
-                    }
-                    out[i * q + j] += (double)K[(k * 2 + r) * 2 + u] *
-                                      (double)F0[(k * 2 + r) * p + i] *
-                                      (double)F1[(k * 2 + u) * q + j];
-                }
+        for (int c = 0; c < ncore; c++) {
+            double prod = (double)K[k * ncore + c];
+            for (int m = 0; m < d; m++) {
+                int r = (c >> (d - 1 - m)) & 1;
+                prod *= (double)F[m][(k * 2 + r) * t->dims[m] + idx[m]];
+            }
+            out[e] += prod;
+        }
+    }
 }
 
 /* y of the model with its initializers as they are now */
@@ -142,11 +206,19 @@ static void model_y(struct ir_graph *g, float *y)
 {
     struct ir_value x = {.name = (char *)"x", .dtype = IR_F32, .rank = 3, .dims = {B, NT, 3},
                          .data = xdata, .nbytes = sizeof xdata};
+    if (model_kind == MODEL_GEMM) { /* [B, 3]: the first B·3 values */
+        x.rank = 2, x.dims[1] = 3, x.dims[2] = 0;
+        x.nbytes = B * 3 * sizeof *xdata;
+    } else if (model_kind == MODEL_CONV) {
+        x.rank = 4, x.dims[1] = 2, x.dims[2] = x.dims[3] = 4;
+    } else {
+        x.nbytes = B * NT * 3 * sizeof *xdata;
+    }
     struct ir_value *outs;
     int n;
     struct diag d = {0};
     CHECK(rt_run(g, &cg_ref, &x, 1, &outs, &n, &d) == ST_OK);
-    memcpy(y, outs[0].data, B * NT * 2 * sizeof *y);
+    memcpy(y, outs[0].data, (size_t)(B * ROW) * sizeof *y);
     for (int i = 0; i < n; i++)
         ir_value_free(&outs[i]);
     free(outs);
@@ -156,19 +228,19 @@ static void model_y(struct ir_graph *g, float *y)
 static double D_i(const float *y, const float *yr, int i)
 {
     double s = 0;
-    for (int e = 0; e < NT * 2; e++)
-        s += (double)y[i * NT * 2 + e] * ((double)y[i * NT * 2 + e] - (double)yr[e]) / (NT * 2);
+    for (int e = 0; e < ROW; e++)
+        s += (double)y[i * ROW + e] * ((double)y[i * ROW + e] - (double)yr[e]) / ROW;
     return s;
 }
 
-TEST(projection_matches_finite_differences)
+static void finite_differences(void)
 {
     struct rt_store s = {0};
     struct dc_prog p;
     struct rt_prog *rp;
     double met[8];
     struct diag d = {0};
-    for (int i = 0; i < B * NT * 3; i++)
+    for (int i = 0; i < XN; i++)
         xdata[i] = (float)rng_unif(-1, 1);
     run(0, 0, &s, &p, &rp, met);
     int ref[B];
@@ -181,31 +253,30 @@ TEST(projection_matches_finite_differences)
     struct ir_graph *g;
     rng_state = 11;
     CHECK(build_model(&g, &d) == ST_OK);
-    float y0[B * NT * 2], yp[B * NT * 2], ym[B * NT * 2];
+    float y0[YN], yp[YN], ym[YN];
     model_y(g, y0);
-    double A[B][NV] = {{0}}, v[16];
-    static const char *const names[4] = {"W1", "b1", "W2", "b2"};
+    double A[B][NV] = {{0}}, v[NV][64];
+    static const char *const mats[4] = {"W1", "b1", "W2", "b2"}, *const convs[4] = {"K1", "b1", "K2", "b2"};
+    const char *const *names = model_kind == MODEL_CONV ? convs : mats;
     const double h = 1e-2;
     for (int j = 0; j < 4; j++) {
         uint32_t w = ir_tensor_find(g, names[j]);
         struct ir_tensor *t = &g->t[w];
-        int mat = t->rank == 2;
-        int64_t p_ = mat ? t->dims[0] : 1, q = mat ? t->dims[1] : t->dims[0];
-        for (int64_t e = 0; e < p_ * q; e++) {
+        for (int k = 0; k < NV; k++)
+            v_in(&s, t, k, v[k]);
+        for (int64_t e = 0; e < ir_numel(t); e++) {
             float *wv = t->data, keep = wv[e];
             wv[e] = keep + (float)h;
             model_y(g, yp);
             wv[e] = keep - (float)h;
             model_y(g, ym);
             wv[e] = keep;
-            for (int k = 0; k < NV; k++) {
-                v_in(&s, names[j], k, p_, q, mat, v);
+            for (int k = 0; k < NV; k++)
                 for (int i = 0; i < B; i++) {
-                    double gi = (D_i(yp, y0 + ref[i] * NT * 2, i) - D_i(ym, y0 + ref[i] * NT * 2, i)) /
+                    double gi = (D_i(yp, y0 + ref[i] * ROW, i) - D_i(ym, y0 + ref[i] * ROW, i)) /
                                 (2 * h);
-                    A[i][k] += v[e] * gi;
+                    A[i][k] += v[k][e] * gi;
                 }
-            }
         }
     }
     const float *At = rt_prog_buf(rp, tap(&p, "l3d.A"));
@@ -218,10 +289,48 @@ TEST(projection_matches_finite_differences)
     rt_store_free(&s);
 }
 
+TEST(projection_matches_finite_differences) { finite_differences(); }
+
+/* Gemm: B with and without transB (the factors swap), C, alpha and beta */
+TEST(gemm_projection_matches_materialized)
+{
+    model_kind = MODEL_GEMM;
+    projection_vs_oracle(0);
+    projection_vs_oracle(1);
+    model_kind = MODEL_MATMUL;
+}
+
+TEST(gemm_projection_matches_finite_differences)
+{
+    model_kind = MODEL_GEMM;
+    finite_differences();
+    model_kind = MODEL_MATMUL;
+}
+
+/* Conv: kernels of 4 modes read through patches, and Conv biases */
+TEST(conv_projection_matches_materialized)
+{
+    model_kind = MODEL_CONV;
+    projection_vs_oracle(0);
+    projection_vs_oracle(1);
+    model_kind = MODEL_MATMUL;
+}
+
+TEST(conv_projection_matches_finite_differences)
+{
+    model_kind = MODEL_CONV;
+    finite_differences();
+    model_kind = MODEL_MATMUL;
+}
+
 static const struct test_case tests[] = {
     T(projection_matches_materialized_tucker),
     T(projection_matches_materialized_cp),
     T(projection_matches_finite_differences),
+    T(gemm_projection_matches_materialized),
+    T(gemm_projection_matches_finite_differences),
+    T(conv_projection_matches_materialized),
+    T(conv_projection_matches_finite_differences),
 };
 
 TEST_MAIN(tests)

@@ -25,11 +25,15 @@
 #define IMPACT_RUNS 32       /* references averaged per impact (§8.9's n_j) */
 #define MAX_T 64
 
-/* one decomposed tensor's V_out pieces in the store */
+#define MAX_MODES 5
+
+/* one decomposed tensor's V_out pieces in the store: the Tucker core (absent for CP) and
+ * one factor [n, R_m, dim_m] per mode of the tensor (l3d.<name>.out.f<m>) */
 struct l3d_t {
     char name[256];
-    const struct rt_store_item *core, *f0, *f1;
-    int64_t nv, R0, R1, numel, dims[2];
+    const struct rt_store_item *core, *f[MAX_MODES];
+    int nmode;
+    int64_t nv, R[MAX_MODES], numel, dims[MAX_MODES];
 };
 
 static int find_tensors(struct rt_store *s, struct l3d_t *t, int *n, struct diag *d)
@@ -44,39 +48,51 @@ static int find_tensors(struct rt_store *s, struct l3d_t *t, int *n, struct diag
         memset(x, 0, sizeof *x);
         snprintf(x->name, sizeof x->name, "%.*s", (int)(len - 11), nm + 4);
         char k[300];
-        x->f0 = &s->items[i];
-        snprintf(k, sizeof k, "l3d.%s.out.f1", x->name);
-        x->f1 = rt_store_find(s, k);
         snprintf(k, sizeof k, "l3d.%s.out.core", x->name);
         x->core = rt_store_find(s, k);
-        x->nv = x->f0->dims[0];
-        x->R0 = x->f0->dims[1];
-        x->R1 = x->f1 ? x->f1->dims[1] : 1;
-        x->dims[0] = x->f0->dims[2];
-        x->dims[1] = x->f1 ? x->f1->dims[2] : 1;
-        x->numel = x->dims[0] * x->dims[1];
+        x->numel = 1;
+        for (int m = 0; m < MAX_MODES; m++) {
+            snprintf(k, sizeof k, "l3d.%s.out.f%d", x->name, m);
+            if (!(x->f[m] = rt_store_find(s, k)))
+                break;
+            x->nmode = m + 1;
+            x->R[m] = x->f[m]->dims[1];
+            x->dims[m] = x->f[m]->dims[2];
+            x->numel *= x->dims[m];
+        }
+        x->nv = x->f[0]->dims[0];
     }
     return *n ? ST_OK : diag_set(d, ST_ERR_INVALID, "no L3D factors in components.safetensors");
 }
 
-/* v_k of tensor t into out[numel]: Σ_{r,s} K[r,s] F0[r,:] ⊗ F1[s,:] (CP: K = I; bias: Σ_r K[r] F0[r,:]) */
+/* v_k of tensor t into out[numel] in the tensor's row-major layout: Σ over core entries
+ * (r_0..r_{d-1}) of K[k, r..] Π_m F_m[k, r_m, i_m] (CP: K the superdiagonal ones) */
 static void subnet_tensor(const struct l3d_t *t, int64_t k, float *out)
 {
-    const float *K = t->core ? t->core->data : NULL, *F0 = t->f0->data;
-    const float *F1 = t->f1 ? t->f1->data : NULL;
-    int64_t p = t->dims[0], q = t->dims[1];
+    int d = t->nmode;
+    int64_t ncore = 1;
+    for (int m = 0; m < d; m++)
+        ncore *= t->R[m];
     memset(out, 0, (size_t)t->numel * sizeof *out);
-    for (int64_t r = 0; r < t->R0; r++)
-        for (int64_t s = 0; s < (F1 ? t->R1 : 1); s++) {
-            double c = K ? (F1 ? K[(k * t->R0 + r) * t->R1 + s] : K[k * t->R0 + r]) : (r == s);
-            if (c == 0.0)
-                continue;
-            for (int64_t i = 0; i < p; i++) {
-                double a = c * (double)F0[(k * t->R0 + r) * p + i];
-                for (int64_t j = 0; j < q; j++)
-                    out[i * q + j] += (float)(a * (F1 ? (double)F1[(k * t->R1 + s) * q + j] : 1.0));
+    for (int64_t c = 0; c < ncore; c++) {
+        int64_t r[MAX_MODES], rest = c;
+        int diag = 1;
+        for (int m = d - 1; m >= 0; m--)
+            r[m] = rest % t->R[m], rest /= t->R[m];
+        for (int m = 1; m < d; m++)
+            diag &= r[m] == r[0];
+        double kc = t->core ? (double)((const float *)t->core->data)[k * ncore + c] : diag;
+        for (int64_t e = 0; kc != 0.0 && e < t->numel; e++) {
+            int64_t i = e;
+            double prod = kc;
+            for (int m = d - 1; m >= 0; m--) {
+                int64_t dim = t->f[m]->dims[2];
+                prod *= (double)((const float *)t->f[m]->data)[(k * t->R[m] + r[m]) * dim + i % dim];
+                i /= dim;
             }
+            out[e] += (float)prod;
         }
+    }
 }
 
 static double frob(const float *v, int64_t n)
@@ -99,6 +115,7 @@ struct l3d_eval {
     double *probe;           /* [F, nv] mean impact on the one-hot probe, or NULL */
     int64_t F;
     double coef_r;           /* Pearson r of the recovered coefficients (NAN: not a circuit toy) */
+    double coef_r_target;    /* the same r with the target's own rows of W_in·W_out: the ceiling */
 };
 
 static int build_eval(struct l3d_eval *e, int64_t batch, struct dc_prog *p, struct diag *d)
@@ -222,11 +239,50 @@ static const struct l3d_t *tensor_named(const struct l3d_eval *e, const char *na
     return NULL;
 }
 
+static double pearson(const double *x, const double *y, int64_t n)
+{
+    double mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
+    for (int64_t i = 0; i < n; i++)
+        mx += x[i] / (double)n, my += y[i] / (double)n;
+    for (int64_t i = 0; i < n; i++) {
+        sxy += (x[i] - mx) * (y[i] - my);
+        sxx += (x[i] - mx) * (x[i] - mx);
+        syy += (y[i] - my) * (y[i] - my);
+    }
+    return sxy / sqrt(sxx * syy + 1e-300);
+}
+
+/* the target's W_in·W_out [F, O] into T (NaN when the model has no such pair) */
+static void target_product(const struct l3d_eval *e, int64_t F, int64_t H, int64_t O, double *T)
+{
+    struct ir_graph *g;
+    struct diag d = {0};
+    T[0] = NAN;
+    if (pdc_compiled_model(e->model, &e->c, &g, &d))
+        return;
+    uint32_t wi = ir_tensor_find(g, "W_in"), wo = ir_tensor_find(g, "W_out");
+    if (wi != IR_NONE && wo != IR_NONE && g->t[wi].data && g->t[wo].data &&
+        ir_numel(&g->t[wi]) == F * H && ir_numel(&g->t[wo]) == H * O) {
+        const float *a = g->t[wi].data, *b = g->t[wo].data;
+        for (int64_t i = 0; i < F; i++)
+            for (int64_t j = 0; j < O; j++) {
+                double s = 0;
+                for (int64_t h = 0; h < H; h++)
+                    s += (double)a[i * H + h] * (double)b[h * O + j];
+                T[i * O + j] = s;
+            }
+    }
+    ir_graph_free(g);
+}
+
 /* METHOD §8.9, the notebook's recovery: M_k = W_in^(k)·W_out^(k); its row i* of largest
- * |row sum| against row i* of A, pooled over subnetworks: Pearson r */
+ * |row sum| against row i* of A, pooled over subnetworks: Pearson r. Next to it the same
+ * r for the target's own rows i* of W_in·W_out: a target with H < F hidden units holds
+ * only a rank-H approximation of A, so how well it does depends on the draw of A, and a
+ * decomposition can recover only what the target holds. */
 static int coefficients(struct l3d_eval *e, struct diag *d)
 {
-    e->coef_r = NAN;
+    e->coef_r = e->coef_r_target = NAN;
     const struct l3d_t *wi = tensor_named(e, "W_in"), *wo = tensor_named(e, "W_out");
     if (!e->coeffs[0] || access(e->coeffs, R_OK) != 0 || !wi || !wo)
         return ST_OK;
@@ -240,9 +296,12 @@ static int coefficients(struct l3d_eval *e, struct diag *d)
     int64_t nv = wi->nv, n = 0;
     float *a = malloc((size_t)(F * H) * sizeof *a), *b = malloc((size_t)(H * O) * sizeof *b);
     double *xs = malloc((size_t)(nv * O) * sizeof *xs), *ys = malloc((size_t)(nv * O) * sizeof *ys);
-    double *M = malloc((size_t)(F * O) * sizeof *M);
-    if (!st && (!a || !b || !xs || !ys || !M))
+    double *M = malloc((size_t)(F * O) * sizeof *M), *T = calloc((size_t)(F * O), sizeof *T);
+    double *ts = malloc((size_t)(nv * O) * sizeof *ts);
+    if (!st && (!a || !b || !xs || !ys || !M || !T || !ts))
         st = diag_set(d, ST_ERR_NOMEM, "out of memory");
+    if (!st)
+        target_product(e, F, H, O, T);
     for (int64_t k = 0; !st && k < nv; k++) {
         subnet_tensor(wi, k, a);
         subnet_tensor(wo, k, b);
@@ -263,20 +322,15 @@ static int coefficients(struct l3d_eval *e, struct diag *d)
         for (int64_t j = 0; j < O; j++, n++) {
             xs[n] = M[best * O + j];
             ys[n] = ((const float *)A.data)[best * O + j];
+            ts[n] = T[best * O + j];
         }
     }
     if (!st) {
-        double mx = 0, my = 0, sxy = 0, sxx = 0, syy = 0;
-        for (int64_t i = 0; i < n; i++)
-            mx += xs[i] / n, my += ys[i] / n;
-        for (int64_t i = 0; i < n; i++) {
-            sxy += (xs[i] - mx) * (ys[i] - my);
-            sxx += (xs[i] - mx) * (xs[i] - mx);
-            syy += (ys[i] - my) * (ys[i] - my);
-        }
-        e->coef_r = sxy / sqrt(sxx * syy + 1e-300);
+        e->coef_r = pearson(xs, ys, n);
+        if (!isnan(T[0]))
+            e->coef_r_target = pearson(ts, ys, n);
     }
-    free(a), free(b), free(xs), free(ys), free(M);
+    free(a), free(b), free(xs), free(ys), free(M), free(T), free(ts);
     if (A.data)
         ir_value_free(&A);
     return st;
@@ -378,6 +432,9 @@ static void print_report(const struct l3d_eval *e, const int *best, int distinct
         printf("coefficient recovery vs A (%s): Pearson r %.4f, r^2 %.4f   (paper: 0.92, "
                "which the notebook computes as r; METHOD §8.9)\n", e->coeffs, e->coef_r,
                e->coef_r * e->coef_r);
+    if (!isnan(e->coef_r_target))
+        printf("  the target's own rows of W_in·W_out vs A, same rows: r %.4f (what the "
+               "rank-limited target holds of this draw of A)\n", e->coef_r_target);
 }
 
 static void json_num(struct json_w *w, const char *k, double v)
@@ -406,6 +463,7 @@ static int write_json(const struct l3d_eval *e, const int *best, int distinct, s
     json_num(&w, "l3d/kept", e->kept);
     json_num(&w, "l3d/coef_pearson_r", e->coef_r);
     json_num(&w, "l3d/coef_r2", e->coef_r * e->coef_r);
+    json_num(&w, "l3d/coef_pearson_r_target", e->coef_r_target);
     json_key(&w, "l3d/probe_distinct_subnetworks");
     json_int(&w, e->probe ? distinct : -1);
     json_obj_end(&w);
