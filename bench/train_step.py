@@ -307,7 +307,11 @@ def report(res):
                 print(f"  {n:<12} {k:<36} pdc {p0[k]:>12.5g}  torch {t0[k]:>12.5g}  "
                       f"ratio {p0[k] / t0[k] if t0[k] else float('nan'):.3f}")
     print()
-    print("numbers are noisy: a 2-core machine shared with other jobs (run under nice -n 10).")
+    print("GFLOP/s counts the PyTorch step's GEMMs; pdc's program may do fewer or "
+          "cheaper ones (how many is not counted here), so a share above 100 % is possible, as "
+          "is a roof lowered by load.")
+    print("numbers are noisy on a shared machine (run under nice -n 10); PyTorch's OpenMP threads "
+          "suffer most when the cores are oversubscribed.")
 
 
 if __name__ == "__main__":
