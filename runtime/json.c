@@ -377,7 +377,7 @@ static size_t put_utf8(char *o, unsigned cp)
 static int jp_unicode(struct jp *j, char *o, size_t *olen)
 {
     size_t at = j->pos - 2;
-    unsigned cp, lo;
+    unsigned cp = 0, lo = 0;
     if (jp_hex4(j, j->pos, &cp))
         return ST_ERR_PARSE;
     j->pos += 4;

@@ -384,9 +384,9 @@ int npy_read_mem(const void *buf, size_t len, const char *what, struct ir_value 
                  struct diag *d)
 {
     const uint8_t *p = buf;
-    size_t hoff;
-    uint32_t hlen;
-    int utf8;
+    size_t hoff = 0;
+    uint32_t hlen = 0;
+    int utf8 = 0;
     struct npy_hdr h;
     memset(v, 0, sizeof *v);
     int st = npy_preamble(p, len, len, what, &hoff, &hlen, &utf8, d);
@@ -445,9 +445,9 @@ int npy_read_file(const char *path, struct ir_value *v, struct diag *d)
         st = diag_set(d, ST_ERR_IO, "%s: read error: %s", path, errno ? strerror(errno) : "short read");
         goto out;
     }
-    size_t hoff;
-    uint32_t hlen;
-    int utf8;
+    size_t hoff = 0;
+    uint32_t hlen = 0;
+    int utf8 = 0;
     st = npy_preamble(pre, avail, total, path, &hoff, &hlen, &utf8, d);
     if (st)
         goto out;
