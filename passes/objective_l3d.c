@@ -20,6 +20,9 @@
 
 #define L3D_EPS_DEN 1e-10 /* the code's Σ_i (‖G_i‖² + 1e-10) */
 #define L3D_EPS_NORM 1e-10
+/* the batch top-k compares every pair of the n = batch × subnetworks entries ([n, n]
+ * floats): at most 8192 entries (about 0.3 GB for the comparison) */
+#define L3D_MAX_TOPK_N 8192
 
 static int fail(struct l3d *l, enum status st, const char *fmt, const char *a, const char *b)
 {
@@ -201,6 +204,12 @@ static int l3d_begin(struct l3d *l, struct ir_graph *g, const struct dc_config *
     l->o = &c->l3d;
     l->nv = c->l3d.n_subnets;
     l->B = g->t[l->cx.data].dims[0];
+    if (l->B > L3D_MAX_TOPK_N / l->nv) /* B·n_v > the cap, without overflow */
+        return l->cx.b.err = diag_set(d, ST_ERR_UNSUPPORTED, "l3d: batch_size %lld × "
+                                      "l3d.n_subnetworks %d = %.0f entries; the batch top-k "
+                                      "compares every pair of them, and pdc allows at most %d: "
+                                      "lower batch_size or n_subnetworks", (long long)l->B,
+                                      l->nv, (double)l->B * l->nv, L3D_MAX_TOPK_N);
     l->p = calloc(L3D_MAX_PARAMS, sizeof *l->p);
     if (!l->p)
         return l->cx.b.err = diag_set(d, ST_ERR_NOMEM, "out of memory");

@@ -30,7 +30,11 @@
 
 /* L3D toys (METHOD §8.8, passes/toy_l3d.c): TMS trained tied and written untied (W_in,
  * W_out, b); the circuit MLPs ReLU(x·W_in·W_out + b) with labels x·A (A [n_features,
- * n_out] ~ U(0, 3), written next to the model); X → X² as a GELU chain fc.<l>.{weight,bias} */
+ * n_out] ~ U(0, 3), written next to the model); X → X² as a GELU chain fc.<l>.{weight,bias}.
+ * l3d-square and l3d-highrank follow the paper's form (S-L3D), not the public code's
+ * (METHOD §8.8, §11.13i): l3d-square is GELU, width 5, biases U(±1/√fan_in), no output
+ * activation (the code: ELU on every layer, width 10, biases U(0.01, 1)); l3d-highrank
+ * has 25 inputs in 5 groups (the code: 30 inputs in 6 groups). */
 enum toy_family { TOY_TMS, TOY_RESID_MLP, TOY_L3D_TMS, TOY_L3D_CIRCUIT, TOY_L3D_SQUARE };
 
 struct toy_spec {

@@ -39,6 +39,13 @@ void toy_declare_states(struct dc_ctx *cx, const struct wdesc *w, int n, uint32_
 int toy_load_weights(struct ir_builder *b, const struct wdesc *w, int n, toy_weight_fn get,
                      void *ctx, const char *who, uint32_t *ids, struct diag *d);
 
+/* an inference graph begun (*out, builder b, input x [batch, n_features] with dim 0 the
+ * symbol "batch", *bsym) and ended (y its output; *out freed and NULL on an error):
+ * toy_build_infer and toy_l3d_infer */
+int toy_infer_begin(const struct toy_spec *s, int64_t batch, struct ir_builder *b, uint32_t *x,
+                    int *bsym, struct ir_graph **out, struct diag *d);
+int toy_infer_end(struct ir_builder *b, uint32_t y, int bsym, struct ir_graph **out);
+
 /* a named float32 initializer marked as a weight (zeros when data is NULL) */
 uint32_t toy_named_init(struct ir_builder *b, const char *name, int rank, const int64_t *dims,
                         const void *data);

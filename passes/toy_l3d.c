@@ -175,36 +175,11 @@ static int load_weights(struct ir_builder *b, const struct toy_spec *s, toy_weig
 int toy_l3d_infer(const struct toy_spec *s, int64_t batch, toy_weight_fn get, void *ctx,
                   struct ir_graph **out, struct diag *d)
 {
-    *out = NULL;
-    struct ir_graph *g = ir_graph_new();
-    if (!g)
-        return diag_set(d, ST_ERR_NOMEM, "out of memory");
-    g->opset = TOY_OPSET;
-    struct ir_builder b = bld_begin(g, "toy", d);
-    b.opset = TOY_OPSET;
-    uint32_t x = ir_tensor_new(g, "x");
-    int bsym = ir_sym_intern(g, "batch");
-    g->sym_val[bsym] = batch;
-    struct ir_tensor *xt = &g->t[x];
-    xt->dtype = IR_F32;
-    xt->rank = 2;
-    xt->dims[0] = batch;
-    xt->dims[1] = s->n_features;
-    xt->sym[0] = bsym;
-    ir_graph_add_input(g, x);
-    uint32_t ids[L3D_MAX_W];
-    load_weights(&b, s, get, ctx, ids, d);
-    uint32_t y = forward(&b, s, x, ids, 1);
-    int st = b.err;
-    if (!st) {
-        ir_graph_add_output(g, y);
-        g->t[y].sym[0] = bsym;
-        st = ir_fill_topo(g, d);
-    }
-    if (st) {
-        ir_graph_free(g);
+    struct ir_builder b;
+    uint32_t x, ids[L3D_MAX_W];
+    int bsym, st = toy_infer_begin(s, batch, &b, &x, &bsym, out, d);
+    if (st)
         return st;
-    }
-    *out = g;
-    return ST_OK;
+    load_weights(&b, s, get, ctx, ids, d);
+    return toy_infer_end(&b, forward(&b, s, x, ids, 1), bsym, out);
 }

@@ -350,45 +350,63 @@ int toy_build_train(const struct toy_spec *s, int64_t batch, int64_t steps, stru
     return toy_ctx_end(&cx, p, st ? st : b->err);
 }
 
+/* the start of an inference graph: a new graph (*out) and its builder, the float input
+ * x [batch, n_features] with dim 0 the symbol "batch" (*bsym) */
+int toy_infer_begin(const struct toy_spec *s, int64_t batch, struct ir_builder *b, uint32_t *x,
+                    int *bsym, struct ir_graph **out, struct diag *d)
+{
+    struct ir_graph *g = *out = ir_graph_new();
+    if (!g)
+        return diag_set(d, ST_ERR_NOMEM, "out of memory");
+    g->opset = TOY_OPSET;
+    *b = bld_begin(g, "toy", d);
+    b->opset = TOY_OPSET;
+    *x = ir_tensor_new(g, "x");
+    *bsym = ir_sym_intern(g, "batch");
+    g->sym_val[*bsym] = batch;
+    struct ir_tensor *xt = &g->t[*x];
+    xt->dtype = IR_F32;
+    xt->rank = 2;
+    xt->dims[0] = batch;
+    xt->dims[1] = s->n_features;
+    xt->sym[0] = *bsym;
+    ir_graph_add_input(g, *x);
+    return ST_OK;
+}
+
+/* its end: y the output, batch-symbolic in dim 0; the graph in topological order into
+ * *out, or freed (and *out NULL) on an error of the builder or here */
+int toy_infer_end(struct ir_builder *b, uint32_t y, int bsym, struct ir_graph **out)
+{
+    struct ir_graph *g = b->g;
+    int st = b->err;
+    if (!st) {
+        ir_graph_add_output(g, y);
+        g->t[y].sym[0] = bsym; /* y [batch, outputs] in the written model */
+        st = ir_fill_topo(g, b->d);
+    }
+    if (st) {
+        ir_graph_free(g);
+        *out = NULL;
+    }
+    return st;
+}
+
 int toy_build_infer(const struct toy_spec *s, int64_t batch, toy_weight_fn get, void *ctx,
                     struct ir_graph **out, struct diag *d)
 {
     if (toy_is_l3d(s))
         return toy_l3d_infer(s, batch, get, ctx, out, d);
-    *out = NULL;
-    struct ir_graph *g = ir_graph_new();
-    if (!g)
-        return diag_set(d, ST_ERR_NOMEM, "out of memory");
-    g->opset = TOY_OPSET;
-    struct ir_builder b = bld_begin(g, "toy", d);
-    b.opset = TOY_OPSET;
-    uint32_t x = ir_tensor_new(g, "x");
-    int bsym = ir_sym_intern(g, "batch");
-    g->sym_val[bsym] = batch;
-    struct ir_tensor *xt = &g->t[x];
-    xt->dtype = IR_F32;
-    xt->rank = 2;
-    xt->dims[0] = batch;
-    xt->dims[1] = s->n_features;
-    xt->sym[0] = bsym;
-    ir_graph_add_input(g, x);
+    struct ir_builder b;
+    uint32_t x;
+    int bsym, st = toy_infer_begin(s, batch, &b, &x, &bsym, out, d);
+    if (st)
+        return st;
     struct wdesc w[MAX_W];
     uint32_t ids[MAX_W];
     int nw = weight_list(s, w);
     char who[96];
     snprintf(who, sizeof who, "toy %s", s->name);
     toy_load_weights(&b, w, nw, get, ctx, who, ids, d);
-    uint32_t y = forward(&b, s, x, ids);
-    int st = b.err;
-    if (!st) {
-        ir_graph_add_output(g, y);
-        g->t[y].sym[0] = bsym; /* y [batch, n_features] in the written model */
-        st = ir_fill_topo(g, d);
-    }
-    if (st) {
-        ir_graph_free(g);
-        return st;
-    }
-    *out = g;
-    return ST_OK;
+    return toy_infer_end(&b, forward(&b, s, x, ids), bsym, out);
 }

@@ -323,7 +323,231 @@ TEST(conv_projection_matches_finite_differences)
     model_kind = MODEL_MATMUL;
 }
 
+/* ---- the top-k count (METHOD §8.4) ---------------------------------------------- */
+
+/* DC_SC_TOPK is the largest number of strictly larger entries a kept entry may have:
+ * code ⌊k·n⌋ (so ⌊k·n⌋ + 1 kept: n = 160 → 17), paper ⌈k·n⌉ − 1 (⌈k·n⌉ kept: 16);
+ * during the warm start n (every entry kept) */
+TEST(topk_rank_counts)
+{
+    struct dc_prog p = {0};
+    p.topk.frac = 0.1;
+    p.topk.warm_steps = 32;
+    static const int64_t n[4] = {160, 320, 40, 163}, code[4] = {17, 33, 5, 17},
+                         paper[4] = {16, 32, 4, 17};
+    for (int i = 0; i < 4; i++) {
+        p.topk.n = n[i];
+        p.topk.exact = 0;
+        CHECK_NEAR(dc_topk_rank(&p, 32) + 1, (double)code[i], 0);
+        CHECK_NEAR(dc_topk_rank(&p, 31), (double)n[i], 0); /* warm start: all kept */
+        p.topk.exact = 1;
+        CHECK_NEAR(dc_topk_rank(&p, 32) + 1, (double)paper[i], 0);
+    }
+}
+
+/* the mask in the program: with n = B·NV = 12 and k = 0.25 the code keeps ⌊3⌋ + 1 = 4
+ * entries, the paper ⌈3⌉ = 3, the largest |A| each time (random A: no ties) */
+static void topk_mask_count(int exact, int want)
+{
+    struct rt_store s = {0};
+    struct dc_config c;
+    struct ir_graph *g;
+    struct dc_prog p = {0};
+    struct rt_prog *rp;
+    struct diag d = {0};
+    double met[8];
+    config(&c, 0, 0);
+    c.l3d.top_k = 0.25;
+    c.l3d.topk_exact = exact;
+    rng_state = 11;
+    for (int i = 0; i < XN; i++)
+        xdata[i] = (float)rng_unif(-1, 1);
+    CHECK(build_model(&g, &d) == ST_OK);
+    CHECK(dc_build_l3d_eval(g, &c, &p, &d) == ST_OK);
+    fill_store(&p, &s);
+    CHECK(rt_run_once(&p, &cg_ref, &s, NULL, xdata, 7, 3, met, &rp, &d) == ST_OK);
+    const float *A = rt_prog_buf(rp, tap(&p, "l3d.A")), *keep = rt_prog_buf(rp, tap(&p, "l3d.keep"));
+    int kept = 0;
+    for (int i = 0; i < B * NV; i++) {
+        int larger = 0;
+        for (int j = 0; j < B * NV; j++)
+            larger += fabsf(A[j]) > fabsf(A[i]);
+        CHECK_NEAR(keep[i], larger < want ? 1.0 : 0.0, 0);
+        kept += keep[i] != 0.0f;
+    }
+    CHECK(kept == want);
+    rt_prog_free(rp);
+    dc_prog_free(&p);
+    rt_store_free(&s);
+}
+
+TEST(topk_mask_code_and_paper)
+{
+    topk_mask_count(0, 4);
+    topk_mask_count(1, 3);
+}
+
+/* ---- the learning-rate schedule (METHOD §8.7) ----------------------------------- */
+
+/* the train program's lr: × lr_decay every lr_decay_epochs epochs of steps_per_epoch
+ * steps (the code's StepLR stepped per epoch: ×0.8 every 100 epochs) */
+TEST(step_lr_schedule)
+{
+    struct dc_config c;
+    struct ir_graph *g;
+    struct dc_prog p = {0};
+    struct diag d = {0};
+    config(&c, 0, 0);
+    c.lr.start_val = 0.01;
+    c.l3d.steps_per_epoch = 32;
+    c.l3d.lr_decay = 0.8;
+    c.l3d.lr_decay_epochs = 100;
+    c.l3d.warm_start_epochs = 1;
+    rng_state = 11;
+    CHECK(build_model(&g, &d) == ST_OK);
+    CHECK(dc_build_l3d_train(g, &c, &p, &d) == ST_OK);
+    CHECK(p.lr.fn == DC_SCHED_STEP);
+    static const int64_t step[6] = {0, 3199, 3200, 6399, 6400, 32000};
+    for (int i = 0; i < 6; i++) {
+        double want = 0.01 * pow(0.8, (double)(step[i] / 3200)); /* whole epochs / 100 */
+        CHECK_NEAR(dc_schedule_value(&p.lr, step[i], c.steps), want, 1e-15);
+    }
+    CHECK_NEAR(dc_schedule_value(&p.lr, 3200, c.steps), 0.008, 1e-15);
+    CHECK(p.topk.warm_steps == 64); /* epochs 0 and 1 dense */
+    dc_prog_free(&p);
+}
+
+/* ---- V_out normalisation (METHOD §8.5) ------------------------------------------ */
+
+/* v_k of tensor t (rank 2 in every mode) from pieces read by name through get():
+ * Tucker with its core, CP with the fixed superdiagonal of ones */
+static void v_of(const float *K, const float *const *F, const struct ir_tensor *t, int cp, int k,
+                 double *out)
+{
+    int d = t->rank, ncore = 1 << d;
+    for (int64_t e = 0; e < ir_numel(t); e++) {
+        int64_t idx[4], rest = e;
+        for (int m = d - 1; m >= 0; m--)
+            idx[m] = rest % t->dims[m], rest /= t->dims[m];
+        out[e] = 0;
+        for (int c = 0; c < ncore; c++) {
+            int diag = c == 0 || c == ncore - 1; /* (0, .., 0) or (1, .., 1) */
+            double prod = cp ? diag : (double)K[k * ncore + c];
+            for (int m = 0; m < d; m++) {
+                int r = (c >> (d - 1 - m)) & 1;
+                prod *= (double)F[m][(k * 2 + r) * t->dims[m] + idx[m]];
+            }
+            out[e] += prod;
+        }
+    }
+}
+
+/* The init program's V_out (and V_in, its copy) against values computed here from the
+ * random pieces: c_k = √(Σ_j ‖v_kj‖_F) (code) or √(Σ_j ‖v_kj‖²) (paper), every trained
+ * piece of tensor j divided by c_k^{1/n_pieces} + 1e-10. Afterwards Σ_j ‖v_kj‖ = √s_k
+ * (code: s_k → √s_k) or ‖v_k‖ = 1 (paper). */
+static void normalisation(int cp, int paper)
+{
+    struct rt_store s = {0};
+    struct dc_config c;
+    struct ir_graph *g;
+    struct dc_prog p = {0};
+    struct rt_prog *rp;
+    struct diag d = {0};
+    double met[4];
+    config(&c, cp, 0);
+    c.l3d.unit_norm = paper;
+    rng_state = 11;
+    CHECK(build_model(&g, &d) == ST_OK);
+    static const char *const names[4] = {"W1", "b1", "W2", "b2"};
+    struct ir_tensor wt[4];
+    for (int j = 0; j < 4; j++)
+        wt[j] = g->t[ir_tensor_find(g, names[j])];
+    CHECK(dc_build_l3d_init(g, &c, &p, &d) == ST_OK);
+    for (int i = 0; i < p.n_st; i++)
+        if (p.st[i].next != IR_NONE)
+            p.g->t[p.st[i].next].flags |= IR_T_KEEP;
+    fill_store(&p, &s);
+    CHECK(rt_run_once(&p, &cg_ref, &s, NULL, xdata, 7, 0, met, &rp, &d) == ST_OK);
+    /* before (the store) and after (the next buffers) of every out piece */
+    const float *K0[4] = {0}, *F0[4][2] = {{0}}, *K1[4] = {0}, *F1[4][2] = {{0}};
+    const float *Kin[4] = {0}, *Fin[4][2] = {{0}};
+    for (int i = 0; i < p.n_st; i++)
+        for (int j = 0; j < 4; j++) {
+            char nm[64];
+            for (int r = 0; r < 2; r++) {
+                const char *role = r ? "in" : "out";
+                for (int m = -1; m < wt[j].rank; m++) {
+                    if (m < 0)
+                        snprintf(nm, sizeof nm, "l3d.%s.%s.core", names[j], role);
+                    else
+                        snprintf(nm, sizeof nm, "l3d.%s.%s.f%d", names[j], role, m);
+                    if (strcmp(p.st[i].name, nm) != 0)
+                        continue;
+                    const float *now = rt_prog_buf(rp, p.st[i].next);
+                    if (r) {
+                        *(m < 0 ? &Kin[j] : &Fin[j][m]) = now;
+                        continue;
+                    }
+                    *(m < 0 ? &K0[j] : &F0[j][m]) = rt_store_find(&s, nm)->data;
+                    *(m < 0 ? &K1[j] : &F1[j][m]) = now;
+                }
+            }
+        }
+    double v[64], c_k[NV];
+    for (int k = 0; k < NV; k++) {
+        double tot = 0;
+        for (int j = 0; j < 4; j++) {
+            v_of(K0[j], F0[j], &wt[j], cp, k, v);
+            double sq = 0;
+            for (int64_t e = 0; e < ir_numel(&wt[j]); e++)
+                sq += v[e] * v[e];
+            tot += paper ? sq : sqrt(sq);
+        }
+        c_k[k] = sqrt(tot); /* code: √s_k; paper: ‖v_k‖ */
+    }
+    for (int j = 0; j < 4; j++) {
+        int nmode = wt[j].rank, npieces = nmode + !cp, ncore = 1 << nmode;
+        for (int k = 0; k < NV; k++) {
+            double f = pow(c_k[k], 1.0 / npieces) + 1e-10;
+            for (int e = 0; !cp && e < ncore; e++) {
+                CHECK_NEAR(K1[j][k * ncore + e], (double)K0[j][k * ncore + e] / f, 1e-5);
+                CHECK_NEAR(Kin[j][k * ncore + e], K1[j][k * ncore + e], 0);
+            }
+            for (int m = 0; m < nmode; m++)
+                for (int64_t e = 0; e < 2 * wt[j].dims[m]; e++) {
+                    int64_t at = k * 2 * wt[j].dims[m] + e;
+                    CHECK_NEAR(F1[j][m][at], (double)F0[j][m][at] / f, 1e-5);
+                    CHECK_NEAR(Fin[j][m][at], F1[j][m][at], 0);
+                }
+        }
+    }
+    for (int k = 0; k < NV; k++) { /* the resulting norms */
+        double tot = 0;
+        for (int j = 0; j < 4; j++) {
+            v_of(K1[j], F1[j], &wt[j], cp, k, v);
+            double sq = 0;
+            for (int64_t e = 0; e < ir_numel(&wt[j]); e++)
+                sq += v[e] * v[e];
+            tot += paper ? sq : sqrt(sq);
+        }
+        double want = paper ? 1.0 : c_k[k]; /* code: Σ_j ‖v_kj‖ = √s_k = c_k */
+        CHECK_NEAR(paper ? sqrt(tot) : tot, want, 1e-4 * want);
+    }
+    rt_prog_free(rp);
+    dc_prog_free(&p);
+    rt_store_free(&s);
+}
+
+TEST(vout_normalisation_code) { normalisation(0, 0); normalisation(1, 0); }
+TEST(vout_normalisation_paper) { normalisation(0, 1); normalisation(1, 1); }
+
 static const struct test_case tests[] = {
+    T(topk_rank_counts),
+    T(topk_mask_code_and_paper),
+    T(step_lr_schedule),
+    T(vout_normalisation_code),
+    T(vout_normalisation_paper),
     T(projection_matches_materialized_tucker),
     T(projection_matches_materialized_cp),
     T(projection_matches_finite_differences),

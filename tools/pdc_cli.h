@@ -42,6 +42,9 @@ int pdc_parse_sites(struct dc_config *c, const char *spec, struct diag *d);
 struct yaml_node;
 int pdc_config_l3d_read(const struct yaml_node *n, struct dc_config *c, struct diag *d);
 void pdc_config_l3d_json(const struct dc_config *c, struct json_w *w);
+/* after the whole config is read: an l3d block only for method l3d, and no lr_schedule
+ * function for l3d (its own step schedule sets the rate); an error names the key */
+int pdc_config_l3d_check(const struct yaml_node *root, const struct dc_config *c, struct diag *d);
 
 /* pdc_eval_l3d.c: `pdc eval DIR` of an L3D decomposition (its metrics, --impact), and
  * `pdc intervene DIR --subnet k --delta D --data X.npy [-o OUT.npz]` */

@@ -61,7 +61,9 @@ static int read_one(const char *k, const struct yaml_node *v, struct dc_l3d *o, 
         return st;
     }
     if (!strcmp(k, "top_k")) return read_num(v, 1e-9, 1.0, &o->top_k, d);
-    if (!strcmp(k, "steps_per_epoch")) return read_int(v, 1, INT64_MAX / 4096, &o->steps_per_epoch, d);
+    /* epochs and steps per epoch at most 2^30 each: (warm_start_epochs + 1)·steps_per_epoch
+     * and lr_decay_epochs·steps_per_epoch (objective_l3d.c) stay far below 2^63 */
+    if (!strcmp(k, "steps_per_epoch")) return read_int(v, 1, 1 << 30, &o->steps_per_epoch, d);
     if (!strcmp(k, "warm_start_epochs")) return read_int(v, -1, 1 << 30, &o->warm_start_epochs, d);
     if (!strcmp(k, "lr_decay")) return read_num(v, 0.0, 1.0, &o->lr_decay, d);
     if (!strcmp(k, "lr_decay_epochs")) return read_int(v, 1, 1 << 30, &o->lr_decay_epochs, d);
@@ -81,6 +83,27 @@ static int read_one(const char *k, const struct yaml_node *v, struct dc_l3d *o, 
     if (names == norm_names) o->unit_norm = e;
     if (names == topk_names) o->topk_exact = e;
     return st;
+}
+
+/* after the whole file is read (the method may come after the l3d block): an `l3d:` block
+ * only for method l3d; for l3d, an lr_schedule may give the start value only, as the learning
+ * rate follows L3D's own step schedule (×lr_decay every lr_decay_epochs epochs, §8.7) */
+int pdc_config_l3d_check(const struct yaml_node *root, const struct dc_config *c, struct diag *d)
+{
+    const struct yaml_node *n = yaml_get(root, "l3d");
+    int l3d = strcmp(c->method, "l3d") == 0;
+    if (n && !l3d)
+        return diag_set(d, ST_ERR_INVALID, "%s:%d: l3d: an l3d block, but the method is '%s' "
+                        "(the l3d keys apply to method l3d only)", n->file, n->line,
+                        c->method[0] ? c->method : "(none)");
+    if (!l3d || !(n = yaml_get(root, "lr_schedule")))
+        return ST_OK;
+    if (c->lr.fn != DC_SCHED_CONSTANT || c->lr.warmup_pct != 0.0)
+        return diag_set(d, ST_ERR_INVALID, "%s:%d: lr_schedule: method l3d uses its own step "
+                        "schedule (lr × l3d.lr_decay every l3d.lr_decay_epochs epochs); give "
+                        "only lr or lr_schedule.start_val (fn_type constant, no warmup_pct), "
+                        "and l3d.lr_decay: 1 for a constant rate", n->file, n->line);
+    return ST_OK;
 }
 
 int pdc_config_l3d_read(const struct yaml_node *n, struct dc_config *c, struct diag *d)

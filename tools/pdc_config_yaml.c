@@ -639,6 +639,8 @@ int pdc_config_load(const char *path, struct dc_config *c, struct diag *d)
                 st = read_key(root, root->keys[i], root->items[i], c, d);
         if (!st)
             st = check_transformer(root, c, d);
+        if (!st)
+            st = pdc_config_l3d_check(root, c, d);
     }
     yaml_doc_free(&doc);
     return st;

@@ -65,6 +65,83 @@ static int find_tensors(struct rt_store *s, struct l3d_t *t, int *n, struct diag
     return *n ? ST_OK : diag_set(d, ST_ERR_INVALID, "no L3D factors in components.safetensors");
 }
 
+/* "[5, 1, 2]" into buf */
+static const char *dims_str(int rank, const int64_t *dims, char *buf, size_t n)
+{
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < rank && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)dims[i]);
+    if (k < n)
+        snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+/* item it (NULL: missing) must be float32 of the given dims */
+static int check_item(const char *dir, const char *name, const struct rt_store_item *it, int rank,
+                      const int64_t *dims, struct diag *d)
+{
+    char want[160], have[160];
+    dims_str(rank, dims, want, sizeof want);
+    if (!it)
+        return diag_set(d, ST_ERR_SHAPE, "%s/components.safetensors: no '%s' (expected float32 %s)",
+                        dir, name, want);
+    int ok = it->dtype == IR_F32 && it->rank == rank;
+    for (int i = 0; ok && i < rank; i++)
+        ok = it->dims[i] == dims[i];
+    if (ok)
+        return ST_OK;
+    return diag_set(d, ST_ERR_SHAPE, "%s/components.safetensors: '%s' is %s %s, expected float32 %s",
+                    dir, name, ir_dtype_name(it->dtype), dims_str(it->rank, it->dims, have, sizeof have),
+                    want);
+}
+
+/* The V_out pieces of every tensor against the model tensor it decomposes and the DIR's
+ * config (an untrusted file: subnet_tensor indexes the items by these dims): per mode m
+ * of the model tensor, f<m> float32 [n_subnetworks, R, dim_m] with R = rank (bias_rank
+ * for a vector), no further factor; the Tucker core float32 [n_subnetworks, R, .., R],
+ * none for CP (its core is the fixed superdiagonal of ones). */
+static int check_tensors(const char *dir, const char *model, const struct dc_config *c,
+                         struct rt_store *s, const struct l3d_t *t, int nt, struct diag *d)
+{
+    struct dc_config cb = *c;
+    struct ir_graph *g;
+    int st = pdc_compiled_model(model, &cb, &g, d);
+    if (st)
+        return st;
+    for (int j = 0; !st && j < nt; j++) {
+        const struct l3d_t *x = &t[j];
+        uint32_t w = ir_tensor_find(g, x->name);
+        const struct ir_tensor *W = w == IR_NONE ? NULL : &g->t[w];
+        char k[300];
+        if (!W || !W->data || W->dtype != IR_F32 || W->rank < 1 || W->rank > MAX_MODES) {
+            st = diag_set(d, ST_ERR_SHAPE, "%s/components.safetensors: 'l3d.%s.out.f0' names "
+                          "no float initializer of %s with 1 to %d dims", dir, x->name, model,
+                          MAX_MODES);
+            break;
+        }
+        int64_t R = W->rank == 1 ? c->l3d.bias_rank : c->l3d.rank, nv = c->l3d.n_subnets;
+        int64_t core[1 + MAX_MODES] = {nv};
+        for (int m = 0; !st && m < W->rank; m++) {
+            int64_t fd[3] = {nv, R, W->dims[m]};
+            snprintf(k, sizeof k, "l3d.%s.out.f%d", x->name, m);
+            st = check_item(dir, k, x->f[m], 3, fd, d);
+            core[1 + m] = R;
+        }
+        snprintf(k, sizeof k, "l3d.%s.out.f%d", x->name, W->rank);
+        if (!st && rt_store_find(s, k))
+            st = diag_set(d, ST_ERR_SHAPE, "%s/components.safetensors: '%s': '%s' in %s has "
+                          "only %d dims", dir, k, x->name, model, W->rank);
+        snprintf(k, sizeof k, "l3d.%s.out.core", x->name);
+        if (!st && c->l3d.cp && x->core)
+            st = diag_set(d, ST_ERR_SHAPE, "%s/components.safetensors: '%s', but the config "
+                          "says factors: cp (no trained core)", dir, k);
+        if (!st && !c->l3d.cp)
+            st = check_item(dir, k, x->core, 1 + W->rank, core, d);
+    }
+    ir_graph_free(g);
+    return st;
+}
+
 /* v_k of tensor t into out[numel] in the tensor's row-major layout: Σ over core entries
  * (r_0..r_{d-1}) of K[k, r..] Π_m F_m[k, r_m, i_m] (CP: K the superdiagonal ones) */
 static void subnet_tensor(const struct l3d_t *t, int64_t k, float *out)
@@ -547,6 +624,8 @@ int pdc_eval_l3d_main(int argc, char **argv)
     if (!st)
         st = find_tensors(&e->store, e->t, &e->nt, &d);
     if (!st)
+        st = check_tensors(argv[0], e->model, &e->c, &e->store, e->t, e->nt, &d);
+    if (!st)
         st = recon_batches(e, &d);
     if (!st)
         st = probe(e, &d);
@@ -620,19 +699,30 @@ static int run_moved(const char *model, struct l3d_t *t, int nt, const struct in
 
 static int intervene(const struct intervene_args *a, struct diag *d)
 {
-    char model[4096];
+    char model[4096], path[4200];
     struct rt_store store = {0};
     struct l3d_t t[MAX_T];
+    struct dc_config c;
     int nt = 0, n0 = 0, n1 = 0;
     struct ir_value x = {0}, *y0 = NULL, *y1 = NULL;
+    dc_config_defaults(&c, "l3d");
+    c.method[0] = '\0'; /* the saved, fully resolved config names its method */
+    snprintf(path, sizeof path, "%s/config.yaml", a->dir);
     int st = pdc_dir_model(a->dir, model, sizeof model, d);
+    if (!st)
+        st = pdc_config_load(path, &c, d);
+    if (!st && strcmp(c.method, "l3d") != 0)
+        st = diag_set(d, ST_ERR_INVALID, "intervene: %s is a '%s' decomposition, not l3d",
+                      a->dir, c.method);
     if (!st)
         st = pdc_eval_load_store(a->dir, &store, d);
     if (!st)
         st = find_tensors(&store, t, &nt, d);
-    if (!st && (a->k < 0 || a->k >= t[0].nv))
-        st = diag_set(d, ST_ERR_INVALID, "intervene: --subnet %ld is not in [0, %lld)", a->k,
-                      (long long)t[0].nv);
+    if (!st)
+        st = check_tensors(a->dir, model, &c, &store, t, nt, d);
+    if (!st && (a->k < 0 || a->k >= c.l3d.n_subnets))
+        st = diag_set(d, ST_ERR_INVALID, "intervene: --subnet %ld is not in [0, %d)", a->k,
+                      c.l3d.n_subnets);
     if (!st)
         st = npy_read_file(a->data, &x, d);
     if (!st && (x.dtype != IR_F32 || x.rank < 1))

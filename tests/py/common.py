@@ -257,10 +257,11 @@ def check_outputs(res, case, got, want, rtol=RTOL, atol=ATOL):
     return all_ok
 
 
-def malformed_dir(src, dst, item):
+def malformed_dir(src, dst, item, shape=None):
     """A copy of decomposition folder src at dst whose components.safetensors declares
-    `item` with its two dims swapped (the byte count still matches, so only a shape check
-    sees it); any eval.json is left out."""
+    `item` with its two dims swapped, or with `shape` when given (of the same element
+    count: the byte count still matches, so only a shape check sees it); any eval.json
+    is left out."""
     import shutil
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("eval.json"))
     path = os.path.join(dst, "components.safetensors")
@@ -268,9 +269,12 @@ def malformed_dir(src, dst, item):
         raw = f.read()
     (n,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8:8 + n])
-    shape = header[item]["shape"]
-    assert len(shape) == 2 and shape[0] != shape[1], shape
-    header[item]["shape"] = [shape[1], shape[0]]
+    old = header[item]["shape"]
+    if shape is None:
+        assert len(old) == 2 and old[0] != old[1], old
+        shape = [old[1], old[0]]
+    assert int(np.prod(shape)) == int(np.prod(old)) and list(shape) != list(old), (old, shape)
+    header[item]["shape"] = list(shape)
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
     with open(path, "wb") as f:

@@ -4,7 +4,11 @@ factor shapes, `pdc eval DIR` and `--impact` (impact.npy [batch, n_subnetworks])
 `pdc intervene DIR --subnet k --delta 0.5 --data x.npy -o y.npz` against onnxruntime
 on the model whose tensors are moved in numpy to W + δ·v_k, v_k rebuilt from the
 stored Tucker factors (METHOD §8.3, §8.9), bad l3d keys/values refused with an
-error naming the key, a non-zero exit and no DIR left behind; and a small Conv model
+error naming the key, a non-zero exit and no DIR left behind (also an l3d block under
+another method, an lr_schedule function, and batch × subnetworks past the top-k cap);
+a DIR whose factors were given other dims of the same size refused by eval and
+intervene naming the item; CP factors with bias_rank 2 intervened on against
+v_k = Σ_r F0[k,r]⊗F1[k,r] (a bias: Σ_r F0[k,r]); and a small Conv model
 (kernels of 4 modes, METHOD §8.3's Tucker form) run, evaluated and intervened on the same
 way.
 
@@ -13,7 +17,7 @@ Run by CTest as: .venv/bin/python tests/py/test_l3d_cli.py --pdc PATH
 import json
 import os
 
-from common import Results, TempDir, need_onnx, np, parse_args, run_pdc
+from common import Results, TempDir, malformed_dir, need_onnx, np, parse_args, run_pdc
 from test_decompose_cli import read_safetensors
 
 NV, BATCH = 5, 32
@@ -158,6 +162,87 @@ def check_bad_configs(args, res, tmp, model):
                   f"{out} exists")
 
 
+def check_refused(args, res, tmp, model):
+    """config choices refused before any training, each naming what to change"""
+    base = CONFIG % ""
+    cases = [("l3d block under method spd", base.replace("method: l3d", "method: spd"),
+              ["l3d", "'spd'"]),
+             ("lr_schedule function for l3d", base + "lr_schedule:\n  fn_type: cosine\n",
+              ["lr_schedule", "lr_decay"]),
+             ("batch x subnetworks past the top-k cap",
+              base.replace("batch_size: %d" % BATCH, "batch_size: 2048"),
+              ["batch_size", "n_subnetworks"])]
+    for i, (name, text, keys) in enumerate(cases):
+        cfg, out = os.path.join(tmp, f"refused{i}.yaml"), os.path.join(tmp, f"refused{i}")
+        with open(cfg, "w") as f:
+            f.write(text)
+        p = run_pdc(args.pdc, [model, "-o", out, "--config", cfg])
+        res.check(f"refused: {name}, naming {keys}", p.returncode == 1
+                  and all(k in p.stderr for k in keys), p.stderr)
+        res.check(f"refused: {name}: no DIR left", not os.path.exists(out), f"{out} exists")
+
+
+def check_malformed(args, res, tmp, out):
+    """factor items declared with other dims of the same byte count: refused, not read"""
+    xp = os.path.join(tmp, "x.npy")
+    cases = [("l3d.W_in.out.f1", [1, NV, 2]),     # n_v and R swapped: rows past the item
+             ("l3d.W_out.out.f0", [NV, 2, 1]),    # rank 2 against the config's 1
+             ("l3d.W_in.out.core", [1, NV, 1])]
+    for i, (item, shape) in enumerate(cases):
+        bad = os.path.join(tmp, f"malformed{i}")
+        malformed_dir(out, bad, item, shape)
+        for cmd in (["intervene", bad, "--subnet", str(NV - 1), "--delta", "1", "--data", xp],
+                    ["eval", bad]):
+            p = run_pdc(args.pdc, cmd)
+            res.check(f"{cmd[0]}: {item} as {shape} refused naming it and the DIR",
+                      p.returncode == 1 and item in p.stderr and bad in p.stderr, p.stderr)
+
+
+def check_cp_bias(args, res, tmp, model):
+    """factors: cp with rank 2 and bias_rank 2: the training program's fixed core is the
+    superdiagonal of ones, so v_k = Σ_r F0[k,r]⊗F1[k,r] and, for a bias, Σ_r F0[k,r]
+    (every rank term, not only r = 0)"""
+    import onnx
+    from onnx import numpy_helper
+    cfg, out = write_cfg(tmp, "cp", "  factors: cp\n"), os.path.join(tmp, "cpdir")
+    with open(cfg) as f:
+        text = f.read().replace("  rank: 1\n  bias_rank: 1\n", "  rank: 2\n  bias_rank: 2\n")
+    with open(cfg, "w") as f:
+        f.write(text)
+    p = run_pdc(args.pdc, [model, "-o", out, "--config", cfg, "--steps", "24"])
+    if not res.check("cp: l3d run exits 0", p.returncode == 0, p.stderr):
+        return
+    t = read_safetensors(os.path.join(out, "components.safetensors"))
+    res.check("cp: no stored core, bias factor [n, 2, 5]", "l3d.b.out.core" not in t
+              and t["l3d.b.out.f0"].shape == (NV, 2, 5), str(sorted(t)))
+    f0 = t["l3d.b.out.f0"]
+    res.check("cp: the bias's second rank term is not zero",
+              np.abs(f0[:, 1]).max() > 1e-3, str(f0[:, 1]))
+
+    def v(name, k):
+        if f"l3d.{name}.out.f1" in t:
+            return np.einsum("ri,rj->ij", t[f"l3d.{name}.out.f0"][k], t[f"l3d.{name}.out.f1"][k])
+        return t[f"l3d.{name}.out.f0"][k].sum(0)
+
+    rng = np.random.default_rng(3)
+    x = (rng.random((16, 5)) * (rng.random((16, 5)) < 0.3)).astype(np.float32)
+    xp, yp = os.path.join(tmp, "xcp.npy"), os.path.join(tmp, "ycp.npz")
+    np.save(xp, x)
+    k, delta = 1, 0.5
+    p = run_pdc(args.pdc, ["intervene", out, "--subnet", str(k), "--delta", str(delta),
+                           "--data", xp, "-o", yp])
+    if not res.check("cp: intervene exits 0", p.returncode == 0, p.stderr):
+        return
+    m = onnx.load(model)
+    for init in m.graph.initializer:
+        w = numpy_helper.to_array(init)
+        init.CopyFrom(numpy_helper.from_array(
+            (w + delta * v(init.name, k).reshape(w.shape)).astype(np.float32), init.name))
+    y, want = list(np.load(yp).values())[0], ort_run(m.SerializeToString(), x)
+    res.check("cp, bias_rank 2: intervene = onnxruntime on W + δ·Σ_r (rank terms)",
+              np.allclose(y, want, rtol=1e-4, atol=1e-5), f"max |diff| {np.abs(y - want).max()}")
+
+
 def conv_model(path):
     """x [N, 2, 5, 5] -> Conv(K1 [3, 2, 3, 3], b1, pad 1, stride 2) -> Relu -> Conv(K2 [2, 3, 2, 2], b2)"""
     import onnx
@@ -222,7 +307,10 @@ def main():
         if out:
             check_eval(args, res, out)
             check_intervene(args, res, tmp, model, out, t)
+            check_malformed(args, res, tmp, out)
         check_bad_configs(args, res, tmp, model)
+        check_refused(args, res, tmp, model)
+        check_cp_bias(args, res, tmp, model)
         check_conv(args, res, tmp)
     res.finish()
 
