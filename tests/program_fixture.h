@@ -1,6 +1,6 @@
-/* program_fixture.h — whole training programs for the codegen tests (test_llvm.c,
+/* program_fixture.h — whole training programs for the codegen and planner tests (test_llvm.c,
  * test_llvm_ptx.c): an SPD and a VPD train step (forward, backward, adversary, AdamW)
- * on the targets of decompose_fixture.h, built as test_memplan.c builds them, and
+ * on the targets of decompose_fixture.h (test_memplan.c uses them too), and
  * every input filled from a fixed stream. */
 #ifndef PDC_PROGRAM_FIXTURE_H
 #define PDC_PROGRAM_FIXTURE_H

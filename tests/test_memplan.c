@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decompose_fixture.h"
+#include "program_fixture.h"
 #include "memplan.h"
 
 /* [first node, last node] of every planned tensor, by a plain scan */
@@ -77,22 +77,6 @@ out:
     free(last);
 }
 
-/* every graph input from a fixed stream: floats in (0.1, 0.9) fit every kind of
- * input (sources, learning rates, bias corrections, data); integers 0 */
-static void fill_inputs(const struct ir_graph *g, struct rt_prog *rp)
-{
-    rng_state = 12345;
-    for (uint32_t k = 0; k < g->n_inputs; k++) {
-        const struct ir_tensor *t = &g->t[g->inputs[k]];
-        void *b = rt_prog_buf(rp, g->inputs[k]);
-        if (t->dtype == IR_F32)
-            for (int64_t i = 0; i < ir_numel(t); i++)
-                ((float *)b)[i] = (float)rng_unif(0.1, 0.9);
-        else
-            memset(b, 0, rt_tensor_bytes(t));
-    }
-}
-
 /* the outputs of one run (concatenated), with or without the planner */
 static unsigned char *run_outputs(const struct ir_graph *g, int plan, size_t *nbytes)
 {
@@ -111,7 +95,7 @@ static unsigned char *run_outputs(const struct ir_graph *g, int plan, size_t *nb
         free(all);
         return NULL;
     }
-    fill_inputs(g, rp);
+    fill_step_inputs(g, rp);
     if (rt_prog_run(rp, &d) == ST_OK) {
         size_t at = 0;
         for (uint32_t k = 0; k < g->n_outputs; k++) {
@@ -133,23 +117,8 @@ static unsigned char *run_outputs(const struct ir_graph *g, int plan, size_t *nb
 static void program_case(const char *method, build_fn bf)
 {
     struct diag d = {0};
-    struct ir_graph *g = NULL;
-    struct dc_site *sites = NULL;
-    struct dc_factor *fac = NULL;
     struct dc_prog p = {0};
-    int ns = 0, nf = 0;
-    struct dc_config c;
-    dc_config_defaults(&c, method);
-    select_all(&c);
-    c.steps = 10;
-    int st = bf(&g, &d);
-    if (!st)
-        st = dc_select_sites(g, &c, &sites, &ns, &fac, &nf, &d);
-    if (!st) {
-        st = dc_build_spd_train(g, &c, sites, ns, fac, nf, &p, &d);
-        g = NULL;
-    }
-    if (st) {
+    if (build_step(method, bf, &p, &d)) {
         fprintf(stderr, "  %s: %s\n", method, d.msg);
         test_failed_ = 1;
     } else {
@@ -162,10 +131,7 @@ static void program_case(const char *method, build_fn bf)
         free(a);
         free(b);
     }
-    ir_graph_free(g);
     dc_prog_free(&p);
-    free(sites);
-    free(fac);
 }
 
 TEST(spd_step_on_batched_matmul) { program_case("spd", build_batched); }
