@@ -217,14 +217,14 @@ static const uint32_t *site_consts(struct dx_ctx *cx, const struct dx_site *xs)
  * an input's initializer to agree with every dim the input declares (a symbolic
  * dim accepts the 1). m NULL: all ones. */
 static uint32_t mask_const(struct dx_ctx *cx, const struct dx_site *xs, const float *m,
-                           const char *stem, int fixed)
+                           const char *stem, int fixed, int64_t C)
 {
-    int64_t dims[IR_MAX_RANK], n = xs->s->C;
+    int64_t dims[IR_MAX_RANK], n = C;
     for (int k = 0; k < xs->pr; k++) {
         dims[k] = fixed && xs->pos[k] > 0 ? xs->pos[k] : 1;
         n *= dims[k];
     }
-    dims[xs->pr] = xs->s->C;
+    dims[xs->pr] = C;
     float *ones = NULL;
     if (!m && !(m = ones = malloc((size_t)n * sizeof *ones)))
         return cx->xb.err = diag_set(cx->xb.d, ST_ERR_NOMEM, "out of memory"), IR_NONE;
@@ -237,12 +237,31 @@ static uint32_t mask_const(struct dx_ctx *cx, const struct dx_site *xs, const fl
     return t;
 }
 
+/* a per-component mask [pos.., C/group] repeated over each component's group
+ * columns: MatMul with the constant 0/1 [C/group, C] */
+static uint32_t mask_expand(struct dx_ctx *cx, const struct dx_site *xs, uint32_t mask)
+{
+    int64_t C = xs->s->C, k = C / xs->group, dims[2] = {k, C};
+    float *e = calloc((size_t)(k * C), sizeof *e);
+    if (!e)
+        return cx->xb.err = diag_set(cx->xb.d, ST_ERR_NOMEM, "out of memory"), IR_NONE;
+    for (int64_t c = 0; c < C; c++)
+        e[(c / xs->group) * C + c] = 1.0f;
+    char nm[340];
+    snprintf(nm, sizeof nm, "mask.expand.%s", xs->s->name);
+    uint32_t t = dx_const(&cx->xb, nm, IR_F32, 2, dims, e);
+    free(e);
+    return dx_op2(&cx->xb, IR_OP_MatMul, mask, t);
+}
+
 /* graph input "mask.<site>" [pos.., C] whose default (an initializer of the same
  * name, [1, .., 1, C]) is all ones: an ONNX initializer-backed input needs a
- * concrete shape, and a broadcasting one serves every batch and length */
+ * concrete shape, and a broadcasting one serves every batch and length. With
+ * group > 1 the input is per component ([pos.., C/group]) and expanded here. */
 static uint32_t mask_input(struct dx_ctx *cx, const struct dx_site *xs)
 {
     struct ir_graph *g = cx->xb.g;
+    int64_t C = xs->group > 1 ? xs->s->C / xs->group : xs->s->C;
     char nm[300];
     snprintf(nm, sizeof nm, "mask.%s", xs->s->name);
     uint32_t t = ir_tensor_new_unique(g, nm);
@@ -253,7 +272,7 @@ static uint32_t mask_input(struct dx_ctx *cx, const struct dx_site *xs)
         x->dims[k] = xs->pos[k];
         x->sym[k] = xs->sym[k];
     }
-    x->dims[xs->pr] = xs->s->C;
+    x->dims[xs->pr] = C;
     x->sym[xs->pr] = -1;
     ir_graph_add_input(g, t);
     uint32_t *ni = realloc(cx->def_in, (size_t)(cx->n_def + 1) * sizeof *ni);
@@ -264,8 +283,8 @@ static uint32_t mask_input(struct dx_ctx *cx, const struct dx_site *xs)
         return cx->xb.err = diag_set(cx->xb.d, ST_ERR_NOMEM, "out of memory"), IR_NONE;
     cx->def_val = nv;
     cx->def_in[cx->n_def] = t;
-    cx->def_val[cx->n_def++] = mask_const(cx, xs, NULL, "mask.default.", 1);
-    return t;
+    cx->def_val[cx->n_def++] = mask_const(cx, xs, NULL, "mask.default.", 1, C);
+    return xs->group > 1 ? mask_expand(cx, xs, t) : t;
 }
 
 /* ---- the site rewrite -------------------------------------------------------------- */
@@ -535,7 +554,7 @@ int dx_factorise(struct ir_graph *g, struct dx_site *sites, int ns, const struct
         if (sites[i].mode == DX_MASK_INPUT)
             m[i] = mask_input(&cx, &sites[i]);
         else if (sites[i].mode == DX_MASK_CONST)
-            m[i] = mask_const(&cx, &sites[i], sites[i].mask, "mask.", 0);
+            m[i] = mask_const(&cx, &sites[i], sites[i].mask, "mask.", 0, sites[i].s->C);
         else if (!ci)
             st = diag_set(d, ST_ERR_INVALID, "site '%s': CI masks without a CI function",
                           sites[i].s->name);

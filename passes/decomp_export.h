@@ -29,6 +29,8 @@ struct dx_site {
     const float *V, *U;       /* the factor, [d_in, C] and [C, d_out] (factor layout) */
     enum dx_mask mode;
     const float *mask;        /* DX_MASK_CONST: [C] */
+    int group;                /* > 1 (APD): DX_MASK_INPUT masks are per component,
+                               * [pos.., C/group], each repeated over its group columns */
 };
 
 struct dx_ci {               /* the CI function (DX_MASK_CI sites) */

@@ -84,6 +84,9 @@ int dc_finish(struct dc_ctx *cx);
 
 /* ci_fn.c: z, g_lo, g_up for every site from the clean forward's site inputs */
 int dc_ci_fn(struct dc_ctx *cx);
+/* objective_apd.c: an APD component mask [pos.., C] repeated over each component's m
+ * columns → [pos.., C·m] (site i's C is C·m after dc_apd_sites) */
+uint32_t dc_apd_expand_mask(struct dc_ctx *cx, int i, uint32_t mask);
 #define DC_MAX_GLOBAL_SITES 256
 /* global CI kinds (METHOD §2.3): the site indices in name order (the reference's
  * concatenation order) and each one's clean input rows [N, d_in], N the same for all */

@@ -149,7 +149,7 @@ static uint32_t group_sum(struct dc_ctx *cx, int i, uint32_t x, int m)
 }
 
 /* mask [pos.., C] repeated over each component's m columns → [pos.., C·m] */
-static uint32_t expand_mask(struct dc_ctx *cx, int i, uint32_t mask)
+uint32_t dc_apd_expand_mask(struct dc_ctx *cx, int i, uint32_t mask)
 {
     struct ir_builder *b = &cx->b;
     int m = dc_apd_rank(cx->cfg, &cx->sites[i]), r;
@@ -349,7 +349,7 @@ static int apd_begin(struct dc_ctx *cx, struct ir_graph *g, const struct dc_conf
     *mask = topk_mask(cx, attr);
     dc_tap(cx, "apd.mask", *mask);
     for (int i = 0; i < ns && !cx->b.err; i++)
-        mexp[i] = expand_mask(cx, i, *mask);
+        mexp[i] = dc_apd_expand_mask(cx, i, *mask);
     return cx->b.err;
 }
 

@@ -109,6 +109,10 @@ int pdc_dir_site(const struct pdc_dir *x, const char *name, int *idx, struct dia
 /* the factor of site i as stored (V [d_in, C], U [C, d_out] under the name of the
  * factor's first site) */
 void pdc_dir_factor(const struct pdc_dir *x, int i, const float **V, const float **U);
+/* an APD folder (method apd): site i's C columns are C/m components of m columns
+ * each, m = pdc_dir_rank (1 for every other method) */
+int pdc_dir_apd(const struct pdc_dir *x);
+int pdc_dir_rank(const struct pdc_dir *x, int i);
 
 /* pdc_export.c: `pdc export DIR -o OUT.onnx ...`; pdc_run_dir.c: `pdc run DIR ...` */
 int pdc_export_main(int argc, char **argv);

@@ -1,7 +1,8 @@
 /* pdc_dir.c — a decomposition folder opened for `pdc export` and `pdc run DIR`:
  * the model it was made from (its SHA-256 checked), the resolved config.yaml,
  * components.safetensors, and the sites selected again on a compiled copy of
- * the model with the run's own patterns, so they match the run's one for one.
+ * the model with the run's own patterns, so they match the run's one for one
+ * (an APD folder's sites with C·m columns each: dc_apd_sites, as the run had them).
  * Every factor is checked against the stored tensors before anything uses it. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,16 @@ static int check_factor(const struct pdc_dir *x, int i, struct diag *d)
                             : "missing", (long long)want[k][0], (long long)want[k][1]);
     }
     return ST_OK;
+}
+
+int pdc_dir_apd(const struct pdc_dir *x)
+{
+    return strcmp(x->c.method, "apd") == 0;
+}
+
+int pdc_dir_rank(const struct pdc_dir *x, int i)
+{
+    return pdc_dir_apd(x) ? dc_apd_rank(&x->c, &x->sites[i]) : 1;
 }
 
 void pdc_dir_factor(const struct pdc_dir *x, int i, const float **V, const float **U)
@@ -100,6 +111,8 @@ static int compile_copy(struct pdc_dir *x, int64_t batch, int64_t seq, struct di
     }
     if (!st)
         st = dc_select_sites(x->h, &x->c, &x->sites, &x->ns, &x->fac, &x->nf, d);
+    if (!st && pdc_dir_apd(x)) /* C·m columns per site, as the run stored them */
+        st = dc_apd_sites(&x->c, x->sites, x->ns, x->fac, x->nf, d);
     for (int i = 0; !st && i < x->ns; i++)
         st = check_factor(x, i, d);
     return st;
@@ -117,10 +130,6 @@ int pdc_dir_open(const char *dir, int64_t batch, int64_t seq, struct pdc_dir *x,
         snprintf(path, sizeof path, "%s/config.yaml", dir);
         st = pdc_config_load(path, &x->c, d);
     }
-    if (!st && strcmp(x->c.method, "apd") == 0) /* C·m columns per site, no CI function */
-        st = diag_set(d, ST_ERR_UNSUPPORTED, "%s: an APD decomposition (method apd): export "
-                      "and `pdc run DIR` are not implemented for it yet; use pdc eval / inspect",
-                      dir);
     if (!st && strcmp(x->c.method, "l3d") == 0) /* its own parametrisation, no V/U per site */
         st = diag_set(d, ST_ERR_UNSUPPORTED, "%s: an L3D decomposition (method l3d): export "
                       "and `pdc run DIR` are not implemented for it yet; use pdc eval / inspect",

@@ -8,6 +8,8 @@
  *   --ablate/--keep SITE:c,..    those sites' masks baked as constants
  *   --bake                       masks folded into plain weights W' = V·diag(m)·U + Δ
  *   --edit SITE:c --write-vector FILE.npy [--scale A]   the VPD §6 edit, baked
+ * An APD folder's masks are per component (C of them, each over its m columns):
+ * --form ci and --edit do not apply to it (no CI function, no single write vector).
  * The sites are selected on a compiled copy (batch 11, sequence 13: values no
  * model dim is likely to share, so a position dim equal to one of them is the
  * symbol it was bound from) and found in the export graph by node name. */
@@ -115,7 +117,7 @@ static int parse_spec(const struct pdc_dir *x, const char *opt, const char *spec
     char name[300];
     snprintf(name, sizeof name, "%.*s", (int)(colon - spec), spec);
     int st = pdc_dir_site(x, name, site, d);
-    int C = st ? 0 : x->sites[*site].C;
+    int C = st ? 0 : x->sites[*site].C / pdc_dir_rank(x, *site); /* APD: components */
     for (const char *p = colon + 1; !st && *p;) {
         char *e;
         long c = strtol(p, &e, 10);
@@ -153,7 +155,7 @@ static int build_masks(const struct pdc_dir *x, const struct export_args *a, flo
         if (!sel)
             return diag_set(d, ST_ERR_NOMEM, "out of memory");
         st = parse_spec(x, keep ? "--keep" : "--ablate", spec, &i, sel, d);
-        int C = st ? 0 : x->sites[i].C;
+        int C = st ? 0 : x->sites[i].C / pdc_dir_rank(x, i);
         if (!st && !masks[i]) {
             if (!(masks[i] = malloc((size_t)C * sizeof **masks)))
                 st = diag_set(d, ST_ERR_NOMEM, "out of memory");
@@ -164,6 +166,18 @@ static int build_masks(const struct pdc_dir *x, const struct export_args *a, flo
             if (sel[c])
                 masks[i][c] = keep ? 1.0f : 0.0f;
         free(sel);
+    }
+    for (int i = 0; !st && i < x->ns; i++) { /* APD: component c's mask on its m columns */
+        int m = pdc_dir_rank(x, i), C = x->sites[i].C;
+        float *e = m > 1 && masks[i] ? malloc((size_t)C * sizeof *e) : NULL;
+        if (m > 1 && masks[i] && !e)
+            return diag_set(d, ST_ERR_NOMEM, "out of memory");
+        for (int c = 0; e && c < C; c++)
+            e[c] = masks[i][c / m];
+        if (e) {
+            free(masks[i]);
+            masks[i] = e;
+        }
     }
     return st;
 }
@@ -385,6 +399,7 @@ static int factorise(struct ir_graph *g, const struct pdc_dir *x, const struct e
         pdc_dir_factor(x, i, &xs[i].V, &xs[i].U);
         xs[i].mode = masks[i] ? DX_MASK_CONST : ci ? DX_MASK_CI : DX_MASK_INPUT;
         xs[i].mask = masks[i];
+        xs[i].group = pdc_dir_rank(x, i);
     }
     struct dx_ci cf = {&x->c, x->vals, x->nvals, a->threshold};
     if (!st)
@@ -413,7 +428,12 @@ static int export_dir(const struct export_args *a, struct diag *d)
     int st = pdc_dir_open(a->dir, -PROBE_BATCH, PROBE_SEQ, &x, d);
     if (st)
         return st;
-    if (!(masks = calloc((size_t)x.ns + 1, sizeof *masks)))
+    if (pdc_dir_apd(&x) && (strcmp(a->form, "ci") == 0 || a->edit))
+        st = diag_set(d, ST_ERR_UNSUPPORTED, "%s: an APD decomposition (method apd) has %s",
+                      a->dir, a->edit ? "rank-m components with no single write vector: --edit "
+                      "does not apply" : "no CI function: --form ci does not apply (use the "
+                      "factorised form with masks as inputs, --ablate/--keep or --bake)");
+    if (!st && !(masks = calloc((size_t)x.ns + 1, sizeof *masks)))
         st = diag_set(d, ST_ERR_NOMEM, "out of memory");
     if (!st)
         st = build_masks(&x, a, masks, d);

@@ -4,7 +4,8 @@
  * `pdc export` is checked against. M.npz holds one array per site, named by the
  * site (or "mask.<site>"), shaped like the site's masks [pos.., C] or [C] (the
  * same mask at every position); sites it leaves out get masks of 1. OUT.npz
- * holds the model's float outputs by name and "ci.<site>" per site. */
+ * holds the model's float outputs by name and "ci.<site>" per site (none for APD,
+ * whose masks are per component [pos.., C], repeated over its m columns). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
