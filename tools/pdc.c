@@ -64,6 +64,8 @@ static int usage(FILE *f)
             "          [--edit SITE:c --write-vector FILE.npy [--scale A]] [--external-threshold BYTES]\n"
             "      write the decomposition as ONNX: factorised sites with mask inputs, the CI\n"
             "      function inside, baked ablations, or plain (edited) weights\n"
+            "  pdc export DIR -o OUT.onnx --intervene K:D[,K:D...]   (an L3D folder)\n"
+            "      the model with every decomposed tensor moved to W + sum D*v_K\n"
             "  pdc convert IN.onnx -o OUT.onnx [--external-threshold BYTES] [--opset N]\n"
             "      re-export through pdc's IR; initializers over BYTES go to OUT.onnx.data\n"
             "  pdc --version\n");

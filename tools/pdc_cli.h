@@ -50,6 +50,12 @@ int pdc_config_l3d_check(const struct yaml_node *root, const struct dc_config *c
  * `pdc intervene DIR --subnet k --delta D --data X.npy [-o OUT.npz]` */
 int pdc_eval_l3d_main(int argc, char **argv);
 int pdc_intervene_main(int argc, char **argv);
+/* every tensor the L3D decomposition in dir (of model, its resolved config c) decomposes,
+ * moved in g to W + Σ_j delta[j]·v_{k[j]} (v_k: the out-side factors, as pdc intervene
+ * rebuilds them), after its factors are checked against the model and config; g holds
+ * the model's tensors by name (a plain import or a compiled copy) */
+int pdc_l3d_move(const char *dir, const char *model, const struct dc_config *c,
+                 struct ir_graph *g, const long *k, const double *delta, int n, struct diag *d);
 
 /* pdc_ckpt.c */
 struct rt_store;

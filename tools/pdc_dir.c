@@ -131,9 +131,9 @@ int pdc_dir_open(const char *dir, int64_t batch, int64_t seq, struct pdc_dir *x,
         st = pdc_config_load(path, &x->c, d);
     }
     if (!st && strcmp(x->c.method, "l3d") == 0) /* its own parametrisation, no V/U per site */
-        st = diag_set(d, ST_ERR_UNSUPPORTED, "%s: an L3D decomposition (method l3d): export "
-                      "and `pdc run DIR` are not implemented for it yet; use pdc eval / inspect",
-                      dir);
+        st = diag_set(d, ST_ERR_UNSUPPORTED, "%s: an L3D decomposition (method l3d) has no "
+                      "per-site masks to run with: use `pdc intervene DIR --subnet K --delta D "
+                      "--data X.npy` (or `pdc export DIR -o OUT.onnx --intervene K:D`)", dir);
     if (!st) {
         snprintf(path, sizeof path, "%s/components.safetensors", dir);
         st = st_read(path, &x->vals, &x->nvals, d);

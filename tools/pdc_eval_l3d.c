@@ -659,6 +659,78 @@ struct intervene_args {
     double delta;
 };
 
+/* every decomposed tensor of g moved to W + Σ_j delta[j]·v_{k[j]} (summed in double, one
+ * rounding to float), each into a writable copy of its data: g is a compiled model
+ * (pdc intervene) or the plain import of it (pdc export --intervene) */
+static int move_tensors(struct ir_graph *g, const char *model, const struct l3d_t *t, int nt,
+                        const long *k, const double *delta, int n, struct diag *d)
+{
+    int st = ST_OK;
+    float *v = NULL;
+    double *acc = NULL;
+    for (int j = 0; !st && j < nt; j++) {
+        uint32_t w = ir_tensor_find(g, t[j].name);
+        struct ir_tensor *W = w == IR_NONE ? NULL : &g->t[w];
+        if (!W || !W->data || W->dtype != IR_F32 || ir_numel(W) != t[j].numel) {
+            st = diag_set(d, ST_ERR_INVALID, "%s: no float32 initializer '%s' of %lld elements",
+                          model, t[j].name, (long long)t[j].numel);
+            break;
+        }
+        float *wd = ir_graph_buf(g, W->nbytes);
+        v = realloc(v, (size_t)t[j].numel * sizeof *v);
+        acc = realloc(acc, (size_t)t[j].numel * sizeof *acc);
+        if (!wd || !v || !acc) {
+            st = diag_set(d, ST_ERR_NOMEM, "out of memory");
+            break;
+        }
+        memcpy(wd, W->data, W->nbytes);
+        W->data = wd;
+        for (int64_t i = 0; i < t[j].numel; i++)
+            acc[i] = (double)wd[i];
+        for (int s = 0; s < n; s++) {
+            subnet_tensor(&t[j], k[s], v);
+            for (int64_t i = 0; i < t[j].numel; i++)
+                acc[i] += delta[s] * (double)v[i];
+        }
+        for (int64_t i = 0; i < t[j].numel; i++)
+            wd[i] = (float)acc[i];
+    }
+    free(v);
+    free(acc);
+    return st;
+}
+
+/* the DIR's L3D factors, found and checked against its model and config */
+static int open_l3d(const char *dir, const char *model, const struct dc_config *c,
+                    struct rt_store *store, struct l3d_t *t, int *nt, struct diag *d)
+{
+    int st = pdc_eval_load_store(dir, store, d);
+    if (!st)
+        st = find_tensors(store, t, nt, d);
+    if (!st)
+        st = check_tensors(dir, model, c, store, t, *nt, d);
+    return st;
+}
+
+int pdc_l3d_move(const char *dir, const char *model, const struct dc_config *c,
+                 struct ir_graph *g, const long *k, const double *delta, int n, struct diag *d)
+{
+    struct rt_store store = {0};
+    struct l3d_t *t = malloc(MAX_T * sizeof *t);
+    int nt = 0;
+    int st = t ? open_l3d(dir, model, c, &store, t, &nt, d)
+               : diag_set(d, ST_ERR_NOMEM, "out of memory");
+    for (int s = 0; !st && s < n; s++)
+        if (k[s] < 0 || k[s] >= c->l3d.n_subnets)
+            st = diag_set(d, ST_ERR_INVALID, "subnetwork %ld is not in [0, %d)", k[s],
+                          c->l3d.n_subnets);
+    if (!st)
+        st = move_tensors(g, model, t, nt, k, delta, n, d);
+    rt_store_free(&store);
+    free(t);
+    return st;
+}
+
 /* run the DIR's model on x with W + delta·v_k in every decomposed tensor (delta 0: as is) */
 static int run_moved(const char *model, struct l3d_t *t, int nt, const struct intervene_args *a,
                      double delta, const struct ir_value *x, struct ir_value **outs, int *nout,
@@ -667,26 +739,10 @@ static int run_moved(const char *model, struct l3d_t *t, int nt, const struct in
     struct dc_config c;
     dc_config_defaults(&c, "l3d");
     c.batch_size = x->dims[0];
-    struct ir_graph *g;
+    struct ir_graph *g = NULL;
     int st = pdc_compiled_model(model, &c, &g, d);
-    float *v = NULL;
-    for (int j = 0; !st && j < nt; j++) {
-        uint32_t w = ir_tensor_find(g, t[j].name);
-        if (w == IR_NONE || !g->t[w].data || ir_numel(&g->t[w]) != t[j].numel) {
-            st = diag_set(d, ST_ERR_INVALID, "%s: no initializer '%s' of %lld elements", model,
-                          t[j].name, (long long)t[j].numel);
-            break;
-        }
-        if (!(v = realloc(v, (size_t)t[j].numel * sizeof *v))) {
-            st = diag_set(d, ST_ERR_NOMEM, "out of memory");
-            break;
-        }
-        subnet_tensor(&t[j], a->k, v);
-        float *wd = g->t[w].data;
-        for (int64_t i = 0; i < t[j].numel; i++)
-            wd[i] = (float)((double)wd[i] + delta * (double)v[i]);
-    }
-    free(v);
+    if (!st)
+        st = move_tensors(g, model, t, nt, &a->k, &delta, 1, d);
     struct ir_value in = *x;
     if (!st) {
         in.name = (char *)g->t[g->inputs[0]].name;
@@ -715,11 +771,7 @@ static int intervene(const struct intervene_args *a, struct diag *d)
         st = diag_set(d, ST_ERR_INVALID, "intervene: %s is a '%s' decomposition, not l3d",
                       a->dir, c.method);
     if (!st)
-        st = pdc_eval_load_store(a->dir, &store, d);
-    if (!st)
-        st = find_tensors(&store, t, &nt, d);
-    if (!st)
-        st = check_tensors(a->dir, model, &c, &store, t, nt, d);
+        st = open_l3d(a->dir, model, &c, &store, t, &nt, d);
     if (!st && (a->k < 0 || a->k >= c.l3d.n_subnets))
         st = diag_set(d, ST_ERR_INVALID, "intervene: --subnet %ld is not in [0, %d)", a->k,
                       c.l3d.n_subnets);

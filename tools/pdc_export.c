@@ -8,6 +8,8 @@
  *   --ablate/--keep SITE:c,..    those sites' masks baked as constants
  *   --bake                       masks folded into plain weights W' = V·diag(m)·U + Δ
  *   --edit SITE:c --write-vector FILE.npy [--scale A]   the VPD §6 edit, baked
+ *   --intervene K:D[,K:D..]      an L3D folder (its only form): every decomposed tensor
+ *                                baked as W + Σ D·v_K, what `pdc intervene` runs
  * An APD folder's masks are per component (C of them, each over its m columns):
  * --form ci and --edit do not apply to it (no CI function, no single write vector).
  * The sites are selected on a compiled copy (batch 11, sequence 13: values no
@@ -29,8 +31,8 @@
 
 struct export_args {
     const char *dir, *out, *form, *edit, *vector;
-    const char *ablate[MAX_SPECS], *keep[MAX_SPECS];
-    int n_ablate, n_keep, bake;
+    const char *ablate[MAX_SPECS], *keep[MAX_SPECS], *intervene[MAX_SPECS];
+    int n_ablate, n_keep, n_intervene, bake, form_set;
     double threshold, scale;
     long long ext_threshold; /* < 0: automatic */
 };
@@ -61,7 +63,7 @@ static int parse_args(int argc, char **argv, struct export_args *a, struct diag 
         else if (strcmp(o, "-o") == 0)
             a->out = v;
         else if (strcmp(o, "--form") == 0)
-            a->form = v;
+            a->form = v, a->form_set = 1;
         else if (strcmp(o, "--threshold") == 0)
             parse_double(o, v, &a->threshold, d);
         else if (strcmp(o, "--scale") == 0)
@@ -80,6 +82,8 @@ static int parse_args(int argc, char **argv, struct export_args *a, struct diag 
             a->ablate[a->n_ablate++] = v;
         else if ((strcmp(o, "--keep") == 0 && a->n_keep < MAX_SPECS))
             a->keep[a->n_keep++] = v;
+        else if ((strcmp(o, "--intervene") == 0 && a->n_intervene < MAX_SPECS))
+            a->intervene[a->n_intervene++] = v;
         else if (o[0] != '-' && !a->dir)
             a->dir = o, used = 0;
         else
@@ -92,7 +96,8 @@ static int parse_args(int argc, char **argv, struct export_args *a, struct diag 
     if (!a->dir || !a->out)
         return diag_set(d, ST_ERR_INVALID, "usage: pdc export DIR -o OUT.onnx [--form "
                         "factorised|ci] [--threshold T] [--ablate SITE:c,..] [--keep SITE:c,..] "
-                        "[--bake] [--edit SITE:c --write-vector FILE.npy [--scale A]]");
+                        "[--bake] [--edit SITE:c --write-vector FILE.npy [--scale A]] "
+                        "[--intervene K:D[,K:D..] (an L3D folder)]");
     if (strcmp(a->form, "factorised") != 0 && strcmp(a->form, "ci") != 0)
         return diag_set(d, ST_ERR_INVALID, "--form %s: factorised or ci", a->form);
     if (!!a->edit != !!a->vector)
@@ -419,6 +424,126 @@ static size_t constant_bytes(const struct ir_graph *g)
     return n;
 }
 
+/* ---- an L3D folder: a baked intervention ------------------------------------------------ */
+
+/* "K:D[,K:D..]" (each --intervene may list several) into k[], delta[] */
+static int parse_intervene(const struct export_args *a, const struct dc_config *c, long *k,
+                           double *delta, int *n, struct diag *d)
+{
+    *n = 0;
+    for (int i = 0; i < a->n_intervene; i++)
+        for (const char *p = a->intervene[i]; *p;) {
+            char *e, *f;
+            long kk = strtol(p, &e, 10);
+            double dd = e != p && *e == ':' ? strtod(e + 1, &f) : 0;
+            if (e == p || *e != ':' || f == e + 1 || (*f && *f != ',') || !(dd - dd == 0))
+                return diag_set(d, ST_ERR_INVALID, "--intervene %s: expected K:D[,K:D...] "
+                                "(subnetwork index : finite delta)", a->intervene[i]);
+            if (kk < 0 || kk >= c->l3d.n_subnets)
+                return diag_set(d, ST_ERR_INVALID, "--intervene %s: subnetwork %ld is not in "
+                                "[0, %d)", a->intervene[i], kk, c->l3d.n_subnets);
+            if (*n == MAX_SPECS)
+                return diag_set(d, ST_ERR_INVALID, "--intervene: more than %d terms", MAX_SPECS);
+            k[*n] = kk, delta[(*n)++] = dd;
+            p = *f ? f + 1 : f;
+        }
+    return ST_OK;
+}
+
+/* the compiled copy whose output types the plain import takes (as pdc_dir.c's copy:
+ * the probe batch where the batch dim is symbolic, the probe sequence, else the run's) */
+static int l3d_copy(const struct ir_graph *g, const char *model, const struct dc_config *c,
+                    struct ir_graph **h, struct diag *d)
+{
+    struct dc_config cb = *c;
+    const struct ir_tensor *t = g->n_inputs ? &g->t[g->inputs[0]] : NULL;
+    cb.batch_size = t && t->rank >= 1 && t->sym[0] < 0 && t->dims[0] > 0 ? t->dims[0]
+                                                                          : PROBE_BATCH;
+    cb.data_seq = PROBE_SEQ;
+    int st = pdc_compiled_model(model, &cb, h, d);
+    if ((st == ST_ERR_SHAPE || st == ST_ERR_INVALID) && c->data_seq > 0 &&
+        c->data_seq != PROBE_SEQ) {
+        struct diag first = *d;
+        *d = (struct diag){0};
+        cb.data_seq = c->data_seq;
+        if ((st = pdc_compiled_model(model, &cb, h, d)))
+            *d = first;
+    }
+    return st;
+}
+
+static int export_l3d(const struct export_args *a, const char *model, const struct dc_config *c,
+                      struct diag *d)
+{
+    const char *other = a->form_set ? "--form" : a->n_ablate ? "--ablate" : a->n_keep ? "--keep"
+                        : a->bake ? "--bake" : a->edit ? "--edit" : NULL;
+    if (other)
+        return diag_set(d, ST_ERR_UNSUPPORTED, "%s: an L3D decomposition (method l3d) has no "
+                        "per-site masks or CI function: %s does not apply; it exports as a baked "
+                        "intervention, --intervene K:D[,K:D...]", a->dir, other);
+    if (!a->n_intervene)
+        return diag_set(d, ST_ERR_INVALID, "%s: an L3D decomposition (method l3d) exports as a "
+                        "baked intervention: give --intervene K:D[,K:D...] (W + D·v_K in every "
+                        "decomposed tensor)", a->dir);
+    long k[MAX_SPECS];
+    double delta[MAX_SPECS];
+    int n = 0;
+    struct ir_graph *g = NULL, *h = NULL;
+    int st = parse_intervene(a, c, k, delta, &n, d);
+    if (!st)
+        st = onnx_load_file(model, &g, d);
+    if (!st)
+        st = l3d_copy(g, model, c, &h, d);
+    if (!st) {
+        struct symmap m;
+        sym_values(g, h, &m);
+        output_types(g, h, &m);
+        st = pdc_l3d_move(a->dir, model, c, g, k, delta, n, d);
+    }
+    struct onnx_export_opts o = {.producer = "pdc export"};
+    if (!st) {
+        o.external_threshold = a->ext_threshold >= 0 ? (size_t)a->ext_threshold
+                               : constant_bytes(g) > EXTERNAL_AT ? 1024 : 0;
+        st = onnx_save_file(g, a->out, &o, d);
+    }
+    if (!st) {
+        printf("wrote %s: %s with every decomposed tensor moved to W +", a->out, model);
+        for (int i = 0; i < n; i++)
+            printf("%s %g·v_%ld", i ? " +" : "", delta[i], k[i]);
+        printf("%s\n", o.external_threshold ? ", external data" : "");
+    }
+    ir_graph_free(h);
+    ir_graph_free(g);
+    return st;
+}
+
+/* the folder's method from its resolved config: an L3D folder goes to export_l3d */
+static int export_dir(const struct export_args *a, struct diag *d);
+
+static int export_any(const struct export_args *a, struct diag *d)
+{
+    char model[4096], path[4200];
+    struct dc_config *c = malloc(sizeof *c);
+    if (!c)
+        return diag_set(d, ST_ERR_NOMEM, "out of memory");
+    dc_config_defaults(c, "spd");
+    c->method[0] = '\0'; /* the saved, fully resolved config names its method */
+    snprintf(path, sizeof path, "%s/config.yaml", a->dir);
+    int st = pdc_dir_model(a->dir, model, sizeof model, d);
+    if (!st)
+        st = pdc_config_load(path, c, d);
+    if (!st && strcmp(c->method, "l3d") == 0)
+        st = export_l3d(a, model, c, d);
+    else if (!st && a->n_intervene)
+        st = diag_set(d, ST_ERR_UNSUPPORTED, "--intervene: %s is a '%s' decomposition; "
+                      "--intervene bakes an L3D (method l3d) subnetwork intervention (use "
+                      "--ablate/--keep/--bake/--edit for it)", a->dir, c->method);
+    else if (!st)
+        st = export_dir(a, d);
+    free(c);
+    return st;
+}
+
 static int export_dir(const struct export_args *a, struct diag *d)
 {
     struct pdc_dir x;
@@ -472,7 +597,7 @@ int pdc_export_main(int argc, char **argv)
 {
     struct export_args a;
     struct diag d = {0};
-    if (parse_args(argc, argv, &a, &d) || export_dir(&a, &d)) {
+    if (parse_args(argc, argv, &a, &d) || export_any(&a, &d)) {
         fprintf(stderr, "pdc: %s\n", d.msg);
         return 1;
     }
