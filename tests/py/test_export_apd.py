@@ -29,6 +29,7 @@ from onnx import numpy_helper  # noqa: E402
 
 from test_apd_cli import CONFIG  # noqa: E402
 from test_decompose_cli import read_safetensors  # noqa: E402
+from test_export_decomp import pdc_masked  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 SRC = os.path.join(ROOT, "models", "tms-5-2.onnx")
@@ -46,20 +47,6 @@ def maxrel(got, want):
 
 def export(args, d, out, *extra):
     return run_pdc(args.pdc, ["export", d, "-o", out] + list(extra))
-
-
-def pdc_masked(args, tmp, d, x, masks, tag):
-    xin, out, mp = (os.path.join(tmp, f"{tag}{s}") for s in ("_x.npy", "_out.npz", "_m.npz"))
-    np.save(xin, x)
-    argv = ["run", d, "--input", f"x={xin}", "-o", out]
-    if masks is not None:
-        np.savez(mp, **masks)
-        argv += ["--masks", mp]
-    p = run_pdc(args.pdc, argv)
-    if p.returncode != 0:
-        raise RuntimeError("pdc run DIR failed: " + p.stderr[-400:])
-    with np.load(out) as z:
-        return {k: z[k] for k in z.files}
 
 
 def checked(res, what, out):
@@ -105,13 +92,13 @@ def main():
             r = np.random.RandomState(3)
             masks = {"mask." + n: r.rand(7, C).astype(np.float32) for n in sites}
             got = common.ort_run(out, {**feeds, **masks})
-            mine = pdc_masked(args, tmp, d, x, masks, "rm")
+            mine = pdc_masked(args, tmp, d, {"x": x}, masks, "rm")
             err_check(res, "random masks [rows, C] match pdc run DIR --masks", maxrel(got, mine))
             res.check("the masks change the output", maxrel(mine, want) > 1e-3,
                       f"only {maxrel(mine, want):.3g}")
             res.check("pdc run DIR: no ci.* outputs", not any(k.startswith("ci.") for k in mine),
                       str(list(mine)))
-            ones = pdc_masked(args, tmp, d, x, None, "ones")
+            ones = pdc_masked(args, tmp, d, {"x": x}, None, "ones")
             err_check(res, "pdc run DIR with masks 1 reproduces the source", maxrel(ones, want))
 
         # bake, masks = 1
@@ -139,7 +126,7 @@ def main():
         ref = common.ort_run(ref_path, feeds)
         mvec = np.ones(C, np.float32)
         mvec[c] = 0
-        mine = pdc_masked(args, tmp, d, x, {n: mvec for n in sites}, "abl")
+        mine = pdc_masked(args, tmp, d, {"x": x}, {n: mvec for n in sites}, "abl")
         err_check(res, "pdc's ablated forward matches numpy W' = W − V[:, cols]·U[cols, :]",
                   maxrel(mine, ref))
         res.check("the ablation changes the output", maxrel(mine, want) > 1e-3,
@@ -161,7 +148,7 @@ def main():
         if res.check("export --keep", p.returncode == 0, p.stderr[-400:]):
             err_check(res, "--keep matches pdc's masked forward",
                       maxrel(common.ort_run(keep, feeds),
-                             pdc_masked(args, tmp, d, x, {sites[0]: mk}, "keep")))
+                             pdc_masked(args, tmp, d, {"x": x}, {sites[0]: mk}, "keep")))
 
         # refusals
         for what, extra, words in (
