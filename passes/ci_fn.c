@@ -147,6 +147,18 @@ static uint32_t ci_layerwise(struct dc_ctx *cx, int i)
     return IR_NONE;
 }
 
+
+void dc_name_order(const char *const *names, int n, int *order)
+{
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    for (int i = 1; i < n; i++) /* insertion sort: stable, and n is small */
+        for (int k = i; k > 0 && strcmp(names[order[k - 1]], names[order[k]]) > 0; k--) {
+            int t = order[k];
+            order[k] = order[k - 1];
+            order[k - 1] = t;
+        }
+}
 int dc_ci_global_rows(struct dc_ctx *cx, int *order, uint32_t *rows)
 {
     struct ir_builder *b = &cx->b;
@@ -155,17 +167,13 @@ int dc_ci_global_rows(struct dc_ctx *cx, int *order, uint32_t *rows)
         return b->err = diag_set(b->d, ST_ERR_UNSUPPORTED,
                                  "%d sites: a global CI function takes at most %d", n,
                                  DC_MAX_GLOBAL_SITES);
+    const char *names[DC_MAX_GLOBAL_SITES] = {0};
     for (int i = 0; i < n; i++) {
         if (!ci_kind_ok(cx, i))
             return b->err;
-        order[i] = i;
+        names[i] = cx->sites[i].name;
     }
-    for (int i = 1; i < n; i++) /* insertion sort by name: the reference's site order */
-        for (int k = i; k > 0 && strcmp(cx->sites[order[k - 1]].name, cx->sites[order[k]].name) > 0; k--) {
-            int t = order[k];
-            order[k] = order[k - 1];
-            order[k - 1] = t;
-        }
+    dc_name_order(names, n, order);
     int64_t N = -1;
     for (int k = 0; k < n && !b->err; k++) {
         int64_t Nk;

@@ -159,6 +159,9 @@ struct dc_config {
 };
 
 void dc_config_defaults(struct dc_config *c, const char *method);
+/* order[0..n) = the indices of names[] sorted by name: the reference's concatenation
+ * order of a global CI function's sites (stable, so equal names keep their order) */
+void dc_name_order(const char *const *names, int n, int *order);
 /* the transformer settings are complete and consistent (n_heads divides d_model, d_head
  * even for RoPE, ...); the error names the offending key by its reference path */
 int dc_ci_transformer_check(const struct dc_ci_transformer *t, struct diag *d);

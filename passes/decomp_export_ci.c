@@ -99,14 +99,10 @@ static int global_mlp(struct dx_builder *xb, const struct dx_ci *ci, const struc
     uint32_t xs[DX_MAX_GLOBAL_SITES];
     if (ns > DX_MAX_GLOBAL_SITES)
         return xb->err = diag_set(xb->d, ST_ERR_UNSUPPORTED, "too many sites for a global CI");
+    const char *names[DX_MAX_GLOBAL_SITES] = {0};
     for (int i = 0; i < ns; i++)
-        order[i] = i;
-    for (int i = 1; i < ns; i++)
-        for (int k = i; k > 0 && strcmp(sites[order[k - 1]].s->name, sites[order[k]].s->name) > 0; k--) {
-            int t = order[k];
-            order[k] = order[k - 1];
-            order[k - 1] = t;
-        }
+        names[i] = sites[i].s->name;
+    dc_name_order(names, ns, order);
     int64_t din = 0, ctot = 0;
     for (int k = 0; k < ns; k++) {
         xs[k] = rows[order[k]];
