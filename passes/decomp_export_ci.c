@@ -5,22 +5,21 @@
  * per-component layers are broadcasting MatMuls on [pos.., C, 1, h] against the
  * weights [C, h_in, h_out] (the same sums, so the same values up to rounding).
  * GELU is written as 0.5·x·(1 + erf(x/√2)) (the op's exact form; ONNX Gelu
- * needs opset 20). Kinds: mlp, vector_mlp, shared_mlp, global_shared_mlp; the
- * global transformer is refused by name. */
+ * needs opset 20). Kinds: mlp, vector_mlp, shared_mlp, global_shared_mlp here,
+ * global_shared_transformer in decomp_export_ci_tf.c. */
 #include <stdio.h>
 #include <string.h>
 
 #include "decomp_export_impl.h"
 
-#define DX_MAX_GLOBAL_SITES 256 /* as ci_fn.c: DC_MAX_GLOBAL_SITES */
-
-/* the CI weight `name` from components.safetensors as a constant shaped `dims`
- * (bias [C, h] is stored so; it is given [C, 1, h] to broadcast over a row) */
-static uint32_t weight(struct dx_builder *xb, const struct dx_ci *ci, const char *name,
-                       int64_t want, int rank, const int64_t *dims)
+uint32_t dx_ci_weight(struct dx_builder *xb, const struct dx_ci *ci, const char *name, int rank,
+                      const int64_t *dims)
 {
     if (xb->err)
         return IR_NONE;
+    int64_t want = 1;
+    for (int k = 0; k < rank; k++)
+        want *= dims[k];
     for (int i = 0; i < ci->nvals; i++) {
         const struct ir_value *v = &ci->vals[i];
         if (strcmp(v->name, name) != 0)
@@ -34,7 +33,7 @@ static uint32_t weight(struct dx_builder *xb, const struct dx_ci *ci, const char
            IR_NONE;
 }
 
-static uint32_t gelu(struct dx_builder *xb, uint32_t x)
+uint32_t dx_gelu(struct dx_builder *xb, uint32_t x)
 {
     uint32_t e = dx_op2(xb, IR_OP_Mul, x, dx_scalar(xb, 0.70710678118654752f));
     uint32_t one = dx_op2(xb, IR_OP_Add, dx_node(xb, IR_OP_Erf, 1, &e, 0, NULL, IR_NONE),
@@ -56,13 +55,12 @@ static uint32_t mlp(struct dx_builder *xb, const struct dx_ci *ci, const char *w
         snprintf(nw, sizeof nw, "ci.%s.W%d", who, k);
         snprintf(nb, sizeof nb, "ci.%s.b%d", who, k);
         int64_t wd[3] = {C, hin, hout}, bd[3] = {C, 1, hout};
-        uint32_t W = percomp ? weight(xb, ci, nw, C * hin * hout, 3, wd)
-                             : weight(xb, ci, nw, hin * hout, 2, wd + 1);
-        uint32_t B = percomp ? weight(xb, ci, nb, C * hout, 3, bd)
-                             : weight(xb, ci, nb, hout, 1, bd + 2);
+        /* a per-component bias [C, h] is stored so; [C, 1, h] broadcasts over a row */
+        uint32_t W = percomp ? dx_ci_weight(xb, ci, nw, 3, wd) : dx_ci_weight(xb, ci, nw, 2, wd + 1);
+        uint32_t B = percomp ? dx_ci_weight(xb, ci, nb, 3, bd) : dx_ci_weight(xb, ci, nb, 1, bd + 2);
         a = dx_op2(xb, IR_OP_Add, dx_op2(xb, IR_OP_MatMul, a, W), B);
         if (!last)
-            a = gelu(xb, a);
+            a = dx_gelu(xb, a);
         hin = hout;
     }
     return a;
@@ -90,6 +88,33 @@ static uint32_t layerwise(struct dx_builder *xb, const struct dx_ci *ci, const s
     }
 }
 
+int dx_ci_global_order(struct dx_builder *xb, const struct dx_site *sites, int ns, int *order)
+{
+    if (ns > DX_MAX_GLOBAL_SITES)
+        return xb->err = diag_set(xb->d, ST_ERR_UNSUPPORTED, "%d sites: a global CI function "
+                                  "takes at most %d", ns, DX_MAX_GLOBAL_SITES);
+    const char *names[DX_MAX_GLOBAL_SITES] = {0};
+    for (int i = 0; i < ns; i++)
+        names[i] = sites[i].s->name;
+    dc_name_order(names, ns, order);
+    return xb->err;
+}
+
+int dx_ci_global_split(struct dx_builder *xb, const struct dx_site *sites, int ns,
+                       const int *order, uint32_t all, uint32_t *z)
+{
+    int64_t at = 0, axis = sites[0].pr;
+    for (int k = 0; k < ns; k++) {
+        int64_t lo = at, hi = at + sites[order[k]].s->C;
+        uint32_t in[4] = {all, dx_const(xb, "ci/starts", IR_I64, 1, (int64_t[]){1}, &lo),
+                          dx_const(xb, "ci/ends", IR_I64, 1, (int64_t[]){1}, &hi),
+                          dx_const(xb, "ci/axes", IR_I64, 1, (int64_t[]){1}, &axis)};
+        z[order[k]] = ns == 1 ? all : dx_node(xb, IR_OP_Slice, 4, in, 0, NULL, IR_NONE);
+        at = hi;
+    }
+    return xb->err;
+}
+
 /* one MLP over the concatenated site inputs (sites in name order: the
  * reference's), sliced back per site along the last axis */
 static int global_mlp(struct dx_builder *xb, const struct dx_ci *ci, const struct dx_site *sites,
@@ -97,12 +122,8 @@ static int global_mlp(struct dx_builder *xb, const struct dx_ci *ci, const struc
 {
     int order[DX_MAX_GLOBAL_SITES];
     uint32_t xs[DX_MAX_GLOBAL_SITES];
-    if (ns > DX_MAX_GLOBAL_SITES)
-        return xb->err = diag_set(xb->d, ST_ERR_UNSUPPORTED, "too many sites for a global CI");
-    const char *names[DX_MAX_GLOBAL_SITES] = {0};
-    for (int i = 0; i < ns; i++)
-        names[i] = sites[i].s->name;
-    dc_name_order(names, ns, order);
+    if (dx_ci_global_order(xb, sites, ns, order))
+        return xb->err;
     int64_t din = 0, ctot = 0;
     for (int k = 0; k < ns; k++) {
         xs[k] = rows[order[k]];
@@ -111,40 +132,29 @@ static int global_mlp(struct dx_builder *xb, const struct dx_ci *ci, const struc
     }
     struct ir_attr ax = {.name = "axis", .type = IR_ATTR_INT, .i = sites[0].pr};
     uint32_t cat = ns == 1 ? xs[0] : dx_node(xb, IR_OP_Concat, (uint32_t)ns, xs, 1, &ax, IR_NONE);
-    uint32_t all = mlp(xb, ci, "global", cat, 0, ctot, din, ctot);
-    int64_t at = 0, axis = sites[0].pr;
-    for (int k = 0; k < ns; k++) {
-        int64_t lo = at, hi = at + sites[order[k]].s->C;
-        uint32_t in[4] = {all, dx_const(xb, "ci/starts", IR_I64, 1, (int64_t[]){1}, &lo),
-                          dx_const(xb, "ci/ends", IR_I64, 1, (int64_t[]){1}, &hi),
-                          dx_const(xb, "ci/axes", IR_I64, 1, (int64_t[]){1}, &axis)};
-        z[order[k]] = dx_node(xb, IR_OP_Slice, 4, in, 0, NULL, IR_NONE);
-        at = hi;
-    }
-    return xb->err;
+    return dx_ci_global_split(xb, sites, ns, order, mlp(xb, ci, "global", cat, 0, ctot, din, ctot), z);
 }
 
 int dx_ci_build(struct dx_builder *xb, const struct dx_ci *ci, const struct dx_site *sites,
                 int ns, const uint32_t *rows, const uint32_t *h, uint32_t *z)
 {
     enum dc_ci_fn k = ci->cfg->ci_fn_type;
-    if (k == DC_CI_GLOBAL_SHARED_TRANSFORMER)
-        return xb->err = diag_set(xb->d, ST_ERR_UNSUPPORTED, "--form ci: the CI function "
-                                  "global_shared_transformer cannot be exported yet (mlp, "
-                                  "vector_mlp, shared_mlp and global_shared_mlp can)");
+    int global = k == DC_CI_GLOBAL_SHARED_MLP || k == DC_CI_GLOBAL_SHARED_TRANSFORMER;
     for (int i = 0; i < ns; i++) {
         int rows_needed = k != DC_CI_MLP;
         if (rows_needed && rows[i] == IR_NONE)
             return xb->err = diag_set(xb->d, ST_ERR_UNSUPPORTED, "site '%s' (%s): its CI "
                                       "function reads input rows, which only matmul sites have",
                                       sites[i].s->name, pass_site_kind_name(sites[i].s->kind));
-        if (k == DC_CI_GLOBAL_SHARED_MLP && sites[i].pr != sites[0].pr)
+        if (global && sites[i].pr != sites[0].pr)
             return xb->err = diag_set(xb->d, ST_ERR_UNSUPPORTED, "global CI function: sites "
                                       "'%s' and '%s' have different positions", sites[0].s->name,
                                       sites[i].s->name);
     }
     if (k == DC_CI_GLOBAL_SHARED_MLP)
         return global_mlp(xb, ci, sites, ns, rows, z);
+    if (k == DC_CI_GLOBAL_SHARED_TRANSFORMER)
+        return dx_ci_transformer(xb, ci, sites, ns, rows, z);
     for (int i = 0; i < ns && !xb->err; i++)
         z[i] = layerwise(xb, ci, &sites[i], rows[i], h[i]);
     return xb->err;

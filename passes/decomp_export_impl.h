@@ -33,4 +33,19 @@ uint32_t dx_swap_last2(struct dx_builder *xb, uint32_t x, int rank);
 int dx_ci_build(struct dx_builder *xb, const struct dx_ci *ci, const struct dx_site *sites,
                 int ns, const uint32_t *rows, const uint32_t *h, uint32_t *z);
 
+#define DX_MAX_GLOBAL_SITES 256 /* as ci_fn.c: DC_MAX_GLOBAL_SITES */
+/* the CI weight `name` from components.safetensors as a constant shaped dims
+ * (the stored element count must match) */
+uint32_t dx_ci_weight(struct dx_builder *xb, const struct dx_ci *ci, const char *name, int rank,
+                      const int64_t *dims);
+uint32_t dx_gelu(struct dx_builder *xb, uint32_t x); /* exact, through Erf */
+/* a global CI function's site order (by name, the reference's) and its output
+ * [pos.., ΣC] sliced back per site along the last axis */
+int dx_ci_global_order(struct dx_builder *xb, const struct dx_site *sites, int ns, int *order);
+int dx_ci_global_split(struct dx_builder *xb, const struct dx_site *sites, int ns,
+                       const int *order, uint32_t all, uint32_t *z);
+/* decomp_export_ci_tf.c: the global_shared_transformer on rows [pos.., d_in] */
+int dx_ci_transformer(struct dx_builder *xb, const struct dx_ci *ci, const struct dx_site *sites,
+                      int ns, const uint32_t *rows, uint32_t *z);
+
 #endif
