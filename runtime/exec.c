@@ -7,20 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "exec.h"
-#include "fuse.h"
+#include "exec_impl.h"
 #include "memplan.h"
-
-struct rt_prog {
-    const struct ir_graph *g;
-    const struct cg_target *tgt;
-    void **buf;
-    unsigned char *owned;
-    unsigned char *block; /* the planned intermediates */
-    struct rt_memplan_stats mem;
-    struct cg_plan plan;     /* the groups, in execution order */
-    struct cg_kernel **kern; /* per group: its compiled kernel, or NULL (node by node) */
-};
 
 size_t rt_tensor_bytes(const struct ir_tensor *t)
 {
@@ -150,6 +138,8 @@ int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt
         return diag_set(d, ST_ERR_NOMEM, "out of memory");
     p->g = g;
     p->tgt = tgt;
+    const char *chk = getenv("PDC_CHECK");
+    p->check = chk && strcmp(chk, "ref") == 0 && tgt != &cg_ref;
     p->buf = calloc((size_t)g->nt + 1, sizeof *p->buf);
     p->owned = calloc((size_t)g->nt + 1, 1);
     int st = (!p->buf || !p->owned) ? diag_set(d, ST_ERR_NOMEM, "out of memory") : ST_OK;
@@ -199,7 +189,7 @@ static int node_failed(const struct rt_prog *p, const struct ir_node *n, int st,
                     ir_ops[n->op].name, p->tgt->name, status_name((enum status)st));
 }
 
-static int run_node(struct rt_prog *p, const struct ir_node *n, struct diag *d)
+int rt_run_node(struct rt_prog *p, const struct ir_node *n, struct diag *d)
 {
     void *in[256], *out[256];
     if (n->n_in > 256 || n->n_out > 256)
@@ -212,7 +202,7 @@ static int run_node(struct rt_prog *p, const struct ir_node *n, struct diag *d)
     return st ? node_failed(p, n, st, d) : ST_OK;
 }
 
-static int run_kernel(struct rt_prog *p, uint32_t gi, struct diag *d)
+int rt_run_kernel(struct rt_prog *p, uint32_t gi, struct diag *d)
 {
     const struct cg_group *gr = &p->plan.groups[gi];
     void *bufs[CG_GROUP_MAX_BUFS];
@@ -233,11 +223,13 @@ int rt_prog_run(struct rt_prog *p, struct diag *d)
     for (uint32_t gi = 0; !st && gi < p->plan.n_groups; gi++) {
         const struct cg_group *gr = &p->plan.groups[gi];
         if (p->kern[gi]) {
-            st = run_kernel(p, gi, d);
+            st = p->check ? rt_check_unit(p, gi, NULL, d) : rt_run_kernel(p, gi, d);
             continue;
         }
-        for (uint32_t i = 0; !st && i < gr->n_nodes; i++)
-            st = run_node(p, &p->g->n[gr->nodes[i]], d);
+        for (uint32_t i = 0; !st && i < gr->n_nodes; i++) {
+            const struct ir_node *n = &p->g->n[gr->nodes[i]];
+            st = p->check ? rt_check_unit(p, gi, n, d) : rt_run_node(p, n, d);
+        }
     }
     return st;
 }

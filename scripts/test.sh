@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test.sh — install what is missing, build (release and ASan+UBSan), run the whole suite.
-#   scripts/test.sh            everything (release: all labels; asan: all but slow)
+#   scripts/test.sh            everything (release: all labels; asan: all but slow and check)
 #   FAST=1 scripts/test.sh     the fast subset (label unit) in the release build only
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,4 +21,4 @@ ctest --test-dir build -j"$jobs" --output-on-failure
 start=$(date +%s)
 bash scripts/build.sh asan >/dev/null
 echo "build (asan+ubsan): $(( $(date +%s) - start )) s"
-ctest --test-dir build-asan -LE slow -j"$jobs" --output-on-failure
+ctest --test-dir build-asan -LE "slow|check" -j"$jobs" --output-on-failure
