@@ -609,7 +609,9 @@ int dc_finish(struct dc_ctx *cx)
         if (!(g->t[p->tap[i].t].flags & IR_T_OUTPUT))
             ir_graph_add_output(g, p->tap[i].t);
     struct pass_ctx pc = {0};
-    int st = pass_dce(g, &pc, cx->b.d);
+    int st = pass_cse(g, &pc, cx->b.d); /* the forwards of one step share much */
+    if (!st)
+        st = pass_dce(g, &pc, cx->b.d);
     if (!st)
         st = ir_verify(g, cx->b.d);
     return st;

@@ -1,0 +1,128 @@
+/* test_cse.c — common-subexpression elimination (passes/cse.c): equal nodes on equal
+ * inputs are computed once, equal small constants count as one, different attributes
+ * or inputs keep nodes apart, nodes writing graph outputs stay, and the program's
+ * outputs are bit-identical on ref before and after. (Train steps go through the
+ * pass in dc_finish; the golden-step tests check their values.) */
+#include <stdint.h>
+
+#include "build.h"
+#include "exec.h"
+#include "harness.h"
+#include "ir.h"
+#include "pass.h"
+#include "target.h"
+
+static uint32_t f32_input(struct ir_graph *g, const char *name, int rank, const int64_t *dims)
+{
+    uint32_t t = ir_tensor_new(g, name);
+    g->t[t].dtype = IR_F32;
+    g->t[t].rank = rank;
+    memcpy(g->t[t].dims, dims, (size_t)rank * sizeof *dims);
+    ir_graph_add_input(g, t);
+    return t;
+}
+
+static int count_ops(const struct ir_graph *g, enum ir_op op)
+{
+    int n = 0;
+    for (uint32_t k = 0; k < g->ntopo; k++)
+        n += g->n[g->topo[k]].op == op;
+    return n;
+}
+
+/* x[4,3], W[5,3]:
+ *   a  = x·0.5 (constant A)      b  = x·0.5 (constant B, equal bytes)   → one Mul
+ *   t1 = Wᵀ, t2 = Wᵀ (same perm) → one Transpose;  y1 = a·t1, y2 = b·t2 → one MatMul
+ *   c  = x·0.25                  → stays (other constant)
+ *   s1 = Softmax(y1, axis 1), s2 = Softmax(y1, axis 0) → both stay (attributes differ)
+ *   p  = x·0.5 written to a graph output → stays (pinned)
+ * outputs: y1 + y2 + s1 + s2, c, p */
+static struct ir_graph *build(struct diag *d)
+{
+    struct ir_graph *g = ir_graph_new();
+    g->opset = 20;
+    int64_t xd[2] = {4, 3}, wd[2] = {5, 3}, perm[2] = {1, 0};
+    uint32_t x = f32_input(g, "x", 2, xd), W = f32_input(g, "W", 2, wd);
+    struct ir_builder b = bld_begin(g, "t", d);
+    uint32_t a = bld_mul(&b, x, bld_f32(&b, 0.5)), bb = bld_mul(&b, x, bld_f32(&b, 0.5));
+    uint32_t y1 = bld_matmul(&b, a, bld_transpose(&b, W, 2, perm));
+    uint32_t y2 = bld_matmul(&b, bb, bld_transpose(&b, W, 2, perm));
+    uint32_t c = bld_mul(&b, x, bld_f32(&b, 0.25));
+    struct ir_attr ax1 = bld_attr_int("axis", 1), ax0 = bld_attr_int("axis", 0);
+    uint32_t s1 = bld_node(&b, IR_OP_Softmax, 1, &y1, 1, &ax1, 1, NULL);
+    uint32_t s2 = bld_node(&b, IR_OP_Softmax, 1, &y1, 1, &ax0, 1, NULL);
+    uint32_t sum = bld_add(&b, bld_add(&b, y1, y2), bld_add(&b, s1, s2));
+    uint32_t p = bld_mul(&b, x, bld_f32(&b, 0.5));
+    ir_graph_add_output(g, sum);
+    ir_graph_add_output(g, c);
+    ir_graph_add_output(g, p);
+    if (b.err) {
+        ir_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static struct ir_value *run(struct ir_graph *g, int *n)
+{
+    struct ir_value in[2] = {0};
+    static float x[12], W[15];
+    for (int i = 0; i < 12; i++)
+        x[i] = (float)(i % 5) * 0.3f - 0.6f;
+    for (int i = 0; i < 15; i++)
+        W[i] = (float)(i % 7) * 0.2f - 0.5f;
+    in[0] = (struct ir_value){.name = "x", .dtype = IR_F32, .rank = 2, .dims = {4, 3},
+                              .nbytes = sizeof x, .data = x};
+    in[1] = (struct ir_value){.name = "W", .dtype = IR_F32, .rank = 2, .dims = {5, 3},
+                              .nbytes = sizeof W, .data = W};
+    struct ir_value *out = NULL;
+    struct diag d = {0};
+    if (rt_run(g, &cg_ref, in, 2, &out, n, &d) != ST_OK) {
+        fprintf(stderr, "  run: %s\n", d.msg);
+        return NULL;
+    }
+    return out;
+}
+
+TEST(merges_equal_nodes_only)
+{
+    struct diag d = {0};
+    struct pass_ctx pc = {0};
+    struct ir_graph *g = build(&d);
+    CHECK(g != NULL);
+    if (!g)
+        return;
+    CHECK_EQ(pass_infer_fold(g, &pc, &d), ST_OK);
+    CHECK_EQ(pass_dce(g, &pc, &d), ST_OK);
+    CHECK_EQ(count_ops(g, IR_OP_Mul), 4);
+    CHECK_EQ(count_ops(g, IR_OP_Transpose), 2);
+    CHECK_EQ(count_ops(g, IR_OP_MatMul), 2);
+    int n0 = 0, n1 = 0;
+    struct ir_value *before = run(g, &n0);
+    CHECK_EQ(pass_cse(g, &pc, &d), ST_OK);
+    CHECK_EQ(pass_dce(g, &pc, &d), ST_OK);
+    CHECK_EQ(ir_verify(g, &d), ST_OK);
+    CHECK_EQ(count_ops(g, IR_OP_Mul), 3); /* a (= b), c, and the pinned p */
+    CHECK_EQ(count_ops(g, IR_OP_Transpose), 1);
+    CHECK_EQ(count_ops(g, IR_OP_MatMul), 1);
+    CHECK_EQ(count_ops(g, IR_OP_Softmax), 2);
+    struct ir_value *after = run(g, &n1);
+    CHECK(before && after && n0 == 3 && n1 == 3);
+    for (int k = 0; before && after && k < n0 && k < n1; k++) {
+        CHECK_EQ(before[k].nbytes, after[k].nbytes);
+        CHECK(memcmp(before[k].data, after[k].data, before[k].nbytes) == 0);
+    }
+    for (int k = 0; k < n0; k++)
+        ir_value_free(&before[k]);
+    for (int k = 0; k < n1; k++)
+        ir_value_free(&after[k]);
+    free(before);
+    free(after);
+    ir_graph_free(g);
+}
+
+static const struct test_case tests[] = {
+    T(merges_equal_nodes_only),
+};
+
+TEST_MAIN(tests)
