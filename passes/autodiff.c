@@ -394,7 +394,11 @@ static int vjp_pow(struct ad *a, const struct ir_node *n)
     if (ad_wants(a, n, 0)) {
         enum ir_dtype dt = a->g->t[x].dtype;
         uint32_t ef = a->g->t[e].dtype == dt ? e : bld_cast(&a->b, e, dt); /* integer exponent */
-        uint32_t in[2] = {x, SUB(ef, ad_k(a, ef, 1))};
+        /* a scalar constant exponent gets a constant e − 1, which kernels specialise */
+        const struct ir_tensor *et = &a->g->t[ef];
+        int kst = et->data && et->rank == 0 && et->dtype == IR_F32;
+        uint32_t in[2] = {x, kst ? bld_f32(&a->b, (double)(*(const float *)et->data - 1.0f))
+                                 : SUB(ef, ad_k(a, ef, 1))};
         uint32_t pw = bld_node(&a->b, IR_OP_Pow, 2, in, 0, NULL, 1, NULL);
         acc_bcast(a, n, 0, MUL(dy, MUL(ef, pw)));
     }

@@ -183,7 +183,10 @@ static uint32_t ci_masked_recon(struct dc_ctx *cx)
 static uint32_t importance_minimality(struct dc_ctx *cx, const struct dc_loss *l)
 {
     struct ir_builder *b = &cx->b;
-    uint32_t p = dc_scalar(cx, DC_SC_P), tot = IR_NONE;
+    /* p is a run-time scalar only while it anneals: a constant lets the kernels take
+     * x^1 as x and x^2 as x·x (and the VJP's x^0 as 1) instead of calling pow */
+    int anneals = l->p_anneal_final_p >= 0 && l->p_anneal_start_frac < 1.0;
+    uint32_t p = anneals ? dc_scalar(cx, DC_SC_P) : bld_f32(b, l->pnorm), tot = IR_NONE;
     for (int i = 0; i < cx->ns; i++) {
         uint32_t g = cx->s[i].g_up;
         /* copy the shape: building nodes may move the tensor array */

@@ -253,7 +253,7 @@ out:
 /* Pow by a scalar constant exponent: 1 and 2 are emitted as a copy and a product */
 TEST(pow_constant_exponents)
 {
-    static const float ex[] = {1.0f, 2.0f, 3.0f, 0.5f, -1.0f};
+    static const float ex[] = {0.0f, 1.0f, 2.0f, 3.0f, 0.5f, -1.0f};
     for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
         struct ir_graph *g = ir_graph_new();
         int64_t dims[2] = {40, 50}, one = 1;

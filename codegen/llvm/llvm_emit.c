@@ -382,9 +382,12 @@ static LLVMValueRef node_value(struct emit *e, const struct ir_node *n)
     default: break;
     }
     if (n->op == IR_OP_Pow && n->n_in == 2) {
-        /* x^1 and x^2 of a float are exact in double: pow rounds them as these do */
+        /* x^1 and x^2 of a float are exact in double: pow rounds them as these do;
+         * pow(x, 0) is 1 for every x, NaN included (C11 F.10.4.4) */
         const struct ir_tensor *pe = &e->g->t[n->in[1]];
         float pv = pe->data && ir_numel(pe) == 1 ? *(const float *)pe->data : 0.0f;
+        if (pe->data && ir_numel(pe) == 1 && pv == 0.0f)
+            return cf(e, 1.0);
         if (pv == 1.0f)
             return x;
         if (pv == 2.0f)
