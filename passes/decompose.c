@@ -609,7 +609,9 @@ int dc_finish(struct dc_ctx *cx)
         if (!(g->t[p->tap[i].t].flags & IR_T_OUTPUT))
             ir_graph_add_output(g, p->tap[i].t);
     struct pass_ctx pc = {0};
-    int st = pass_cse(g, &pc, cx->b.d); /* the forwards of one step share much */
+    int st = pass_fold_transpose(g, &pc, cx->b.d); /* autodiff's Aᵀ·dY, dY·Bᵀ */
+    if (!st)
+        st = pass_cse(g, &pc, cx->b.d); /* the forwards of one step share much */
     if (!st)
         st = pass_dce(g, &pc, cx->b.d);
     if (!st)

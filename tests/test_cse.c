@@ -1,4 +1,8 @@
-/* test_cse.c — common-subexpression elimination (passes/cse.c): equal nodes on equal
+/* test_cse.c — the clean-up passes dc_finish runs on a built program.
+ * transpose_fold.c: MatMul(Aᵀ, B), MatMul(A, Bᵀ) and MatMul(Aᵀ, Bᵀ) of 2-D matrices
+ * become Gemm with transA/transB, giving the same values on ref; a batched (3-D)
+ * product and a non-swapping permutation stay as they are.
+ * cse.c — common-subexpression elimination: equal nodes on equal
  * inputs are computed once, equal small constants count as one, different attributes
  * or inputs keep nodes apart, nodes writing graph outputs stay, and the program's
  * outputs are bit-identical on ref before and after. (Train steps go through the
@@ -121,8 +125,68 @@ TEST(merges_equal_nodes_only)
     ir_graph_free(g);
 }
 
+static void fill(struct ir_value *v, char *name, int64_t r, int64_t c, float *buf)
+{
+    for (int64_t i = 0; i < r * c; i++)
+        buf[i] = (float)((i * 7) % 11) * 0.25f - 1.0f;
+    *v = (struct ir_value){.name = name, .dtype = IR_F32, .rank = 2, .dims = {r, c},
+                           .nbytes = (size_t)(r * c) * sizeof(float), .data = buf};
+}
+
+TEST(transposed_operands_become_gemm_flags)
+{
+    struct diag d = {0};
+    struct pass_ctx pc = {0};
+    struct ir_graph *g = ir_graph_new();
+    g->opset = 20;
+    int64_t ad[2] = {4, 3}, bd[2] = {4, 5}, cd[2] = {5, 3}, sd[3] = {2, 3, 3}, p3[3] = {0, 2, 1};
+    uint32_t A = f32_input(g, "A", 2, ad), B = f32_input(g, "B", 2, bd), Cm = f32_input(g, "C", 2, cd);
+    uint32_t S = f32_input(g, "S", 3, sd);
+    struct ir_builder b = bld_begin(g, "t", &d);
+    int64_t sw[2] = {1, 0};
+    uint32_t y1 = bld_matmul(&b, bld_transpose(&b, A, 2, sw), B);           /* Aᵀ·B [3,5] */
+    uint32_t y2 = bld_matmul(&b, y1, bld_transpose(&b, y1, 2, sw));         /* [3,3] */
+    uint32_t y3 = bld_matmul(&b, bld_transpose(&b, Cm, 2, sw), bld_transpose(&b, B, 2, sw));
+    uint32_t y4 = bld_matmul(&b, S, bld_transpose(&b, S, 3, p3));           /* batched: stays */
+    ir_graph_add_output(g, y1);
+    ir_graph_add_output(g, y2);
+    ir_graph_add_output(g, y3);
+    ir_graph_add_output(g, y4);
+    CHECK_EQ(b.err, ST_OK);
+    CHECK_EQ(pass_infer_fold(g, &pc, &d), ST_OK);
+    float a[12], bb[20], c[15], s[18];
+    struct ir_value in[4];
+    fill(&in[0], "A", 4, 3, a);
+    fill(&in[1], "B", 4, 5, bb);
+    fill(&in[2], "C", 5, 3, c);
+    fill(&in[3], "S", 2, 9, s);
+    in[3].rank = 3, in[3].dims[0] = 2, in[3].dims[1] = 3, in[3].dims[2] = 3;
+    struct ir_value *before = NULL, *after = NULL;
+    int n0 = 0, n1 = 0;
+    CHECK_EQ(rt_run(g, &cg_ref, in, 4, &before, &n0, &d), ST_OK);
+    CHECK_EQ(pass_fold_transpose(g, &pc, &d), ST_OK);
+    CHECK_EQ(pass_dce(g, &pc, &d), ST_OK);
+    CHECK_EQ(ir_verify(g, &d), ST_OK);
+    CHECK_EQ(count_ops(g, IR_OP_Gemm), 3);
+    CHECK_EQ(count_ops(g, IR_OP_MatMul), 1);
+    CHECK_EQ(count_ops(g, IR_OP_Transpose), 1); /* the batched one's */
+    CHECK_EQ(rt_run(g, &cg_ref, in, 4, &after, &n1, &d), ST_OK);
+    CHECK(before && after && n0 == 4 && n1 == 4);
+    for (int k = 0; before && after && k < 4; k++)
+        CHECK_TENSOR((const float *)after[k].data, (const float *)before[k].data,
+                     (long)(before[k].nbytes / sizeof(float)), 1e-6, 1e-6);
+    for (int k = 0; k < n0; k++)
+        ir_value_free(&before[k]);
+    for (int k = 0; k < n1; k++)
+        ir_value_free(&after[k]);
+    free(before);
+    free(after);
+    ir_graph_free(g);
+}
+
 static const struct test_case tests[] = {
     T(merges_equal_nodes_only),
+    T(transposed_operands_become_gemm_flags),
 };
 
 TEST_MAIN(tests)
