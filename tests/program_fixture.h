@@ -49,4 +49,43 @@ static inline void fill_step_inputs(const struct ir_graph *g, struct rt_prog *rp
     }
 }
 
+/* one group using every op kind at once: unary (each libdevice function), binary with
+ * a broadcast row, comparisons, Where, Casts, squash and VJPs */
+static inline uint32_t un(struct ir_graph *g, enum ir_op op, uint32_t x)
+{
+    uint32_t y = ir_tensor_new_unique(g, "v");
+    ir_node_new(g, op, NULL, 1, &x, 1, &y);
+    return y;
+}
+
+static inline uint32_t bin(struct ir_graph *g, enum ir_op op, uint32_t a, uint32_t b)
+{
+    uint32_t in[2] = {a, b}, y = ir_tensor_new_unique(g, "v");
+    ir_node_new(g, op, NULL, 2, in, 1, &y);
+    return y;
+}
+
+static inline struct ir_graph *every_op_graph(void)
+{
+    struct ir_graph *g = ir_graph_new();
+    int64_t xd[2] = {32, 40}, rd[1] = {40};
+    uint32_t x = g_input(g, "x", IR_F32, 2, xd), r = g_input(g, "r", IR_F32, 1, rd);
+    static const enum ir_op unary[] = {
+        IR_OP_Neg, IR_OP_Abs, IR_OP_Relu, IR_OP_LeakyRelu, IR_OP_Sigmoid, IR_OP_Tanh,
+        IR_OP_Erf, IR_OP_Exp, IR_OP_Log, IR_OP_Sqrt, IR_OP_Reciprocal, IR_OP_Softplus,
+        IR_OP_Gelu, IR_OP_LowerLeakyHard, IR_OP_UpperLeakyHard, IR_OP_StopGradient};
+    static const enum ir_op binary[] = {IR_OP_Add, IR_OP_Sub, IR_OP_Mul, IR_OP_Div,
+                                        IR_OP_Pow, IR_OP_Max, IR_OP_Min,
+                                        IR_OP_LowerLeakyHardGrad, IR_OP_UpperLeakyHardGrad};
+    uint32_t v = x;
+    for (size_t i = 0; i < sizeof unary / sizeof unary[0]; i++)
+        v = bin(g, IR_OP_Add, un(g, unary[i], v), x);
+    for (size_t i = 0; i < sizeof binary / sizeof binary[0]; i++)
+        v = bin(g, binary[i], v, i < 7 ? r : x);
+    uint32_t c = bin(g, IR_OP_Greater, v, r), in3[3] = {c, v, x}, w = ir_tensor_new(g, "w");
+    ir_node_new(g, IR_OP_Where, NULL, 3, in3, 1, &w);
+    ir_graph_add_output(g, w);
+    return g;
+}
+
 #endif

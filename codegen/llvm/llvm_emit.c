@@ -385,8 +385,9 @@ static LLVMValueRef node_value(struct emit *e, const struct ir_node *n)
         /* x^1 and x^2 of a float are exact in double: pow rounds them as these do;
          * pow(x, 0) is 1 for every x, NaN included (C11 F.10.4.4) */
         const struct ir_tensor *pe = &e->g->t[n->in[1]];
-        float pv = pe->data && ir_numel(pe) == 1 ? *(const float *)pe->data : 0.0f;
-        if (pe->data && ir_numel(pe) == 1 && pv == 0.0f)
+        int k = pe->data && pe->dtype == IR_F32 && ir_numel(pe) == 1;
+        float pv = k ? *(const float *)pe->data : -1.5f; /* none of the cases below */
+        if (k && pv == 0.0f)
             return cf(e, 1.0);
         if (pv == 1.0f)
             return x;
@@ -488,18 +489,22 @@ static LLVMValueRef sreg(struct emit *e, const char *name)
     return LLVMBuildZExt(e->b, v, e->i64, "");
 }
 
-/* the kernel: i = lo + ctaid.x * ntid.x + tid.x; if (i < hi) element(i) */
-static void ptx_kernel(struct emit *e, LLVMValueRef fn)
+/* the kernel: i = lo + ctaid.x * ntid.x + tid.x; if (i < hi) element(i). For PTX the
+ * three come from the special registers; the emulation kind (LK_EMU) takes them as
+ * its last three parameters, so the host runs this very index and bounds logic */
+static void gpu_kernel(struct emit *e, LLVMValueRef fn)
 {
     uint32_t nb = n_bufs(e);
+    int emu = e->kind == LK_EMU;
     LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, fn, "entry");
     LLVMBasicBlockRef work = LLVMAppendBasicBlockInContext(e->ctx, fn, "work");
     LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->ctx, fn, "done");
     LLVMPositionBuilderAtEnd(e->b, entry);
-    LLVMValueRef blk = LLVMBuildMul(e->b, sreg(e, "llvm.nvvm.read.ptx.sreg.ctaid.x"),
-                                    sreg(e, "llvm.nvvm.read.ptx.sreg.ntid.x"), "");
-    LLVMValueRef i = LLVMBuildAdd(e->b, LLVMGetParam(fn, nb),
-                                  LLVMBuildAdd(e->b, blk, sreg(e, "llvm.nvvm.read.ptx.sreg.tid.x"), ""), "");
+    LLVMValueRef ctaid = emu ? LLVMGetParam(fn, nb + 2) : sreg(e, "llvm.nvvm.read.ptx.sreg.ctaid.x");
+    LLVMValueRef ntid = emu ? LLVMGetParam(fn, nb + 3) : sreg(e, "llvm.nvvm.read.ptx.sreg.ntid.x");
+    LLVMValueRef tid = emu ? LLVMGetParam(fn, nb + 4) : sreg(e, "llvm.nvvm.read.ptx.sreg.tid.x");
+    LLVMValueRef blk = LLVMBuildMul(e->b, ctaid, ntid, "");
+    LLVMValueRef i = LLVMBuildAdd(e->b, LLVMGetParam(fn, nb), LLVMBuildAdd(e->b, blk, tid, ""), "");
     LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, i, LLVMGetParam(fn, nb + 1), ""), work, done);
     LLVMPositionBuilderAtEnd(e->b, work);
     e->idx = i;
@@ -507,11 +512,95 @@ static void ptx_kernel(struct emit *e, LLVMValueRef fn)
     LLVMBuildBr(e->b, done);
     LLVMPositionBuilderAtEnd(e->b, done);
     LLVMBuildRetVoid(e->b);
+    if (emu)
+        return;
     LLVMSetFunctionCallConv(fn, 71); /* PTX_Kernel */
     LLVMMetadataRef md[3] = {LLVMValueAsMetadata(fn), LLVMMDStringInContext2(e->ctx, "kernel", 6),
                              LLVMValueAsMetadata(LLVMConstInt(e->i32, 1, 0))};
     LLVMAddNamedMetadataOperand(e->mod, "nvvm.annotations",
                                 LLVMMetadataAsValue(e->ctx, LLVMMDNodeInContext2(e->ctx, md, 3)));
+}
+
+/* a counted loop v = 0 .. n-1 around whatever body() emits; returns with the builder
+ * after the loop */
+static void count_loop(struct emit *e, LLVMValueRef fn, LLVMValueRef n, const char *nm,
+                       void (*body)(struct emit *, LLVMValueRef fn, LLVMValueRef v, void *),
+                       void *arg)
+{
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->b);
+    LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(e->ctx, fn, nm);
+    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(e->ctx, fn, "after");
+    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSGT, n, ci64(e, 0), ""), loop, after);
+    LLVMPositionBuilderAtEnd(e->b, loop);
+    LLVMValueRef v = LLVMBuildPhi(e->b, e->i64, nm);
+    body(e, fn, v, arg);
+    LLVMValueRef next = LLVMBuildNSWAdd(e->b, v, ci64(e, 1), "");
+    LLVMBasicBlockRef from[2] = {pre, LLVMGetInsertBlock(e->b)};
+    LLVMValueRef in[2] = {ci64(e, 0), next};
+    LLVMAddIncoming(v, in, from, 2);
+    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, next, n, ""), loop, after);
+    LLVMPositionBuilderAtEnd(e->b, after);
+}
+
+struct emu_call {
+    LLVMValueRef kernel, *args; /* b0..bN, lo, hi, ctaid, ntid, tid */
+    uint32_t nb;
+};
+
+static void emu_thread(struct emit *e, LLVMValueRef fn, LLVMValueRef tid, void *arg)
+{
+    struct emu_call *c = arg;
+    (void)fn;
+    c->args[c->nb + 4] = tid;
+    LLVMBuildCall2(e->b, LLVMGlobalGetValueType(c->kernel), c->kernel, c->args, c->nb + 5, "");
+}
+
+static void emu_block(struct emit *e, LLVMValueRef fn, LLVMValueRef ctaid, void *arg)
+{
+    struct emu_call *c = arg;
+    c->args[c->nb + 2] = ctaid;
+    count_loop(e, fn, c->args[c->nb + 3], "thread", emu_thread, arg);
+}
+
+/* void name(void **bufs, i64 lo, i64 hi, i64 grid, i64 block): the launch of a grid of
+ * `grid` blocks of `block` threads, as loops over ctaid and tid */
+static void emu_entry(struct emit *e, const char *name, LLVMValueRef kernel)
+{
+    uint32_t nb = n_bufs(e);
+    LLVMTypeRef pt[5] = {e->ptr, e->i64, e->i64, e->i64, e->i64};
+    LLVMValueRef fn = LLVMAddFunction(e->mod, name, LLVMFunctionType(LLVMVoidTypeInContext(e->ctx), pt, 5, 0));
+    LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, fn, "entry"));
+    LLVMValueRef *args = malloc((nb + 5) * sizeof *args);
+    for (uint32_t i = 0; i < nb; i++) {
+        LLVMValueRef at = ci64(e, i);
+        LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, e->ptr, LLVMGetParam(fn, 0), &at, 1, "");
+        args[i] = LLVMBuildLoad2(e->b, e->ptr, p, "");
+    }
+    args[nb] = LLVMGetParam(fn, 1);
+    args[nb + 1] = LLVMGetParam(fn, 2);
+    args[nb + 3] = LLVMGetParam(fn, 4);
+    struct emu_call c = {kernel, args, nb};
+    count_loop(e, fn, LLVMGetParam(fn, 3), "block", emu_block, &c);
+    LLVMBuildRetVoid(e->b);
+    free(args);
+    LLVMSetLinkage(kernel, LLVMInternalLinkage);
+}
+
+/* fn(ptr noalias b0, ..., i64 lo, i64 hi, i64 ctaid, i64 ntid, i64 tid) */
+static LLVMValueRef emu_function(struct emit *e)
+{
+    uint32_t nb = n_bufs(e);
+    LLVMTypeRef *pt = malloc((nb + 5) * sizeof *pt);
+    for (uint32_t i = 0; i < nb; i++)
+        pt[i] = e->ptr;
+    for (uint32_t i = nb; i < nb + 5; i++)
+        pt[i] = e->i64;
+    LLVMValueRef fn = LLVMAddFunction(e->mod, "gpu_kernel", LLVMFunctionType(LLVMVoidTypeInContext(e->ctx), pt, nb + 5, 0));
+    free(pt);
+    for (uint32_t i = 0; i < nb; i++)
+        e->bufp[i] = LLVMGetParam(fn, i);
+    add_fn_attr(e, fn, "nounwind", 0);
+    return fn;
 }
 
 static void emit_init(struct emit *e, LLVMContextRef ctx, const struct ir_graph *g,
@@ -550,8 +639,12 @@ int lk_emit(LLVMContextRef ctx, const struct ir_graph *g, const struct cg_group 
         LLVMValueRef body = body_function(&e, "body");
         host_loop(&e, body);
         host_entry(&e, name, body);
+    } else if (kind == LK_EMU) {
+        LLVMValueRef k = emu_function(&e);
+        gpu_kernel(&e, k);
+        emu_entry(&e, name, k);
     } else {
-        ptx_kernel(&e, body_function(&e, name));
+        gpu_kernel(&e, body_function(&e, name));
     }
     LLVMDisposeBuilder(e.b);
     free(e.val);

@@ -6,7 +6,11 @@
  *   host:  void k(void **bufs, int64_t lo, int64_t hi)  elements [lo, hi), the cpu
  *          pool splits the range (llvm_target.c); bufs = the group's in[] then out[]
  *   nvptx: kernel k(ptr b0, ..., ptr bN, i64 lo, i64 hi)  one element per thread,
- *          i = lo + ctaid.x * ntid.x + tid.x, nothing when i >= hi */
+ *          i = lo + ctaid.x * ntid.x + tid.x, nothing when i >= hi
+ *   emu:   void k(void **bufs, i64 lo, i64 hi, i64 grid, i64 block)  the nvptx kernel's
+ *          body and index logic with ctaid, ntid and tid as parameters, called for
+ *          every block and thread of the launch by loops around it, compiled for the
+ *          host (host math, not libdevice): the GPU kernels' indexing tested here */
 #ifndef PDC_LLVM_IMPL_H
 #define PDC_LLVM_IMPL_H
 
@@ -14,7 +18,7 @@
 
 #include "../fuse.h"
 
-enum lk_kind { LK_HOST, LK_NVPTX };
+enum lk_kind { LK_HOST, LK_NVPTX, LK_EMU };
 
 /* the kernel of group grp as function `name` in a new module of ctx (no triple or
  * data layout set yet: the caller's target machine gives them) */
@@ -25,6 +29,12 @@ int lk_emit(LLVMContextRef ctx, const struct ir_graph *g, const struct cg_group 
 typedef void (*lk_fn)(void *const *bufs, int64_t lo, int64_t hi);
 int lk_host_compile(const struct ir_graph *g, const struct cg_group *grp, lk_fn *fn,
                     struct diag *d);
+
+/* the emulated GPU kernel of grp (LK_EMU above), through the same JIT and cache */
+typedef void (*lk_emu_fn)(void *const *bufs, int64_t lo, int64_t hi, int64_t grid,
+                          int64_t block);
+int lk_emu_compile(const struct ir_graph *g, const struct cg_group *grp, lk_emu_fn *fn,
+                   struct diag *d);
 
 /* what lk_host_compile did in this process: kernels optimised and compiled, loaded
  * from the disk cache, found already loaded; seconds spent compiling */

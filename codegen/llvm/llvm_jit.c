@@ -294,14 +294,14 @@ static char *cache_key(LLVMModuleRef mod)
     return key;
 }
 
-static int compile_locked(const struct ir_graph *g, const struct cg_group *grp, lk_fn *fn,
-                          struct diag *d)
+static int compile_locked(const struct ir_graph *g, const struct cg_group *grp,
+                          enum lk_kind kind, lk_fn *fn, struct diag *d)
 {
     if (host_init())
         return diag_set(d, ST_ERR_UNSUPPORTED, "LLVM host JIT: %s", J.err);
     LLVMContextRef ctx = LLVMContextCreate();
     LLVMModuleRef mod = NULL;
-    int st = lk_emit(ctx, g, grp, LK_HOST, "pdc_kernel", &mod, d);
+    int st = lk_emit(ctx, g, grp, kind, "pdc_kernel", &mod, d);
     char *key = st ? NULL : cache_key(mod), *obj = NULL, name[64];
     if (!st && !key)
         st = diag_set(d, ST_ERR_NOMEM, "out of memory");
@@ -336,8 +336,21 @@ int lk_host_compile(const struct ir_graph *g, const struct cg_group *grp, lk_fn 
                     struct diag *d)
 {
     pthread_mutex_lock(&J.lock);
-    int st = compile_locked(g, grp, fn, d);
+    int st = compile_locked(g, grp, LK_HOST, fn, d);
     pthread_mutex_unlock(&J.lock);
+    return st;
+}
+
+int lk_emu_compile(const struct ir_graph *g, const struct cg_group *grp, lk_emu_fn *fn,
+                   struct diag *d)
+{
+    lk_fn f = NULL;
+    pthread_mutex_lock(&J.lock);
+    int st = compile_locked(g, grp, LK_EMU, &f, d);
+    pthread_mutex_unlock(&J.lock);
+    /* the entry has the emulation's signature (lk_emit made it so) */
+    union { lk_fn h; lk_emu_fn e; } u = {.h = f};
+    *fn = st ? NULL : u.e;
     return st;
 }
 
