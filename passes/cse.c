@@ -7,6 +7,9 @@
  *   `Mul(x, 0.5)` built twice with two scalar constants is one node. A node whose
  *   output is a graph output or kept (IR_T_OUTPUT, IR_T_KEEP) stays: callers hold
  *   those tensor ids.
+ * Run on built programs (dc_finish), not on imported models: site selection and
+ * `pdc export` find sites by the model's own nodes, and merging two uses of one
+ * weight would hide one of them.
  * A decomposition step builds the model's forward several times (target, stochastic,
  * layerwise, adversarial); whatever those share beyond what the builder already
  * reuses (x·Δ of the first site, the embedding of a batch, casts and shape constants)

@@ -9,8 +9,8 @@
  *    input's T at run time (Shape → Slice) when T is symbolic, so one exported
  *    model serves every sequence length up to max_len (the CI function was
  *    trained for at most that many).
- * The half swap of RoPE is a MatMul with a permutation matrix (exact: one 1 per
- * column) and GELU is 0.5·x·(1 + erf(x/√2)) (ONNX Gelu needs opset 20). */
+ * The half swap of RoPE is a Gather along the last axis (exact for every input, inf
+ * and NaN included) and GELU is 0.5·x·(1 + erf(x/√2)) (ONNX Gelu needs opset 20). */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,7 +29,7 @@ struct xtf {
     int pr;                 /* position axes: 1 (rows) or 2 ([B, T]) */
     int64_t T;              /* the sequence length when static, else -1 */
     int64_t D, H, dh;
-    uint32_t cos, sin, swap; /* [T or 1, 1, d_h] tables and the [d_h, d_h] half swap */
+    uint32_t cos, sin, swap; /* [T or 1, 1, d_h] tables; the half swap's indices [d_h] */
 };
 
 static uint32_t i64s(struct xtf *t, int n, const int64_t *v)
@@ -68,12 +68,12 @@ static uint32_t rms(struct xtf *t, uint32_t x)
 }
 
 /* the tables of ci_fn_transformer.c's rope_tables for `rows` positions, and the
- * permutation P with [x1, x2]·P = [x2, x1] */
+ * indices j → (j + d_h/2) mod d_h that gather [x1, x2] into [x2, x1] */
 static int tables(struct xtf *t, int64_t rows)
 {
-    int64_t dh = t->dh, half = dh / 2, dims[3] = {rows, 1, dh}, pd[2] = {dh, dh};
+    int64_t dh = t->dh, half = dh / 2, dims[3] = {rows, 1, dh};
     float *c = malloc((size_t)(rows * dh) * sizeof *c), *s = malloc((size_t)(rows * dh) * sizeof *s);
-    float *P = calloc((size_t)(dh * dh), sizeof *P);
+    int64_t *P = malloc((size_t)dh * sizeof *P);
     if (!c || !s || !P) {
         free(c), free(s), free(P);
         return t->xb->err = diag_set(t->xb->d, ST_ERR_NOMEM, "out of memory (RoPE tables)");
@@ -85,11 +85,11 @@ static int tables(struct xtf *t, int64_t rows)
             c[p * dh + j] = (float)cos(th);
             s[p * dh + j] = (float)(j < half ? -sin(th) : sin(th));
         }
-    for (int64_t j = 0; j < dh; j++) /* output column j reads input (j + half) mod dh */
-        P[((j + half) % dh) * dh + j] = 1.0f;
+    for (int64_t j = 0; j < dh; j++)
+        P[j] = (j + half) % dh;
     t->cos = dx_const(t->xb, "ci/rope_cos", IR_F32, 3, dims, c);
     t->sin = dx_const(t->xb, "ci/rope_sin", IR_F32, 3, dims, s);
-    t->swap = dx_const(t->xb, "ci/rope_swap", IR_F32, 2, pd, P);
+    t->swap = dx_const(t->xb, "ci/rope_swap", IR_I64, 1, &dh, P);
     free(c), free(s), free(P);
     return t->xb->err;
 }
@@ -112,7 +112,9 @@ static uint32_t rope(struct xtf *t, uint32_t x)
 {
     struct dx_builder *xb = t->xb;
     uint32_t a = dx_op2(xb, IR_OP_Mul, x, cut(t, t->cos, x));
-    uint32_t sw = dx_op2(xb, IR_OP_MatMul, x, t->swap);
+    struct ir_attr ax = {.name = "axis", .type = IR_ATTR_INT, .i = -1};
+    uint32_t gin[2] = {x, t->swap};
+    uint32_t sw = dx_node(xb, IR_OP_Gather, 2, gin, 1, &ax, IR_NONE);
     return dx_op2(xb, IR_OP_Add, a, dx_op2(xb, IR_OP_Mul, sw, cut(t, t->sin, x)));
 }
 

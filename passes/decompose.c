@@ -610,8 +610,22 @@ int dc_finish(struct dc_ctx *cx)
             ir_graph_add_output(g, p->tap[i].t);
     struct pass_ctx pc = {0};
     int st = pass_fold_transpose(g, &pc, cx->b.d); /* autodiff's Aᵀ·dY, dY·Bᵀ */
+    /* CSE keeps output and kept tensors; the gradients dc_prog names (read through
+     * dc_prog_keep_grads) must keep their producers too, so they are kept meanwhile */
+    unsigned char *pinned = calloc((size_t)p->n_st + 1, 1);
+    if (!pinned)
+        st = diag_set(cx->b.d, ST_ERR_NOMEM, "out of memory");
+    for (int i = 0; !st && i < p->n_st; i++)
+        if (p->st[i].grad != IR_NONE && !(g->t[p->st[i].grad].flags & IR_T_KEEP)) {
+            g->t[p->st[i].grad].flags |= IR_T_KEEP;
+            pinned[i] = 1;
+        }
     if (!st)
         st = pass_cse(g, &pc, cx->b.d); /* the forwards of one step share much */
+    for (int i = 0; pinned && i < p->n_st; i++)
+        if (pinned[i])
+            g->t[p->st[i].grad].flags &= ~IR_T_KEEP;
+    free(pinned);
     if (!st)
         st = pass_dce(g, &pc, cx->b.d);
     if (!st)

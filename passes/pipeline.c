@@ -15,7 +15,6 @@ int pass_verify(struct ir_graph *g, struct pass_ctx *cx, struct diag *d)
 static const struct pass inference_pipeline[] = {
     {"verify", pass_verify},       /* structure as imported: defined inputs, no cycles */
     {"infer", pass_infer_fold},    /* shapes + dtypes; shape subgraphs folded to constants */
-    {"cse", pass_cse},             /* equal nodes on equal inputs computed once */
     {"dce", pass_dce},             /* what no output needs is gone */
 };
 

@@ -14,10 +14,15 @@
  *             few ulps, which a fused chain can scale up where it cancels: |Δ| <= 1e-5 ·
  *             max|ref| over the tensor;
  *   reassoc   everything that sums (GEMMs, reductions, softmax, norms, conv, the
- *             chunked KL): OpenBLAS and the threaded kernels add in another order:
- *             |Δ| <= 1e-4 · max|ref|.
- * NaN must meet NaN; ±0 compare equal. A failure names the unit, the tensor, the
- * element and both values. */
+ *             chunked KL): OpenBLAS and the threaded kernels add in another order,
+ *             and that error follows the size of what was summed, not of the result
+ *             (a batch sum of gradients mostly cancels): |Δ| <= 1e-4 · the largest of
+ *             max|ref| and, over the unit's float inputs, max|x| and the product of
+ *             the two largest max|x|.
+ * NaN must meet NaN; ±0 compare equal. A bool output of a unit that is not exact
+ * (a comparison after an exp, say) may flip where its float operand sits within
+ * rounding of the threshold: one flipped element is allowed there. A failure names
+ * the unit, the tensor, the element and both values. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,7 +110,8 @@ static uint32_t unit_nodes(const struct rt_prog *p, uint32_t gi, const struct ir
 }
 
 /* copies of every non-constant tensor the unit reads but does not produce */
-static int snapshot(struct rt_prog *p, const uint32_t *ids, uint32_t nn, struct shadow *s)
+static int snapshot(struct rt_prog *p, const uint32_t *ids, uint32_t nn, struct shadow *s,
+                    struct diag *d)
 {
     const struct ir_graph *g = p->g;
     for (uint32_t k = 0; k < nn; k++) {
@@ -118,11 +124,36 @@ static int snapshot(struct rt_prog *p, const uint32_t *ids, uint32_t nn, struct 
                     produced |= g->n[ids[j]].out[o] == t;
             if (t == IR_NONE || produced || g->t[t].data || sh_get(s, t))
                 continue;
-            if (!p->buf[t] || !sh_add(s, t, rt_tensor_bytes(&g->t[t]), p->buf[t]))
-                return ST_ERR_NOMEM;
+            if (!p->buf[t])
+                return diag_set(d, ST_ERR_INVALID, "PDC_CHECK: node '%s' reads '%s', which "
+                                "has no buffer", n->name, g->t[t].name);
+            if (!sh_add(s, t, rt_tensor_bytes(&g->t[t]), p->buf[t]))
+                return diag_set(d, ST_ERR_NOMEM, "PDC_CHECK: out of memory copying '%s'",
+                                g->t[t].name);
         }
     }
     return ST_OK;
+}
+
+/* the magnitude a reassociated sum's rounding scales with (see the top) */
+static double input_scale(const struct rt_prog *p, const struct shadow *s)
+{
+    double m1 = 0, m2 = 0;
+    for (int i = 0; i < s->n; i++) {
+        const struct ir_tensor *t = &p->g->t[s->t[i]];
+        if (t->dtype != IR_F32)
+            continue;
+        const float *x = s->buf[i];
+        double mx = 0;
+        for (int64_t k = 0; k < ir_numel(t); k++)
+            if (isfinite(x[k]) && fabs(x[k]) > mx)
+                mx = fabs(x[k]);
+        if (mx > m1)
+            m2 = m1, m1 = mx;
+        else if (mx > m2)
+            m2 = mx;
+    }
+    return m1 > m1 * m2 ? m1 : m1 * m2;
 }
 
 /* the unit's nodes on cg_ref, reading the copies, writing fresh shadow buffers */
@@ -155,13 +186,15 @@ static int shadow_run(struct rt_prog *p, const uint32_t *ids, uint32_t nn, struc
 }
 
 /* the largest |a − b| of float tensor t against the tolerance of fam; 0 if within */
-static int compare_f32(const float *a, const float *b, int64_t n, enum fam fam, int64_t *at,
-                       double *err, double *tol)
+static int compare_f32(const float *a, const float *b, int64_t n, enum fam fam, double in_scale,
+                       int64_t *at, double *err, double *tol)
 {
     double mx = 0;
     for (int64_t i = 0; i < n; i++)
         if (isfinite(b[i]) && fabs(b[i]) > mx)
             mx = fabs(b[i]);
+    if (fam == FAM_REASSOC && in_scale > mx)
+        mx = in_scale;
     *tol = fam == FAM_EXACT ? 0 : (fam == FAM_ULP ? 1e-5 : 1e-4) * mx;
     *err = 0;
     *at = -1;
@@ -182,7 +215,8 @@ static int compare_f32(const float *a, const float *b, int64_t n, enum fam fam, 
 }
 
 static int mismatch(struct rt_prog *p, const uint32_t *ids, uint32_t nn, uint32_t t,
-                    const void *got, const void *want, enum fam fam, struct diag *d)
+                    const void *got, const void *want, enum fam fam, double in_scale,
+                    struct diag *d)
 {
     const struct ir_tensor *tt = &p->g->t[t];
     const struct ir_node *n0 = &p->g->n[ids[0]];
@@ -194,7 +228,7 @@ static int mismatch(struct rt_prog *p, const uint32_t *ids, uint32_t nn, uint32_
     else
         snprintf(what, sizeof what, "node '%s' (%s)", n0->name, ir_ops[n0->op].name);
     if (tt->dtype == IR_F32) {
-        if (!compare_f32(got, want, n, fam, &at, &err, &tol))
+        if (!compare_f32(got, want, n, fam, in_scale, &at, &err, &tol))
             return ST_OK;
         return diag_set(d, ST_ERR_INVALID, "PDC_CHECK=ref: %s on target %s: output '%s' "
                         "element %lld is %.9g, the reference target gives %.9g (|diff| %.3g > "
@@ -204,6 +238,13 @@ static int mismatch(struct rt_prog *p, const uint32_t *ids, uint32_t nn, uint32_
     }
     if (memcmp(got, want, rt_tensor_bytes(tt)) == 0)
         return ST_OK;
+    if (tt->dtype == IR_BOOL && fam != FAM_EXACT) {
+        int64_t flips = 0;
+        for (int64_t i = 0; i < n; i++)
+            flips += ((const unsigned char *)got)[i] != ((const unsigned char *)want)[i];
+        if (flips <= 1)
+            return ST_OK;
+    }
     return diag_set(d, ST_ERR_INVALID, "PDC_CHECK=ref: %s on target %s: output '%s' (%s) "
                     "differs from the reference target", what, p->tgt->name, tt->name,
                     ir_dtype_name(tt->dtype));
@@ -219,11 +260,12 @@ int rt_check_unit(struct rt_prog *p, uint32_t gi, const struct ir_node *n, struc
     for (uint32_t k = 0; k < nn; k++)
         if (op_family(g->n[ids[k]].op) > fam)
             fam = op_family(g->n[ids[k]].op);
-    int st = snapshot(p, ids, nn, &s);
+    int st = snapshot(p, ids, nn, &s, d);
     if (st) {
         sh_free(&s);
-        return diag_set(d, st, "PDC_CHECK: out of memory copying a unit's inputs");
+        return st;
     }
+    double in_scale = fam == FAM_REASSOC ? input_scale(p, &s) : 0;
     st = n ? rt_run_node(p, n, d) : rt_run_kernel(p, gi, d);
     if (!st)
         st = shadow_run(p, ids, nn, &s, d);
@@ -232,7 +274,7 @@ int rt_check_unit(struct rt_prog *p, uint32_t gi, const struct ir_node *n, struc
         for (uint32_t o = 0; !st && o < m->n_out; o++) {
             uint32_t t = m->out[o];
             if (t != IR_NONE && p->buf[t] && !p->plan.internal[t])
-                st = mismatch(p, ids, nn, t, p->buf[t], sh_get(&s, t), fam, d);
+                st = mismatch(p, ids, nn, t, p->buf[t], sh_get(&s, t), fam, in_scale, d);
         }
     }
     sh_free(&s);

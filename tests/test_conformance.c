@@ -149,8 +149,10 @@ static int read_pbs(const char *dir, const char *prefix, struct ir_value *v, int
     int n = 0;
     for (; n < max; n++) {
         char p[4096];
-        snprintf(p, sizeof p, "%s/%s_%d.pb", dir, prefix, n);
+        int w = snprintf(p, sizeof p, "%s/%s_%d.pb", dir, prefix, n);
         struct stat sb;
+        if (w < 0 || (size_t)w >= sizeof p)
+            break;
         if (stat(p, &sb))
             break;
         if (onnx_read_tensor_file(p, &v[n], d)) {

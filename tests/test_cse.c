@@ -148,7 +148,10 @@ TEST(transposed_operands_become_gemm_flags)
     uint32_t y2 = bld_matmul(&b, y1, bld_transpose(&b, y1, 2, sw));         /* [3,3] */
     uint32_t y3 = bld_matmul(&b, bld_transpose(&b, Cm, 2, sw), bld_transpose(&b, B, 2, sw));
     uint32_t y4 = bld_matmul(&b, S, bld_transpose(&b, S, 3, p3));           /* batched: stays */
+    int64_t same[2] = {0, 1};
+    uint32_t y5 = bld_matmul(&b, bld_transpose(&b, y2, 2, same), y2);       /* no swap: stays */
     ir_graph_add_output(g, y1);
+    ir_graph_add_output(g, y5);
     ir_graph_add_output(g, y2);
     ir_graph_add_output(g, y3);
     ir_graph_add_output(g, y4);
@@ -168,11 +171,11 @@ TEST(transposed_operands_become_gemm_flags)
     CHECK_EQ(pass_dce(g, &pc, &d), ST_OK);
     CHECK_EQ(ir_verify(g, &d), ST_OK);
     CHECK_EQ(count_ops(g, IR_OP_Gemm), 3);
-    CHECK_EQ(count_ops(g, IR_OP_MatMul), 1);
-    CHECK_EQ(count_ops(g, IR_OP_Transpose), 1); /* the batched one's */
+    CHECK_EQ(count_ops(g, IR_OP_MatMul), 2);
+    CHECK_EQ(count_ops(g, IR_OP_Transpose), 2); /* the batched one's, the identity's */
     CHECK_EQ(rt_run(g, &cg_ref, in, 4, &after, &n1, &d), ST_OK);
-    CHECK(before && after && n0 == 4 && n1 == 4);
-    for (int k = 0; before && after && k < 4; k++)
+    CHECK(before && after && n0 == 5 && n1 == 5);
+    for (int k = 0; before && after && k < 5; k++)
         CHECK_TENSOR((const float *)after[k].data, (const float *)before[k].data,
                      (long)(before[k].nbytes / sizeof(float)), 1e-6, 1e-6);
     for (int k = 0; k < n0; k++)
