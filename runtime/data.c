@@ -527,10 +527,15 @@ int ds_check_input(struct ds_source *s, const struct ir_tensor *in, struct diag 
  * the toy targets were trained with: keep it bit for bit) */
 static void fill_toy(const struct ds_source *s, float *x, int64_t n, uint64_t seed, uint64_t step)
 {
+    float active[1024]; /* stream 2 in slices: a slice of a fill is the same draws */
     philox_uniform_fill(x, n, seed, step, STREAM_TOY_VALUE, 0);
-    for (int64_t i = 0; i < n; i++) {
-        float active = philox_uniform_at(seed, step, STREAM_TOY_ACTIVE, (uint64_t)i);
-        x[i] = (double)active < s->p ? (float)(s->lo + (s->hi - s->lo) * (double)x[i]) : 0.0f;
+    for (int64_t i0 = 0; i0 < n; i0 += 1024) {
+        int64_t m = n - i0 < 1024 ? n - i0 : 1024;
+        philox_uniform_fill(active, m, seed, step, STREAM_TOY_ACTIVE, (uint64_t)i0);
+        for (int64_t k = 0; k < m; k++) {
+            float *v = &x[i0 + k];
+            *v = (double)active[k] < s->p ? (float)(s->lo + (s->hi - s->lo) * (double)*v) : 0.0f;
+        }
     }
 }
 
