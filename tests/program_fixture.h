@@ -6,6 +6,7 @@
 #define PDC_PROGRAM_FIXTURE_H
 
 #include "decompose_fixture.h"
+#include "fuse.h"
 
 /* the train step of `method` on the target bf builds; *p owns the program */
 static inline int build_step(const char *method, build_fn bf, struct dc_prog *p, struct diag *d)
@@ -85,6 +86,38 @@ static inline struct ir_graph *every_op_graph(void)
     uint32_t c = bin(g, IR_OP_Greater, v, r), in3[3] = {c, v, x}, w = ir_tensor_new(g, "w");
     ir_node_new(g, IR_OP_Where, NULL, 3, in3, 1, &w);
     ir_graph_add_output(g, w);
+    return g;
+}
+
+/* the step of `method` partitioned into kernel groups (fused groups of >= 2 nodes, as
+ * the executor does); on failure the message is printed and the test marked failed */
+static inline int step_plan(const char *method, build_fn bf, struct dc_prog *p,
+                            struct cg_plan *plan)
+{
+    struct diag d = {0};
+    if (build_step(method, bf, p, &d) != ST_OK || cg_fuse(p->g, 2, plan) != ST_OK) {
+        fprintf(stderr, "  %s: %s\n", method, d.msg);
+        test_failed_ = 1;
+        dc_prog_free(p);
+        return -1;
+    }
+    return 0;
+}
+
+/* every_op_graph() with its one fused group in *plan (NULL graph on failure) */
+static inline struct ir_graph *every_op_plan(struct cg_plan *plan)
+{
+    struct ir_graph *g = every_op_graph();
+    struct diag d = {0};
+    CHECK_EQ(ir_infer_shapes(g, &d), ST_OK);
+    CHECK_EQ(ir_fill_topo(g, &d), ST_OK);
+    CHECK_EQ(cg_fuse(g, 2, plan), ST_OK);
+    CHECK_EQ(plan->n_groups, 1);
+    if (plan->n_groups != 1) {
+        cg_plan_free(plan);
+        ir_graph_free(g);
+        return NULL;
+    }
     return g;
 }
 

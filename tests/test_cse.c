@@ -9,21 +9,13 @@
  * pass in dc_finish; the golden-step tests check their values.) */
 #include <stdint.h>
 
-#include "build.h"
-#include "exec.h"
-#include "harness.h"
-#include "ir.h"
-#include "pass.h"
-#include "target.h"
+#include "decompose_fixture.h"
 
-static uint32_t f32_input(struct ir_graph *g, const char *name, int rank, const int64_t *dims)
+static void free_values(struct ir_value *v, int n)
 {
-    uint32_t t = ir_tensor_new(g, name);
-    g->t[t].dtype = IR_F32;
-    g->t[t].rank = rank;
-    memcpy(g->t[t].dims, dims, (size_t)rank * sizeof *dims);
-    ir_graph_add_input(g, t);
-    return t;
+    for (int k = 0; k < n; k++)
+        ir_value_free(&v[k]);
+    free(v);
 }
 
 static int count_ops(const struct ir_graph *g, enum ir_op op)
@@ -46,7 +38,7 @@ static struct ir_graph *build(struct diag *d)
     struct ir_graph *g = ir_graph_new();
     g->opset = 20;
     int64_t xd[2] = {4, 3}, wd[2] = {5, 3}, perm[2] = {1, 0};
-    uint32_t x = f32_input(g, "x", 2, xd), W = f32_input(g, "W", 2, wd);
+    uint32_t x = g_input(g, "x", IR_F32, 2, xd), W = g_input(g, "W", IR_F32, 2, wd);
     struct ir_builder b = bld_begin(g, "t", d);
     uint32_t a = bld_mul(&b, x, bld_f32(&b, 0.5)), bb = bld_mul(&b, x, bld_f32(&b, 0.5));
     uint32_t y1 = bld_matmul(&b, a, bld_transpose(&b, W, 2, perm));
@@ -116,12 +108,8 @@ TEST(merges_equal_nodes_only)
         CHECK_EQ(before[k].nbytes, after[k].nbytes);
         CHECK(memcmp(before[k].data, after[k].data, before[k].nbytes) == 0);
     }
-    for (int k = 0; k < n0; k++)
-        ir_value_free(&before[k]);
-    for (int k = 0; k < n1; k++)
-        ir_value_free(&after[k]);
-    free(before);
-    free(after);
+    free_values(before, n0);
+    free_values(after, n1);
     ir_graph_free(g);
 }
 
@@ -140,8 +128,9 @@ TEST(transposed_operands_become_gemm_flags)
     struct ir_graph *g = ir_graph_new();
     g->opset = 20;
     int64_t ad[2] = {4, 3}, bd[2] = {4, 5}, cd[2] = {5, 3}, sd[3] = {2, 3, 3}, p3[3] = {0, 2, 1};
-    uint32_t A = f32_input(g, "A", 2, ad), B = f32_input(g, "B", 2, bd), Cm = f32_input(g, "C", 2, cd);
-    uint32_t S = f32_input(g, "S", 3, sd);
+    uint32_t A = g_input(g, "A", IR_F32, 2, ad), B = g_input(g, "B", IR_F32, 2, bd);
+    uint32_t Cm = g_input(g, "C", IR_F32, 2, cd);
+    uint32_t S = g_input(g, "S", IR_F32, 3, sd);
     struct ir_builder b = bld_begin(g, "t", &d);
     int64_t sw[2] = {1, 0};
     uint32_t y1 = bld_matmul(&b, bld_transpose(&b, A, 2, sw), B);           /* Aᵀ·B [3,5] */
@@ -178,12 +167,8 @@ TEST(transposed_operands_become_gemm_flags)
     for (int k = 0; before && after && k < 5; k++)
         CHECK_TENSOR((const float *)after[k].data, (const float *)before[k].data,
                      (long)(before[k].nbytes / sizeof(float)), 1e-6, 1e-6);
-    for (int k = 0; k < n0; k++)
-        ir_value_free(&before[k]);
-    for (int k = 0; k < n1; k++)
-        ir_value_free(&after[k]);
-    free(before);
-    free(after);
+    free_values(before, n0);
+    free_values(after, n1);
     ir_graph_free(g);
 }
 

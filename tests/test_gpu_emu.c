@@ -16,7 +16,6 @@
  * memory and the PTX the NVPTX backend writes (test_llvm_ptx.c assembles it). */
 #include <stdint.h>
 
-#include "fuse.h"
 #include "program_fixture.h"
 
 #ifdef PDC_HAVE_LLVM
@@ -132,15 +131,10 @@ static void check_group(const struct ir_graph *g, const struct cg_group *gr, con
 
 static void program_groups(const char *method, build_fn bf)
 {
-    struct diag d = {0};
     struct dc_prog p;
     struct cg_plan plan;
-    if (build_step(method, bf, &p, &d) != ST_OK || cg_fuse(p.g, 2, &plan) != ST_OK) {
-        fprintf(stderr, "  %s: %s\n", method, d.msg);
-        test_failed_ = 1;
-        dc_prog_free(&p);
+    if (step_plan(method, bf, &p, &plan))
         return;
-    }
     int before = groups_checked;
     rng_state = 99;
     for (uint32_t i = 0; i < plan.n_groups; i++)
@@ -158,15 +152,11 @@ TEST(vpd_step_kernels_emulated) { program_groups("vpd", build_qkv); }
 
 TEST(every_op_kernel_emulated)
 {
-    struct ir_graph *g = every_op_graph();
-    struct diag d = {0};
     struct cg_plan plan;
-    CHECK_EQ(ir_infer_shapes(g, &d), ST_OK);
-    CHECK_EQ(ir_fill_topo(g, &d), ST_OK);
-    CHECK_EQ(cg_fuse(g, 2, &plan), ST_OK);
-    CHECK_EQ(plan.n_groups, 1);
-    if (plan.n_groups == 1)
-        check_group(g, &plan.groups[0], "every op");
+    struct ir_graph *g = every_op_plan(&plan);
+    if (!g)
+        return;
+    check_group(g, &plan.groups[0], "every op");
     cg_plan_free(&plan);
     ir_graph_free(g);
 }

@@ -4,7 +4,6 @@
  * another ptxas. */
 #include <unistd.h>
 
-#include "fuse.h"
 #include "program_fixture.h"
 
 #ifdef PDC_HAVE_LLVM
@@ -54,15 +53,10 @@ static void assemble(const struct ir_graph *g, const struct cg_group *const *gr,
 
 static void program_groups(const char *method, build_fn bf)
 {
-    struct diag d = {0};
     struct dc_prog p;
     struct cg_plan plan;
-    if (build_step(method, bf, &p, &d) != ST_OK || cg_fuse(p.g, 2, &plan) != ST_OK) {
-        fprintf(stderr, "  %s: %s\n", method, d.msg);
-        test_failed_ = 1;
-        dc_prog_free(&p);
+    if (step_plan(method, bf, &p, &plan))
         return;
-    }
     int before = assembled, n = 0;
     const struct cg_group **grs = malloc((plan.n_groups + 1) * sizeof *grs);
     for (uint32_t i = 0; grs && i < plan.n_groups; i++)
@@ -84,18 +78,13 @@ TEST(vpd_step_groups) { program_groups("vpd", build_qkv); }
 
 TEST(every_op_in_one_group)
 {
-    struct ir_graph *g = every_op_graph();
-    struct diag d = {0};
     struct cg_plan plan;
-    CHECK_EQ(ir_infer_shapes(g, &d), ST_OK);
-    CHECK_EQ(ir_fill_topo(g, &d), ST_OK);
-    CHECK_EQ(cg_fuse(g, 2, &plan), ST_OK);
-    CHECK_EQ(plan.n_groups, 1);
-    if (plan.n_groups == 1) {
-        const struct cg_group *gr = &plan.groups[0];
-        assemble(g, &gr, 1, 80, "every op");
-        assemble(g, &gr, 1, 90, "every op");
-    }
+    struct ir_graph *g = every_op_plan(&plan);
+    if (!g)
+        return;
+    const struct cg_group *gr = &plan.groups[0];
+    assemble(g, &gr, 1, 80, "every op");
+    assemble(g, &gr, 1, 90, "every op");
     cg_plan_free(&plan);
     ir_graph_free(g);
 }

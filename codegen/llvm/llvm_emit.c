@@ -458,20 +458,29 @@ static void host_loop(struct emit *e, LLVMValueRef fn)
     LLVMBuildRetVoid(e->b);
 }
 
-/* void name(void **bufs, i64 lo, i64 hi): unpack the buffer list, call the loop */
-static void host_entry(struct emit *e, const char *name, LLVMValueRef body)
+/* an entry void name(void **bufs, i64 x n_i64) with its block started and the
+ * buffer pointers loaded into args[0, nb) */
+static LLVMValueRef entry_fn(struct emit *e, const char *name, unsigned n_i64,
+                             LLVMValueRef *args)
 {
-    uint32_t nb = n_bufs(e);
-    LLVMTypeRef pt[3] = {e->ptr, e->i64, e->i64};
-    LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(e->ctx), pt, 3, 0);
+    LLVMTypeRef pt[8] = {e->ptr, e->i64, e->i64, e->i64, e->i64, e->i64, e->i64, e->i64};
+    LLVMTypeRef fty = LLVMFunctionType(LLVMVoidTypeInContext(e->ctx), pt, 1 + n_i64, 0);
     LLVMValueRef fn = LLVMAddFunction(e->mod, name, fty);
     LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, fn, "entry"));
-    LLVMValueRef *args = malloc((nb + 2) * sizeof *args);
-    for (uint32_t i = 0; i < nb; i++) {
+    for (uint32_t i = 0; i < n_bufs(e); i++) {
         LLVMValueRef at = ci64(e, i);
         LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, e->ptr, LLVMGetParam(fn, 0), &at, 1, "");
         args[i] = LLVMBuildLoad2(e->b, e->ptr, p, "");
     }
+    return fn;
+}
+
+/* void name(void **bufs, i64 lo, i64 hi): unpack the buffer list, call the loop */
+static void host_entry(struct emit *e, const char *name, LLVMValueRef body)
+{
+    uint32_t nb = n_bufs(e);
+    LLVMValueRef *args = malloc((nb + 2) * sizeof *args);
+    LLVMValueRef fn = entry_fn(e, name, 2, args);
     args[nb] = LLVMGetParam(fn, 1);
     args[nb + 1] = LLVMGetParam(fn, 2);
     LLVMBuildCall2(e->b, LLVMGlobalGetValueType(body), body, args, nb + 2, "");
@@ -567,15 +576,8 @@ static void emu_block(struct emit *e, LLVMValueRef fn, LLVMValueRef ctaid, void 
 static void emu_entry(struct emit *e, const char *name, LLVMValueRef kernel)
 {
     uint32_t nb = n_bufs(e);
-    LLVMTypeRef pt[5] = {e->ptr, e->i64, e->i64, e->i64, e->i64};
-    LLVMValueRef fn = LLVMAddFunction(e->mod, name, LLVMFunctionType(LLVMVoidTypeInContext(e->ctx), pt, 5, 0));
-    LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, fn, "entry"));
     LLVMValueRef *args = malloc((nb + 5) * sizeof *args);
-    for (uint32_t i = 0; i < nb; i++) {
-        LLVMValueRef at = ci64(e, i);
-        LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, e->ptr, LLVMGetParam(fn, 0), &at, 1, "");
-        args[i] = LLVMBuildLoad2(e->b, e->ptr, p, "");
-    }
+    LLVMValueRef fn = entry_fn(e, name, 4, args);
     args[nb] = LLVMGetParam(fn, 1);
     args[nb + 1] = LLVMGetParam(fn, 2);
     args[nb + 3] = LLVMGetParam(fn, 4);
