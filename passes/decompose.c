@@ -609,7 +609,7 @@ int dc_finish(struct dc_ctx *cx)
         if (!(g->t[p->tap[i].t].flags & IR_T_OUTPUT))
             ir_graph_add_output(g, p->tap[i].t);
     struct pass_ctx pc = {0};
-    int st = pass_fold_transpose(g, &pc, cx->b.d); /* autodiff's Aᵀ·dY, dY·Bᵀ */
+    int st = pass_fold_gemm(g, &pc, cx->b.d); /* autodiff's Aᵀ·dY, dY·Bᵀ and sums */
     /* CSE keeps output and kept tensors; the gradients dc_prog names (read through
      * dc_prog_keep_grads) must keep their producers too, so they are kept meanwhile */
     unsigned char *pinned = calloc((size_t)p->n_st + 1, 1);

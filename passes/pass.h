@@ -28,8 +28,9 @@ struct pass {
 int pass_infer_fold(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
 /* dce.c: drop nodes no graph output depends on */
 int pass_dce(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
-/* transpose_fold.c: MatMul(Transpose(A), B) of 2-D float32 → Gemm(A, B, transA) */
-int pass_fold_transpose(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
+/* gemm_fold.c (built programs): MatMul(Transpose(A), B) → Gemm(A, B, transA), and
+ * Add(product, C) → Gemm(A, B, C), for 2-D float32 products */
+int pass_fold_gemm(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
 /* cse.c: equal nodes on equal inputs computed once (small constants by content) */
 int pass_cse(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
 int pass_verify(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);

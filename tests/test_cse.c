@@ -1,7 +1,8 @@
 /* test_cse.c — the clean-up passes dc_finish runs on a built program.
- * transpose_fold.c: MatMul(Aᵀ, B), MatMul(A, Bᵀ) and MatMul(Aᵀ, Bᵀ) of 2-D matrices
- * become Gemm with transA/transB, giving the same values on ref; a batched (3-D)
- * product and a non-swapping permutation stay as they are.
+ * gemm_fold.c: MatMul(Aᵀ, B), MatMul(A, Bᵀ) and MatMul(Aᵀ, Bᵀ) of 2-D matrices
+ * become Gemm with transA/transB, and Add(product, C) a Gemm with C, giving the same
+ * values on ref; a batched (3-D) product, a non-swapping permutation, a product read
+ * twice and an Add that broadcasts the product stay as they are.
  * cse.c — common-subexpression elimination: equal nodes on equal
  * inputs are computed once, equal small constants count as one, different attributes
  * or inputs keep nodes apart, nodes writing graph outputs stay, and the program's
@@ -156,7 +157,7 @@ TEST(transposed_operands_become_gemm_flags)
     struct ir_value *before = NULL, *after = NULL;
     int n0 = 0, n1 = 0;
     CHECK_EQ(rt_run(g, &cg_ref, in, 4, &before, &n0, &d), ST_OK);
-    CHECK_EQ(pass_fold_transpose(g, &pc, &d), ST_OK);
+    CHECK_EQ(pass_fold_gemm(g, &pc, &d), ST_OK);
     CHECK_EQ(pass_dce(g, &pc, &d), ST_OK);
     CHECK_EQ(ir_verify(g, &d), ST_OK);
     CHECK_EQ(count_ops(g, IR_OP_Gemm), 3);
@@ -172,9 +173,67 @@ TEST(transposed_operands_become_gemm_flags)
     ir_graph_free(g);
 }
 
+/* Add(product, C) takes the product over as Gemm(A, B, C) only where that is the same
+ * thing: one reader, C broadcasting to the product's shape */
+TEST(adds_become_gemm_epilogues)
+{
+    struct diag d = {0};
+    struct pass_ctx pc = {0};
+    struct ir_graph *g = ir_graph_new();
+    g->opset = 20;
+    int64_t ad[2] = {4, 3}, bd[2] = {4, 5}, vd[1] = {5}, rd[2] = {1, 4};
+    uint32_t A = g_input(g, "A", IR_F32, 2, ad), B = g_input(g, "B", IR_F32, 2, bd);
+    uint32_t v = g_input(g, "v", IR_F32, 1, vd), r = g_input(g, "r", IR_F32, 2, rd);
+    struct ir_builder b = bld_begin(g, "t", &d);
+    int64_t sw[2] = {1, 0};
+    uint32_t At = bld_transpose(&b, A, 2, sw);
+    uint32_t e1 = bld_add(&b, bld_matmul(&b, At, B), v);                  /* Aᵀ·B + bias */
+    uint32_t e2 = bld_add(&b, bld_matmul(&b, At, B), bld_matmul(&b, At, B)); /* P + Q */
+    uint32_t t = bld_matmul(&b, At, B), e3 = bld_add(&b, t, v), e4 = bld_mul(&b, t, v);
+    uint32_t e5 = bld_add(&b, bld_matmul(&b, r, B), bld_matmul(&b, At, B)); /* [1,5] + [3,5] */
+    uint32_t e6 = bld_add(&b, bld_matmul(&b, r, B), e1);                  /* [1,5] + [3,5] */
+    uint32_t outs[6] = {e1, e2, e3, e4, e5, e6};
+    for (int k = 0; k < 6; k++)
+        ir_graph_add_output(g, outs[k]);
+    CHECK_EQ(b.err, ST_OK);
+    CHECK_EQ(pass_infer_fold(g, &pc, &d), ST_OK);
+    float a[12], bb[20], vv[5], rr[4];
+    struct ir_value in[4];
+    fill(&in[0], "A", 4, 3, a);
+    fill(&in[1], "B", 4, 5, bb);
+    fill(&in[2], "v", 1, 5, vv);
+    in[2].rank = 1, in[2].dims[0] = 5;
+    fill(&in[3], "r", 1, 4, rr);
+    struct ir_value *before = NULL, *after = NULL;
+    int n0 = 0, n1 = 0;
+    CHECK_EQ(rt_run(g, &cg_ref, in, 4, &before, &n0, &d), ST_OK);
+    CHECK_EQ(pass_fold_gemm(g, &pc, &d), ST_OK);
+    CHECK_EQ(pass_dce(g, &pc, &d), ST_OK);
+    CHECK_EQ(ir_verify(g, &d), ST_OK);
+    /* e1, e2 (one product into the other's C) and e5 (its [3,5] product takes the
+     * [1,5] one as C) fold; e3's product has two readers and e6's only product would
+     * have to broadcast to the sum's shape: those Adds stay */
+    CHECK_EQ(count_ops(g, IR_OP_Add), 2);
+    int with_c = 0;
+    for (uint32_t k = 0; k < g->ntopo; k++) {
+        const struct ir_node *n = &g->n[g->topo[k]];
+        with_c += n->op == IR_OP_Gemm && n->n_in == 3 && n->in[2] != IR_NONE;
+    }
+    CHECK_EQ(with_c, 3);
+    CHECK_EQ(rt_run(g, &cg_ref, in, 4, &after, &n1, &d), ST_OK);
+    CHECK(before && after && n0 == 6 && n1 == 6);
+    for (int k = 0; before && after && k < 6 && k < n0 && k < n1; k++)
+        CHECK_TENSOR((const float *)after[k].data, (const float *)before[k].data,
+                     (long)(before[k].nbytes / sizeof(float)), 1e-6, 1e-6);
+    free_values(before, n0);
+    free_values(after, n1);
+    ir_graph_free(g);
+}
+
 static const struct test_case tests[] = {
     T(merges_equal_nodes_only),
     T(transposed_operands_become_gemm_flags),
+    T(adds_become_gemm_epilogues),
 };
 
 TEST_MAIN(tests)
