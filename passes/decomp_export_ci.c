@@ -104,12 +104,16 @@ int dx_ci_global_split(struct dx_builder *xb, const struct dx_site *sites, int n
                        const int *order, uint32_t all, uint32_t *z)
 {
     int64_t at = 0, axis = sites[0].pr;
+    if (ns == 1) {
+        z[order[0]] = all;
+        return xb->err;
+    }
     for (int k = 0; k < ns; k++) {
         int64_t lo = at, hi = at + sites[order[k]].s->C;
         uint32_t in[4] = {all, dx_const(xb, "ci/starts", IR_I64, 1, (int64_t[]){1}, &lo),
                           dx_const(xb, "ci/ends", IR_I64, 1, (int64_t[]){1}, &hi),
                           dx_const(xb, "ci/axes", IR_I64, 1, (int64_t[]){1}, &axis)};
-        z[order[k]] = ns == 1 ? all : dx_node(xb, IR_OP_Slice, 4, in, 0, NULL, IR_NONE);
+        z[order[k]] = dx_node(xb, IR_OP_Slice, 4, in, 0, NULL, IR_NONE);
         at = hi;
     }
     return xb->err;
