@@ -50,10 +50,11 @@ def main():
         ci = np.load(os.path.join(out, "probe_ci.npz"))["layers.0.mlp_in"]  # [features, C]
         one = int(np.sum((ci > 0.1).sum(axis=1) == 1))
         full = int(np.sum(ci.max(axis=1) >= 0.9))
+        brief = {k: v for k, v in site.items() if k != "firing_density"}
         print(f"vpd resid-mlp-1 after {STEPS} steps ({dt:.0f} s): {one}/100 one-to-one, "
-              f"{full}/100 covered; mlp_in {site}; PGD-20 "
-              f"{ev['adversarial']['steps'].get('20')}, stochastic "
-              f"{ev['metrics'].get('stochastic')}")
+              f"{full}/100 covered; mlp_in {brief}; PGD-20 MSE "
+              f"{ev['adversarial']['steps'].get('20')}, stochastic MSE "
+              f"{ev['metrics'].get('recon/stochastic')}")
         res.check("vpd resid-mlp-1 mlp_in: L0 near 1 per input", 0.5 <= site.get("L0", 0) <= 1.5,
                   str(site))
         res.check("vpd resid-mlp-1 mlp_in: every feature has an important subcomponent",
