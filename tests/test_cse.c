@@ -27,6 +27,42 @@ static int count_ops(const struct ir_graph *g, enum ir_op op)
     return n;
 }
 
+static void fill(struct ir_value *v, char *name, int64_t r, int64_t c, float *buf)
+{
+    for (int64_t i = 0; i < r * c; i++)
+        buf[i] = (float)((i * 7) % 11) * 0.25f - 1.0f;
+    *v = (struct ir_value){.name = name, .dtype = IR_F32, .rank = 2, .dims = {r, c},
+                           .nbytes = (size_t)(r * c) * sizeof(float), .data = buf};
+}
+
+/* g's outputs on ref before and after `pass` and DCE, equal within tol of each
+ * element (0: bit for bit); g stays as the passes left it, for the caller's counts */
+static void pass_keeps_values(struct ir_graph *g, int (*pass)(struct ir_graph *,
+                              struct pass_ctx *, struct diag *),
+                              const struct ir_value *in, int n_in, int n_out, double tol)
+{
+    struct diag d = {0};
+    struct pass_ctx pc = {0};
+    struct ir_value *before = NULL, *after = NULL;
+    int n0 = 0, n1 = 0;
+    CHECK_EQ(rt_run(g, &cg_ref, in, n_in, &before, &n0, &d), ST_OK);
+    CHECK_EQ(pass(g, &pc, &d), ST_OK);
+    CHECK_EQ(pass_dce(g, &pc, &d), ST_OK);
+    CHECK_EQ(ir_verify(g, &d), ST_OK);
+    CHECK_EQ(rt_run(g, &cg_ref, in, n_in, &after, &n1, &d), ST_OK);
+    CHECK(before && after && n0 == n_out && n1 == n_out);
+    for (int k = 0; before && after && k < n0 && k < n1; k++) {
+        CHECK_EQ(before[k].nbytes, after[k].nbytes);
+        if (tol == 0)
+            CHECK(memcmp(before[k].data, after[k].data, before[k].nbytes) == 0);
+        else
+            CHECK_TENSOR((const float *)after[k].data, (const float *)before[k].data,
+                         (long)(before[k].nbytes / sizeof(float)), tol, tol);
+    }
+    free_values(before, n0);
+    free_values(after, n1);
+}
+
 /* x[4,3], W[5,3]:
  *   a  = x·0.5 (constant A)      b  = x·0.5 (constant B, equal bytes)   → one Mul
  *   t1 = Wᵀ, t2 = Wᵀ (same perm) → one Transpose;  y1 = a·t1, y2 = b·t2 → one MatMul
@@ -60,27 +96,6 @@ static struct ir_graph *build(struct diag *d)
     return g;
 }
 
-static struct ir_value *run(struct ir_graph *g, int *n)
-{
-    struct ir_value in[2] = {0};
-    static float x[12], W[15];
-    for (int i = 0; i < 12; i++)
-        x[i] = (float)(i % 5) * 0.3f - 0.6f;
-    for (int i = 0; i < 15; i++)
-        W[i] = (float)(i % 7) * 0.2f - 0.5f;
-    in[0] = (struct ir_value){.name = "x", .dtype = IR_F32, .rank = 2, .dims = {4, 3},
-                              .nbytes = sizeof x, .data = x};
-    in[1] = (struct ir_value){.name = "W", .dtype = IR_F32, .rank = 2, .dims = {5, 3},
-                              .nbytes = sizeof W, .data = W};
-    struct ir_value *out = NULL;
-    struct diag d = {0};
-    if (rt_run(g, &cg_ref, in, 2, &out, n, &d) != ST_OK) {
-        fprintf(stderr, "  run: %s\n", d.msg);
-        return NULL;
-    }
-    return out;
-}
-
 TEST(merges_equal_nodes_only)
 {
     struct diag d = {0};
@@ -94,32 +109,16 @@ TEST(merges_equal_nodes_only)
     CHECK_EQ(count_ops(g, IR_OP_Mul), 4);
     CHECK_EQ(count_ops(g, IR_OP_Transpose), 2);
     CHECK_EQ(count_ops(g, IR_OP_MatMul), 2);
-    int n0 = 0, n1 = 0;
-    struct ir_value *before = run(g, &n0);
-    CHECK_EQ(pass_cse(g, &pc, &d), ST_OK);
-    CHECK_EQ(pass_dce(g, &pc, &d), ST_OK);
-    CHECK_EQ(ir_verify(g, &d), ST_OK);
+    float x[12], W[15];
+    struct ir_value in[2];
+    fill(&in[0], "x", 4, 3, x);
+    fill(&in[1], "W", 5, 3, W);
+    pass_keeps_values(g, pass_cse, in, 2, 3, 0);
     CHECK_EQ(count_ops(g, IR_OP_Mul), 3); /* a (= b), c, and the pinned p */
     CHECK_EQ(count_ops(g, IR_OP_Transpose), 1);
     CHECK_EQ(count_ops(g, IR_OP_MatMul), 1);
     CHECK_EQ(count_ops(g, IR_OP_Softmax), 2);
-    struct ir_value *after = run(g, &n1);
-    CHECK(before && after && n0 == 3 && n1 == 3);
-    for (int k = 0; before && after && k < n0 && k < n1; k++) {
-        CHECK_EQ(before[k].nbytes, after[k].nbytes);
-        CHECK(memcmp(before[k].data, after[k].data, before[k].nbytes) == 0);
-    }
-    free_values(before, n0);
-    free_values(after, n1);
     ir_graph_free(g);
-}
-
-static void fill(struct ir_value *v, char *name, int64_t r, int64_t c, float *buf)
-{
-    for (int64_t i = 0; i < r * c; i++)
-        buf[i] = (float)((i * 7) % 11) * 0.25f - 1.0f;
-    *v = (struct ir_value){.name = name, .dtype = IR_F32, .rank = 2, .dims = {r, c},
-                           .nbytes = (size_t)(r * c) * sizeof(float), .data = buf};
 }
 
 TEST(transposed_operands_become_gemm_flags)
@@ -154,22 +153,10 @@ TEST(transposed_operands_become_gemm_flags)
     fill(&in[2], "C", 5, 3, c);
     fill(&in[3], "S", 2, 9, s);
     in[3].rank = 3, in[3].dims[0] = 2, in[3].dims[1] = 3, in[3].dims[2] = 3;
-    struct ir_value *before = NULL, *after = NULL;
-    int n0 = 0, n1 = 0;
-    CHECK_EQ(rt_run(g, &cg_ref, in, 4, &before, &n0, &d), ST_OK);
-    CHECK_EQ(pass_fold_gemm(g, &pc, &d), ST_OK);
-    CHECK_EQ(pass_dce(g, &pc, &d), ST_OK);
-    CHECK_EQ(ir_verify(g, &d), ST_OK);
+    pass_keeps_values(g, pass_fold_gemm, in, 4, 5, 1e-6);
     CHECK_EQ(count_ops(g, IR_OP_Gemm), 3);
     CHECK_EQ(count_ops(g, IR_OP_MatMul), 2);
     CHECK_EQ(count_ops(g, IR_OP_Transpose), 2); /* the batched one's, the identity's */
-    CHECK_EQ(rt_run(g, &cg_ref, in, 4, &after, &n1, &d), ST_OK);
-    CHECK(before && after && n0 == 5 && n1 == 5);
-    for (int k = 0; before && after && k < 5; k++)
-        CHECK_TENSOR((const float *)after[k].data, (const float *)before[k].data,
-                     (long)(before[k].nbytes / sizeof(float)), 1e-6, 1e-6);
-    free_values(before, n0);
-    free_values(after, n1);
     ir_graph_free(g);
 }
 
@@ -204,12 +191,7 @@ TEST(adds_become_gemm_epilogues)
     fill(&in[2], "v", 1, 5, vv);
     in[2].rank = 1, in[2].dims[0] = 5;
     fill(&in[3], "r", 1, 4, rr);
-    struct ir_value *before = NULL, *after = NULL;
-    int n0 = 0, n1 = 0;
-    CHECK_EQ(rt_run(g, &cg_ref, in, 4, &before, &n0, &d), ST_OK);
-    CHECK_EQ(pass_fold_gemm(g, &pc, &d), ST_OK);
-    CHECK_EQ(pass_dce(g, &pc, &d), ST_OK);
-    CHECK_EQ(ir_verify(g, &d), ST_OK);
+    pass_keeps_values(g, pass_fold_gemm, in, 4, 6, 1e-6);
     /* e1, e2 (one product into the other's C) and e5 (its [3,5] product takes the
      * [1,5] one as C) fold; e3's product has two readers and e6's only product would
      * have to broadcast to the sum's shape: those Adds stay */
@@ -220,13 +202,6 @@ TEST(adds_become_gemm_epilogues)
         with_c += n->op == IR_OP_Gemm && n->n_in == 3 && n->in[2] != IR_NONE;
     }
     CHECK_EQ(with_c, 3);
-    CHECK_EQ(rt_run(g, &cg_ref, in, 4, &after, &n1, &d), ST_OK);
-    CHECK(before && after && n0 == 6 && n1 == 6);
-    for (int k = 0; before && after && k < 6 && k < n0 && k < n1; k++)
-        CHECK_TENSOR((const float *)after[k].data, (const float *)before[k].data,
-                     (long)(before[k].nbytes / sizeof(float)), 1e-6, 1e-6);
-    free_values(before, n0);
-    free_values(after, n1);
     ir_graph_free(g);
 }
 

@@ -291,37 +291,26 @@ static void finite_differences(void)
 
 TEST(projection_matches_finite_differences) { finite_differences(); }
 
-/* Gemm: B with and without transB (the factors swap), C, alpha and beta */
-TEST(gemm_projection_matches_materialized)
+/* both checks on another target model, the MatMul one restored afterwards */
+static void on_model(int kind, int fd)
 {
-    model_kind = MODEL_GEMM;
-    projection_vs_oracle(0);
-    projection_vs_oracle(1);
+    model_kind = kind;
+    if (fd) {
+        finite_differences();
+    } else {
+        projection_vs_oracle(0);
+        projection_vs_oracle(1);
+    }
     model_kind = MODEL_MATMUL;
 }
 
-TEST(gemm_projection_matches_finite_differences)
-{
-    model_kind = MODEL_GEMM;
-    finite_differences();
-    model_kind = MODEL_MATMUL;
-}
+/* Gemm: B with and without transB (the factors swap), C, alpha and beta */
+TEST(gemm_projection_matches_materialized) { on_model(MODEL_GEMM, 0); }
+TEST(gemm_projection_matches_finite_differences) { on_model(MODEL_GEMM, 1); }
 
 /* Conv: kernels of 4 modes read through patches, and Conv biases */
-TEST(conv_projection_matches_materialized)
-{
-    model_kind = MODEL_CONV;
-    projection_vs_oracle(0);
-    projection_vs_oracle(1);
-    model_kind = MODEL_MATMUL;
-}
-
-TEST(conv_projection_matches_finite_differences)
-{
-    model_kind = MODEL_CONV;
-    finite_differences();
-    model_kind = MODEL_MATMUL;
-}
+TEST(conv_projection_matches_materialized) { on_model(MODEL_CONV, 0); }
+TEST(conv_projection_matches_finite_differences) { on_model(MODEL_CONV, 1); }
 
 /* ---- the top-k count (METHOD §8.4) ---------------------------------------------- */
 

@@ -299,16 +299,6 @@ TEST(each_op_against_ref)
 
 /* ---- a fused chain through the executor ---------------------------------------- */
 
-static uint32_t f_input(struct ir_graph *g, const char *name, int rank, const int64_t *dims)
-{
-    uint32_t t = ir_tensor_new(g, name);
-    g->t[t].dtype = IR_F32;
-    g->t[t].rank = rank;
-    memcpy(g->t[t].dims, dims, (size_t)rank * sizeof *dims);
-    ir_graph_add_input(g, t);
-    return t;
-}
-
 static uint32_t op(struct ir_graph *g, enum ir_op o, uint32_t a, uint32_t b, const char *name)
 {
     uint32_t in[2] = {a, b}, out = ir_tensor_new(g, name);
@@ -321,8 +311,8 @@ static struct ir_graph *chain_graph(void)
 {
     struct ir_graph *g = ir_graph_new();
     int64_t xd[2] = {64, 96}, bd[1] = {96}, hd[2] = {64, 1};
-    uint32_t x = f_input(g, "x", 2, xd), m = f_input(g, "m", 2, xd);
-    uint32_t b = f_input(g, "b", 1, bd), h = f_input(g, "h", 2, hd);
+    uint32_t x = g_input(g, "x", IR_F32, 2, xd), m = g_input(g, "m", IR_F32, 2, xd);
+    uint32_t b = g_input(g, "b", IR_F32, 1, bd), h = g_input(g, "h", IR_F32, 2, hd);
     uint32_t y = op(g, IR_OP_Sigmoid, op(g, IR_OP_Add, op(g, IR_OP_Mul, x, m, "xm"), b, "pre"),
                     IR_NONE, "y");
     uint32_t z = op(g, IR_OP_LowerLeakyHard, y, IR_NONE, "z");
@@ -579,7 +569,7 @@ static struct ir_graph *unique_graph(float salt)
 {
     struct ir_graph *g = ir_graph_new();
     int64_t dims[1] = {1000}, one = 1;
-    uint32_t x = f_input(g, "x", 1, dims), c = ir_tensor_new(g, "salt");
+    uint32_t x = g_input(g, "x", IR_F32, 1, dims), c = ir_tensor_new(g, "salt");
     ir_tensor_set_const(g, c, IR_F32, 1, &one, &salt);
     uint32_t y = op(g, IR_OP_Sqrt, op(g, IR_OP_Mul, x, c, "xs"), IR_NONE, "y");
     ir_graph_add_output(g, y);

@@ -436,25 +436,40 @@ static LLVMValueRef body_function(struct emit *e, const char *name)
     return fn;
 }
 
+/* for (v = lo; v < hi; v++) whatever body() emits; the builder is left after the loop */
+static void range_loop(struct emit *e, LLVMValueRef fn, LLVMValueRef lo, LLVMValueRef hi,
+                       const char *nm,
+                       void (*body)(struct emit *, LLVMValueRef fn, LLVMValueRef v, void *),
+                       void *arg)
+{
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->b);
+    LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(e->ctx, fn, nm);
+    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(e->ctx, fn, "after");
+    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, lo, hi, ""), loop, after);
+    LLVMPositionBuilderAtEnd(e->b, loop);
+    LLVMValueRef v = LLVMBuildPhi(e->b, e->i64, nm);
+    body(e, fn, v, arg);
+    LLVMValueRef next = LLVMBuildNSWAdd(e->b, v, ci64(e, 1), "");
+    LLVMBasicBlockRef from[2] = {pre, LLVMGetInsertBlock(e->b)};
+    LLVMValueRef in[2] = {lo, next};
+    LLVMAddIncoming(v, in, from, 2);
+    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, next, hi, ""), loop, after);
+    LLVMPositionBuilderAtEnd(e->b, after);
+}
+
+static void element_at(struct emit *e, LLVMValueRef fn, LLVMValueRef i, void *arg)
+{
+    (void)fn, (void)arg;
+    e->idx = i;
+    emit_element(e);
+}
+
 /* for (i = lo; i < hi; i++) element(i) */
 static void host_loop(struct emit *e, LLVMValueRef fn)
 {
     uint32_t nb = n_bufs(e);
-    LLVMValueRef lo = LLVMGetParam(fn, nb), hi = LLVMGetParam(fn, nb + 1);
-    LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(e->ctx, fn, "entry");
-    LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(e->ctx, fn, "loop");
-    LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(e->ctx, fn, "done");
-    LLVMPositionBuilderAtEnd(e->b, entry);
-    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, lo, hi, ""), loop, done);
-    LLVMPositionBuilderAtEnd(e->b, loop);
-    e->idx = LLVMBuildPhi(e->b, e->i64, "i");
-    emit_element(e);
-    LLVMValueRef next = LLVMBuildNSWAdd(e->b, e->idx, ci64(e, 1), "");
-    LLVMBasicBlockRef from[2] = {entry, LLVMGetInsertBlock(e->b)};
-    LLVMValueRef in[2] = {lo, next};
-    LLVMAddIncoming(e->idx, in, from, 2);
-    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, next, hi, ""), loop, done);
-    LLVMPositionBuilderAtEnd(e->b, done);
+    LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, fn, "entry"));
+    range_loop(e, fn, LLVMGetParam(fn, nb), LLVMGetParam(fn, nb + 1), "i", element_at, NULL);
     LLVMBuildRetVoid(e->b);
 }
 
@@ -530,27 +545,6 @@ static void gpu_kernel(struct emit *e, LLVMValueRef fn)
                                 LLVMMetadataAsValue(e->ctx, LLVMMDNodeInContext2(e->ctx, md, 3)));
 }
 
-/* a counted loop v = 0 .. n-1 around whatever body() emits; returns with the builder
- * after the loop */
-static void count_loop(struct emit *e, LLVMValueRef fn, LLVMValueRef n, const char *nm,
-                       void (*body)(struct emit *, LLVMValueRef fn, LLVMValueRef v, void *),
-                       void *arg)
-{
-    LLVMBasicBlockRef pre = LLVMGetInsertBlock(e->b);
-    LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(e->ctx, fn, nm);
-    LLVMBasicBlockRef after = LLVMAppendBasicBlockInContext(e->ctx, fn, "after");
-    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSGT, n, ci64(e, 0), ""), loop, after);
-    LLVMPositionBuilderAtEnd(e->b, loop);
-    LLVMValueRef v = LLVMBuildPhi(e->b, e->i64, nm);
-    body(e, fn, v, arg);
-    LLVMValueRef next = LLVMBuildNSWAdd(e->b, v, ci64(e, 1), "");
-    LLVMBasicBlockRef from[2] = {pre, LLVMGetInsertBlock(e->b)};
-    LLVMValueRef in[2] = {ci64(e, 0), next};
-    LLVMAddIncoming(v, in, from, 2);
-    LLVMBuildCondBr(e->b, LLVMBuildICmp(e->b, LLVMIntSLT, next, n, ""), loop, after);
-    LLVMPositionBuilderAtEnd(e->b, after);
-}
-
 struct emu_call {
     LLVMValueRef kernel, *args; /* b0..bN, lo, hi, ctaid, ntid, tid */
     uint32_t nb;
@@ -568,7 +562,7 @@ static void emu_block(struct emit *e, LLVMValueRef fn, LLVMValueRef ctaid, void 
 {
     struct emu_call *c = arg;
     c->args[c->nb + 2] = ctaid;
-    count_loop(e, fn, c->args[c->nb + 3], "thread", emu_thread, arg);
+    range_loop(e, fn, ci64(e, 0), c->args[c->nb + 3], "thread", emu_thread, arg);
 }
 
 /* void name(void **bufs, i64 lo, i64 hi, i64 grid, i64 block): the launch of a grid of
@@ -582,7 +576,7 @@ static void emu_entry(struct emit *e, const char *name, LLVMValueRef kernel)
     args[nb + 1] = LLVMGetParam(fn, 2);
     args[nb + 3] = LLVMGetParam(fn, 4);
     struct emu_call c = {kernel, args, nb};
-    count_loop(e, fn, LLVMGetParam(fn, 3), "block", emu_block, &c);
+    range_loop(e, fn, ci64(e, 0), LLVMGetParam(fn, 3), "block", emu_block, &c);
     LLVMBuildRetVoid(e->b);
     free(args);
     LLVMSetLinkage(kernel, LLVMInternalLinkage);
