@@ -90,47 +90,13 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
 
-ALPHA = 0.01  # leaky slope of both leaky-hard squashings (M§2.4)
 RMS_EPS = float(np.finfo(np.float32).eps)  # weightless RMS norm ε (M§2.3; pdc: FLT_EPSILON)
 
 
-# ---- squashing functions (M§2.4) ---------------------------------------------------
+# ---- squashing functions (M§2.4): tests/gen/leaky_hard.py, shared with the golden steps
 
-class LowerLeakyHard(torch.autograd.Function):
-    """clamp(x,0,1); backward: x <= 0 passes ALPHA·g only where g < 0, (0,1] passes g"""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.clamp(0.0, 1.0)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        zero = torch.zeros_like(g)
-        return torch.where(x <= 0, torch.where(g < 0, ALPHA * g, zero),
-                           torch.where(x <= 1, g, zero))
-
-
-class UpperLeakyHard(torch.autograd.Function):
-    """x > 1: 1 + ALPHA·(x−1), else clamp(x,0,1); backward 0 / g / ALPHA·g"""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.where(x > 1, 1 + ALPHA * (x - 1), x.clamp(0.0, 1.0))
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        return torch.where(x < 0, torch.zeros_like(g), torch.where(x <= 1, g, ALPHA * g))
-
-
-def squash(z, sigmoid_type):
-    if sigmoid_type == "leaky_hard":
-        return LowerLeakyHard.apply(z), UpperLeakyHard.apply(z)
-    g = z.clamp(0.0, 1.0)
-    return g, g
+sys.path.insert(0, os.path.join(ROOT, "tests", "gen"))
+from leaky_hard import squash  # noqa: E402
 
 
 # ---- the target model: a small ONNX interpreter -------------------------------------

@@ -56,7 +56,6 @@ from onnx import numpy_helper  # noqa: E402
 MODEL = os.path.join(ROOT, "models", "default.onnx")
 B = 6            # batch (positions; the toy has no sequence axis): GOLDEN_BATCH of golden_step.h
 SITES = ["W", "W@1"]  # pdc's site names: the direct use and the tied second use
-ALPHA = 0.01     # leaky slope of both leaky-hard squashings (M§2.4)
 
 # The C tests' comparison: |got - want| <= RTOL*|want| + ATOL_REL*max|want of that tensor|.
 # The absolute floor is relative to the tensor's own scale (float32 rounding of a
@@ -94,60 +93,10 @@ def target_forward(x, Wt, b):
     return h_clean, h_clean @ Wt.T + b
 
 
-# ---- squashing functions (M§2.4) ---------------------------------------------------
+# ---- squashing functions (M§2.4): tests/gen/leaky_hard.py ---------------------------
 
-class LowerLeakyHard(torch.autograd.Function):
-    """clamp(x,0,1) forward; straight-through backward with the sign exception:
-    x <= 0 passes ALPHA·g only when the (fully accumulated) upstream gradient
-    g < 0 (the loss wants the value to rise), 0 < x <= 1 passes g, x > 1 passes
-    0 (M§2.4 table, M§13.1; spd spd/models/sigmoids.py
-    LowerLeakyHardSigmoidFunction). The tie x = 0 takes the lower branch.
-    CONVENTION: g < 0 and ALPHA = 0.01 as METHOD states. (One stored spd
-    version of sigmoids.py gates on g > 0 with a default alpha of 0; the one
-    METHOD cites, and the VPD sign-exception description, use g < 0.)"""
+from leaky_hard import ALPHA, LowerLeakyHard, UpperLeakyHard, squash  # noqa: E402,F401
 
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return x.clamp(0.0, 1.0)
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        zero = torch.zeros_like(g)
-        dead = torch.where(g < 0, ALPHA * g, zero)
-        return torch.where(x <= 0, dead, torch.where(x <= 1, g, zero))
-
-
-class UpperLeakyHard(torch.autograd.Function):
-    """x > 1: 1 + ALPHA·(x − 1); else clamp(x, 0, 1). Backward: 0 for x < 0,
-    g on [0, 1], ALPHA·g for x > 1 (M§2.4). Written as a Function so the
-    boundary conventions are explicit rather than autograd-of-where."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save_for_backward(x)
-        return torch.where(x > 1, 1 + ALPHA * (x - 1), x.clamp(0.0, 1.0))
-
-    @staticmethod
-    def backward(ctx, g):
-        (x,) = ctx.saved_tensors
-        zero = torch.zeros_like(g)
-        return torch.where(x < 0, zero, torch.where(x <= 1, g, ALPHA * g))
-
-
-def squash(z, sigmoid_type):
-    """(g_lower, g_upper). leaky_hard: σ_lower = lower_leaky_hard (masks),
-    σ_upper = upper_leaky_hard (importance minimality); any other type uses one
-    function for both (M§2.1, M§2.4). 'hard' is clamp(x,0,1) with autograd's
-    clamp gradient (1 on [0,1], boundaries included)."""
-    if sigmoid_type == "leaky_hard":
-        return LowerLeakyHard.apply(z), UpperLeakyHard.apply(z)
-    g = z.clamp(0.0, 1.0)
-    return g, g
-
-
-# ---- model pieces ----------------------------------------------------------------
 
 def step_tensors(inp, dtype, names):
     """the fixed inputs as `dtype` tensors, and the parameters `names` as fresh
