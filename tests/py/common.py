@@ -279,3 +279,17 @@ def malformed_dir(src, dst, item, shape=None):
     text += b" " * (-len(text) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(text)) + text + raw[8 + n:])
+
+
+def check_malformed_eval(pdc, res, tmp, src, item, shape_text):
+    """`pdc eval` of a copy of src whose `item` (a tied use's factor: no program state,
+    so only eval reads it) has its dims swapped: refused, naming the item, the folder
+    and the shape it found, and no eval.json written"""
+    bad = os.path.join(tmp, "bad_shape")
+    malformed_dir(src, bad, item)
+    p = run_pdc(pdc, ["eval", bad])
+    res.check(f"eval refuses a malformed {item}, naming it and the DIR",
+              p.returncode not in (0, None) and item in p.stderr and bad in p.stderr
+              and shape_text in p.stderr, p.stderr)
+    res.check("eval of a malformed DIR writes no eval.json",
+              not os.path.exists(os.path.join(bad, "eval.json")), "written")

@@ -11,7 +11,7 @@ Run by CTest as: .venv/bin/python tests/py/test_apd_cli.py --pdc PATH
 import json
 import os
 
-from common import Results, TempDir, malformed_dir, np, parse_args, run_pdc
+from common import Results, TempDir, check_malformed_eval, np, parse_args, run_pdc  # noqa: E402
 from test_decompose_cli import MODEL, check_resume, decompose, read_safetensors
 
 CONFIG = """\
@@ -105,18 +105,6 @@ def check_eval(args, res, out):
               and not os.path.exists(x), p.stderr)
 
 
-def check_malformed_eval(args, res, tmp, out):
-    """The tied use's U (not a program state, so only eval reads it) with a wrong shape."""
-    bad = os.path.join(tmp, "bad_shape")
-    malformed_dir(out, bad, "W@1.U")
-    p = run_pdc(args.pdc, ["eval", bad])
-    res.check("eval refuses a malformed W@1.U, naming it and the DIR",
-              p.returncode not in (0, None) and "W@1.U" in p.stderr and bad in p.stderr
-              and "[15, 5]" in p.stderr, p.stderr)
-    res.check("eval of a malformed DIR writes no eval.json",
-              not os.path.exists(os.path.join(bad, "eval.json")), "written")
-
-
 def check_defaults(args, res, tmp):
     out = os.path.join(tmp, "defaults")
     p = run_pdc(args.pdc, [MODEL, "-o", out, "--method", "apd", "--steps", "3", "--batch", "64",
@@ -193,7 +181,7 @@ def main():
         if full:
             check_resume(args, res, tmp, full)
             check_eval(args, res, full)
-            check_malformed_eval(args, res, tmp, full)
+            check_malformed_eval(args.pdc, res, tmp, full, "W@1.U", "[15, 5]")
         check_defaults(args, res, tmp)
         check_flat_schedule(args, res, tmp)
         check_errors(args, res, tmp)

@@ -9,7 +9,7 @@ import json
 import os
 import struct
 
-from common import Results, TempDir, malformed_dir, np, parse_args, run_pdc
+from common import Results, TempDir, check_malformed_eval, np, parse_args, run_pdc  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL = os.path.join(HERE, "..", "..", "models", "default.onnx")
@@ -179,18 +179,6 @@ def check_eval(args, res, full):
     res.check("eval: table printed", "MMCS" in p.stdout and "unmasked" in p.stdout, p.stdout)
 
 
-def check_malformed_eval(args, res, tmp, full):
-    """A tied use's factor (no program state, so only eval reads it) with a wrong shape."""
-    bad = os.path.join(tmp, "bad_shape")
-    malformed_dir(full, bad, "W@1.V")
-    p = run_pdc(args.pdc, ["eval", bad])
-    res.check("eval refuses a malformed W@1.V, naming it and the DIR",
-              p.returncode not in (0, None) and "W@1.V" in p.stderr and bad in p.stderr
-              and "[2, 6]" in p.stderr, p.stderr)
-    res.check("eval of a malformed DIR writes no eval.json",
-              not os.path.exists(os.path.join(bad, "eval.json")), "written")
-
-
 def main():
     args = parse_args(__doc__)
     res = Results(args.only)
@@ -203,7 +191,7 @@ def main():
             check_no_overwrite(args, res, tmp, full)
             check_force(args, res, tmp, full)
             check_eval(args, res, full)
-            check_malformed_eval(args, res, tmp, full)
+            check_malformed_eval(args.pdc, res, tmp, full, "W@1.V", "[2, 6]")
         check_errors(args, res, tmp)
     res.finish()
 

@@ -119,28 +119,40 @@ def ort_run(model_bytes, x):
     return s.run(None, {s.get_inputs()[0].name: x})[0]
 
 
-def check_intervene(args, res, tmp, model, out, t):
+def intervene_vs_ort(args, res, tmp, model, out, k, delta, seed, vec, prefix, label):
+    """`pdc intervene --subnet k --delta δ` on 16 sparse inputs against onnxruntime on the
+    model with every initializer W moved to W + δ·vec(name, k); returns the inputs'
+    path, x and onnxruntime's moved output, or None when pdc failed"""
     import onnx
     from onnx import numpy_helper
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     x = (rng.random((16, 5)) * (rng.random((16, 5)) < 0.3)).astype(np.float32)
-    xp, yp = os.path.join(tmp, "x.npy"), os.path.join(tmp, "y.npz")
+    xp, yp = os.path.join(tmp, f"x{seed}.npy"), os.path.join(tmp, f"y{seed}.npz")
     np.save(xp, x)
-    k, delta = 2, 0.5
     p = run_pdc(args.pdc, ["intervene", out, "--subnet", str(k), "--delta", str(delta),
                            "--data", xp, "-o", yp])
-    if not res.check("intervene exits 0", p.returncode == 0, p.stderr):
-        return
-    y = list(np.load(yp).values())[0]
+    if not res.check(f"{prefix}intervene exits 0", p.returncode == 0, p.stderr):
+        return None
     m = onnx.load(model)
-    for init in m.graph.initializer:  # W + δ·v_k, v_k from the stored factors
+    for init in m.graph.initializer:
         w = numpy_helper.to_array(init)
         init.CopyFrom(numpy_helper.from_array(
-            (w + delta * subnet(t, init.name, k).reshape(w.shape)).astype(np.float32), init.name))
-    want = ort_run(m.SerializeToString(), x)
-    base = ort_run(onnx.load(model).SerializeToString(), x)
-    res.check("intervene = onnxruntime on W + δ·v_k", np.allclose(y, want, rtol=1e-4, atol=1e-5),
+            (w + delta * vec(init.name, k).reshape(w.shape)).astype(np.float32), init.name))
+    y, want = list(np.load(yp).values())[0], ort_run(m.SerializeToString(), x)
+    res.check(label, np.allclose(y, want, rtol=1e-4, atol=1e-5),
               f"max |diff| {np.abs(y - want).max()}")
+    return xp, x, want
+
+
+def check_intervene(args, res, tmp, model, out, t):
+    import onnx
+    got = intervene_vs_ort(args, res, tmp, model, out, 2, 0.5, 7,  # v_k from the stored factors
+                           lambda name, k: subnet(t, name, k), "",
+                           "intervene = onnxruntime on W + δ·v_k")
+    if got is None:
+        return
+    xp, x, want = got
+    base = ort_run(onnx.load(model).SerializeToString(), x)
     res.check("intervention moves the output", np.abs(want - base).max() > 1e-4,
               f"max |Δy| {np.abs(want - base).max()}")
     p = run_pdc(args.pdc, ["intervene", out, "--subnet", str(NV), "--delta", "1", "--data", xp])
@@ -202,8 +214,6 @@ def check_cp_bias(args, res, tmp, model):
     """factors: cp with rank 2 and bias_rank 2: the training program's fixed core is the
     superdiagonal of ones, so v_k = Σ_r F0[k,r]⊗F1[k,r] and, for a bias, Σ_r F0[k,r]
     (every rank term, not only r = 0)"""
-    import onnx
-    from onnx import numpy_helper
     cfg, out = write_cfg(tmp, "cp", "  factors: cp\n"), os.path.join(tmp, "cpdir")
     with open(cfg) as f:
         text = f.read().replace("  rank: 1\n  bias_rank: 1\n", "  rank: 2\n  bias_rank: 2\n")
@@ -224,23 +234,8 @@ def check_cp_bias(args, res, tmp, model):
             return np.einsum("ri,rj->ij", t[f"l3d.{name}.out.f0"][k], t[f"l3d.{name}.out.f1"][k])
         return t[f"l3d.{name}.out.f0"][k].sum(0)
 
-    rng = np.random.default_rng(3)
-    x = (rng.random((16, 5)) * (rng.random((16, 5)) < 0.3)).astype(np.float32)
-    xp, yp = os.path.join(tmp, "xcp.npy"), os.path.join(tmp, "ycp.npz")
-    np.save(xp, x)
-    k, delta = 1, 0.5
-    p = run_pdc(args.pdc, ["intervene", out, "--subnet", str(k), "--delta", str(delta),
-                           "--data", xp, "-o", yp])
-    if not res.check("cp: intervene exits 0", p.returncode == 0, p.stderr):
-        return
-    m = onnx.load(model)
-    for init in m.graph.initializer:
-        w = numpy_helper.to_array(init)
-        init.CopyFrom(numpy_helper.from_array(
-            (w + delta * v(init.name, k).reshape(w.shape)).astype(np.float32), init.name))
-    y, want = list(np.load(yp).values())[0], ort_run(m.SerializeToString(), x)
-    res.check("cp, bias_rank 2: intervene = onnxruntime on W + δ·Σ_r (rank terms)",
-              np.allclose(y, want, rtol=1e-4, atol=1e-5), f"max |diff| {np.abs(y - want).max()}")
+    intervene_vs_ort(args, res, tmp, model, out, 1, 0.5, 3, v, "cp: ",
+                     "cp, bias_rank 2: intervene = onnxruntime on W + δ·Σ_r (rank terms)")
 
 
 def conv_model(path):
