@@ -291,5 +291,8 @@ void ir_broadcast_strides(int r, const int64_t *dims, int ro, const int64_t *dou
 void ir_contig_strides(int r, const int64_t *dims, int64_t *strides);
 /* normalise a possibly-negative axis; -1 if out of range */
 int ir_norm_axis(int64_t axis, int rank);
+/* ONNX Slice on one axis of size dim: its element count and *first index, after
+ * the clamping and the INT_MAX "to the end" reading of ir/shape_tensor.c */
+int64_t ir_slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *first);
 
 #endif

@@ -352,7 +352,7 @@ SHAPE_RULE(Split)
 /* ONNX Slice clamping for one axis of size dim: first index and element count.
  * Mirrored in ref_tensor.c. The arithmetic stays in range for the INT64_MIN/MAX
  * sentinels: after clamping every operand is within [-1, dim]. */
-static int64_t slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *first)
+int64_t ir_slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *first)
 {
     /* an INT_MAX end means "to the end in the direction of travel" (numpy None),
      * which for a negative step is past index 0; onnxruntime reads it so */
@@ -420,7 +420,7 @@ SHAPE_RULE(Slice)
         if (v[3][k] == 0)
             return shp_err(d, n, ST_ERR_INVALID, "step 0 on axis %d", a);
         seen[a] = 1;
-        out[a] = slice_axis(x->dims[a], v[0][k], v[1][k], v[3][k], &first);
+        out[a] = ir_slice_axis(x->dims[a], v[0][k], v[1][k], v[3][k], &first);
     }
     return shp_set(g, n, 0, x->dtype, x->rank, out, d);
 }

@@ -9,6 +9,7 @@
 
 #include "exec_impl.h"
 #include "memplan.h"
+#include "philox.h"
 
 size_t rt_tensor_bytes(const struct ir_tensor *t)
 {
@@ -20,9 +21,10 @@ void rt_prog_free(struct rt_prog *p)
 {
     if (!p)
         return;
+    const struct cg_mem *m = p->tgt->mem;
     for (uint32_t t = 0; p->buf && p->owned && t < p->g->nt; t++)
         if (p->owned[t])
-            free(p->buf[t]);
+            m ? m->release(p->buf[t]) : free(p->buf[t]);
     for (uint32_t i = 0; p->kern && i < p->plan.n_groups; i++)
         if (p->kern[i])
             p->tgt->release(p->kern[i]);
@@ -30,8 +32,22 @@ void rt_prog_free(struct rt_prog *p)
     cg_plan_free(&p->plan);
     free(p->buf);
     free(p->owned);
-    free(p->block);
+    if (p->block)
+        m ? m->release(p->block) : free(p->block);
     free(p);
+}
+
+/* a zeroed buffer of the target's own memory */
+static void *zalloc(const struct cg_mem *m, size_t n)
+{
+    if (!m)
+        return calloc(1, n);
+    void *b = m->alloc(n);
+    if (b && m->fill(b, 0, n)) {
+        m->release(b);
+        return NULL;
+    }
+    return b;
 }
 
 static int own(struct rt_prog *p, uint32_t t, struct diag *d)
@@ -39,10 +55,36 @@ static int own(struct rt_prog *p, uint32_t t, struct diag *d)
     if (p->buf[t] || p->plan.internal[t]) /* internal: lives in a kernel's registers */
         return ST_OK;
     size_t nb = rt_tensor_bytes(&p->g->t[t]);
-    p->buf[t] = calloc(1, nb ? nb : 1);
+    p->buf[t] = zalloc(p->tgt->mem, nb ? nb : 1);
     if (!p->buf[t])
-        return diag_set(d, ST_ERR_NOMEM, "out of memory for '%s' (%zu bytes)", p->g->t[t].name, nb);
+        return diag_set(d, ST_ERR_NOMEM, "out of %s memory for '%s' (%zu bytes)", p->tgt->name,
+                        p->g->t[t].name, nb);
     p->owned[t] = 1;
+    return ST_OK;
+}
+
+/* a target with memory of its own gets a copy of every constant */
+static int own_constants(struct rt_prog *p, struct diag *d)
+{
+    const struct cg_mem *m = p->tgt->mem;
+    for (uint32_t t = 0; t < p->g->nt; t++) {
+        const void *host = p->g->t[t].data;
+        if (!host)
+            continue;
+        p->buf[t] = NULL;
+        size_t nb = rt_tensor_bytes(&p->g->t[t]);
+        if (!m) {
+            p->buf[t] = (void *)host;
+            continue;
+        }
+        if (!(p->buf[t] = m->alloc(nb ? nb : 1)))
+            return diag_set(d, ST_ERR_NOMEM, "out of %s memory for constant '%s' (%zu bytes)",
+                            p->tgt->name, p->g->t[t].name, nb);
+        p->owned[t] = 1;
+        if (m->put(p->buf[t], host, nb))
+            return diag_set(d, ST_ERR_DEVICE, "copying constant '%s' to %s failed",
+                            p->g->t[t].name, p->tgt->name);
+    }
     return ST_OK;
 }
 
@@ -59,13 +101,14 @@ static int place(struct rt_prog *p, struct diag *d)
         free(off);
         return diag_set(d, ST_ERR_NOMEM, "out of memory planning the program's buffers");
     }
-    p->block = aligned_alloc(64, p->mem.planned ? p->mem.planned : 64); /* a multiple of 64 */
-    if (!p->block) {
+    const struct cg_mem *m = p->tgt->mem;
+    size_t nb = p->mem.planned ? p->mem.planned : 64; /* a multiple of 64 */
+    p->block = m ? m->alloc(nb) : aligned_alloc(64, nb);
+    if (!p->block || (m ? m->fill(p->block, 0xff, nb) : (memset(p->block, 0xff, nb), 0))) {
         free(off);
-        return diag_set(d, ST_ERR_NOMEM, "out of memory for the activation block (%zu bytes)",
-                        p->mem.planned);
+        return diag_set(d, ST_ERR_NOMEM, "out of %s memory for the activation block (%zu bytes)",
+                        p->tgt->name, p->mem.planned);
     }
-    memset(p->block, 0xff, p->mem.planned);
     for (uint32_t t = 0; t < g->nt; t++)
         if (off[t] != RT_NOT_PLANNED)
             p->buf[t] = p->block + off[t];
@@ -106,11 +149,29 @@ static int unfuse(struct rt_prog *p, uint32_t gi, struct diag *d)
     return ST_OK;
 }
 
+/* A device target has no fallback to the host inside a step: every node it would
+ * run alone must be one it has a kernel for, said before anything runs. */
+static int check_device_nodes(struct rt_prog *p, struct diag *d)
+{
+    for (uint32_t gi = 0; p->tgt->mem && gi < p->plan.n_groups; gi++) {
+        const struct cg_group *gr = &p->plan.groups[gi];
+        for (uint32_t i = 0; !p->kern[gi] && i < gr->n_nodes; i++) {
+            const struct ir_node *n = &p->g->n[gr->nodes[i]];
+            if (!p->tgt->supports(p->g, n))
+                return diag_set(d, ST_ERR_UNSUPPORTED, "node '%s' (%s) has no kernel on target "
+                                "%s (run this program on the CPU: --device cpu)", n->name,
+                                ir_ops[n->op].name, p->tgt->name);
+        }
+    }
+    return ST_OK;
+}
+
 /* the kernel groups: fused ones compiled by the target, the rest node by node */
 static int plan_groups(struct rt_prog *p, struct diag *d)
 {
     const char *dbg = getenv("PDC_DEBUG");
-    int st = p->tgt->compile ? cg_fuse(p->g, 2, &p->plan) : cg_plan_trivial(p->g, &p->plan);
+    uint32_t min_fuse = p->tgt->min_fuse ? p->tgt->min_fuse : 2;
+    int st = p->tgt->compile ? cg_fuse(p->g, min_fuse, &p->plan) : cg_plan_trivial(p->g, &p->plan);
     if (st)
         return diag_set(d, st, "out of memory partitioning the program into kernel groups");
     p->kern = calloc((size_t)p->plan.n_groups + 1, sizeof *p->kern);
@@ -124,7 +185,7 @@ static int plan_groups(struct rt_prog *p, struct diag *d)
         if (dbg && strstr(dbg, "select"))
             print_select(p, i);
     }
-    return st;
+    return st ? st : check_device_nodes(p, d);
 }
 
 int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt_prog **out,
@@ -140,11 +201,16 @@ int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt
     p->tgt = tgt;
     const char *chk = getenv("PDC_CHECK");
     p->check = chk && strcmp(chk, "ref") == 0 && tgt != &cg_ref;
+    if (p->check && tgt->mem && !tgt->mem->host_addressable) {
+        free(p);
+        return diag_set(d, ST_ERR_UNSUPPORTED, "PDC_CHECK=ref needs a target whose memory the "
+                        "host can read; %s's cannot", tgt->name);
+    }
     p->buf = calloc((size_t)g->nt + 1, sizeof *p->buf);
     p->owned = calloc((size_t)g->nt + 1, 1);
     int st = (!p->buf || !p->owned) ? diag_set(d, ST_ERR_NOMEM, "out of memory") : ST_OK;
-    for (uint32_t t = 0; !st && t < g->nt; t++)
-        p->buf[t] = g->t[t].data;
+    if (!st)
+        st = own_constants(p, d);
     if (!st)
         st = plan_groups(p, d);
     if (!st)
@@ -165,7 +231,61 @@ int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt
     return ST_OK;
 }
 
-void *rt_prog_buf(struct rt_prog *p, uint32_t t) { return p->buf[t]; }
+void *rt_prog_buf(struct rt_prog *p, uint32_t t) { return p->tgt->mem ? NULL : p->buf[t]; }
+
+int rt_prog_write(struct rt_prog *p, uint32_t t, const void *src, size_t n, struct diag *d)
+{
+    const struct cg_mem *m = p->tgt->mem;
+    if (!m) {
+        memcpy(p->buf[t], src, n);
+        return ST_OK;
+    }
+    return m->put(p->buf[t], src, n)
+               ? diag_set(d, ST_ERR_DEVICE, "copying '%s' to %s failed", p->g->t[t].name,
+                          p->tgt->name)
+               : ST_OK;
+}
+
+int rt_prog_read(struct rt_prog *p, uint32_t t, void *dst, size_t n, struct diag *d)
+{
+    const struct cg_mem *m = p->tgt->mem;
+    if (!m) {
+        memcpy(dst, p->buf[t], n);
+        return ST_OK;
+    }
+    return m->get(dst, p->buf[t], n)
+               ? diag_set(d, ST_ERR_DEVICE, "copying '%s' from %s failed", p->g->t[t].name,
+                          p->tgt->name)
+               : ST_OK;
+}
+
+int rt_prog_copy(struct rt_prog *p, uint32_t dst, uint32_t src, size_t n, struct diag *d)
+{
+    const struct cg_mem *m = p->tgt->mem;
+    if (!m) {
+        memcpy(p->buf[dst], p->buf[src], n);
+        return ST_OK;
+    }
+    return m->copy(p->buf[dst], p->buf[src], n)
+               ? diag_set(d, ST_ERR_DEVICE, "copying '%s' to '%s' on %s failed",
+                          p->g->t[src].name, p->g->t[dst].name, p->tgt->name)
+               : ST_OK;
+}
+
+int rt_prog_uniform(struct rt_prog *p, uint32_t t, uint64_t seed, uint64_t step, uint32_t stream,
+                    struct diag *d)
+{
+    const struct cg_mem *m = p->tgt->mem;
+    int64_t n = ir_numel(&p->g->t[t]);
+    if (!m) {
+        philox_uniform_fill(p->buf[t], n, seed, step, stream, 0);
+        return ST_OK;
+    }
+    return m->uniform(p->buf[t], n, seed, step, stream, 0)
+               ? diag_set(d, ST_ERR_DEVICE, "drawing '%s' on %s failed", p->g->t[t].name,
+                          p->tgt->name)
+               : ST_OK;
+}
 
 /* the data-dependent failure a kernel can meet is an index out of range: say which
  * table, since a too-long --seq or a bad token id shows up exactly here */
@@ -251,7 +371,9 @@ static int feed_inputs(struct rt_prog *p, const struct ir_value *inputs, int n_i
         if (v->dtype != t->dtype || v->nbytes != rt_tensor_bytes(t))
             return diag_set(d, ST_ERR_SHAPE, "input '%s' does not match the compiled type/shape",
                             t->name);
-        memcpy(p->buf[g->inputs[k]], v->data, v->nbytes);
+        int st = rt_prog_write(p, g->inputs[k], v->data, v->nbytes, d);
+        if (st)
+            return st;
     }
     return ST_OK;
 }
@@ -273,6 +395,8 @@ static int collect_outputs(struct rt_prog *p, struct ir_value **outputs, int *n_
         v->nbytes = rt_tensor_bytes(t);
         v->data = malloc(v->nbytes ? v->nbytes : 1);
         const void *src = p->buf[g->outputs[k]];
+        if (v->name && v->data && src && rt_prog_read(p, g->outputs[k], v->data, v->nbytes, d))
+            src = NULL;
         if (!v->name || !v->data || !src) {
             for (uint32_t j = 0; j <= k; j++)
                 ir_value_free(&vals[j]);
@@ -280,7 +404,6 @@ static int collect_outputs(struct rt_prog *p, struct ir_value **outputs, int *n_
             return diag_set(d, src ? ST_ERR_NOMEM : ST_ERR_INVALID,
                             "output '%s' could not be produced", t->name);
         }
-        memcpy(v->data, src, v->nbytes);
     }
     *outputs = vals;
     *n_outputs = (int)g->n_outputs;

@@ -16,8 +16,18 @@ struct rt_prog;
 int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt_prog **out,
                 struct diag *d);
 void rt_prog_free(struct rt_prog *p);
-/* the buffer holding tensor t (constants: their data, read-only) */
+/* the buffer holding tensor t (constants: their data, read-only); NULL on a target
+ * whose memory the host cannot read (a GPU): use the calls below, which work on
+ * every target */
 void *rt_prog_buf(struct rt_prog *p, uint32_t t);
+/* n bytes into / out of tensor t's buffer, or from tensor src's to dst's */
+int rt_prog_write(struct rt_prog *p, uint32_t t, const void *src, size_t n, struct diag *d);
+int rt_prog_read(struct rt_prog *p, uint32_t t, void *dst, size_t n, struct diag *d);
+int rt_prog_copy(struct rt_prog *p, uint32_t dst, uint32_t src, size_t n, struct diag *d);
+/* float32 tensor t = philox_uniform_fill(seed, step, stream, offset 0), drawn where
+ * the buffer lives */
+int rt_prog_uniform(struct rt_prog *p, uint32_t t, uint64_t seed, uint64_t step, uint32_t stream,
+                    struct diag *d);
 size_t rt_tensor_bytes(const struct ir_tensor *t);
 /* bytes of the activation block, and what one buffer per intermediate would take */
 void rt_prog_memory(const struct rt_prog *p, size_t *planned, size_t *naive);

@@ -139,47 +139,83 @@ double rt_scalar_value(const struct dc_prog *p, const struct dc_input *in, int64
     return 0;
 }
 
-static int feed(struct rt_prog *rp, const struct dc_prog *p, struct ds_source *data,
-                const float *given, const struct rt_train_opts *o, int64_t step,
-                enum ds_split split, struct diag *d)
+/* one input's values for this step into host memory at buf */
+static int feed_host(float *buf, const struct dc_prog *p, const struct dc_input *in,
+                     struct ds_source *data, const float *given, const struct rt_train_opts *o,
+                     int64_t step, enum ds_split split, struct diag *d)
 {
+    const struct ir_tensor *t = &p->g->t[in->t];
     uint64_t gstep = (uint64_t)(o->step0 + step);
-    for (int i = 0; i < p->n_in; i++) {
-        const struct dc_input *in = &p->in[i];
-        const struct ir_tensor *t = &p->g->t[in->t];
-        float *buf = rt_prog_buf(rp, in->t);
-        int64_t n = ir_numel(t);
-        switch (in->kind) {
-        case DC_FEED_DATA:
-            if (!given) {
-                int st = o->fixed_data ? ds_fill(data, buf, t, o->seed, (uint64_t)o->step0, DS_EVAL, d)
-                                       : ds_fill(data, buf, t, o->seed, gstep, split, d);
-                if (st)
-                    return st;
-            } else if (t->dtype != IR_F32)
-                return diag_set(d, ST_ERR_UNSUPPORTED, "data input '%s' is %s; given data is "
-                                "float32", t->name, ir_dtype_name(t->dtype));
-            else
-                memcpy(buf, given, (size_t)n * sizeof *buf);
-            break;
-        case DC_FEED_UNIFORM:
-            philox_uniform_fill(buf, n, o->seed, gstep, STREAM_UNIFORM_BASE + in->stream, 0);
-            break;
-        case DC_FEED_SCALAR:
-            buf[0] = (float)rt_scalar_value(p, in, step);
-            break;
-        case DC_FEED_ROUTE:
-            fill_route(buf, n, in, o->seed, gstep);
-            break;
-        }
+    int64_t n = ir_numel(t);
+    switch (in->kind) {
+    case DC_FEED_DATA:
+        if (!given)
+            return o->fixed_data ? ds_fill(data, buf, t, o->seed, (uint64_t)o->step0, DS_EVAL, d)
+                                 : ds_fill(data, buf, t, o->seed, gstep, split, d);
+        if (t->dtype != IR_F32)
+            return diag_set(d, ST_ERR_UNSUPPORTED, "data input '%s' is %s; given data is "
+                            "float32", t->name, ir_dtype_name(t->dtype));
+        memcpy(buf, given, (size_t)n * sizeof *buf);
+        break;
+    case DC_FEED_UNIFORM:
+        philox_uniform_fill(buf, n, o->seed, gstep, STREAM_UNIFORM_BASE + in->stream, 0);
+        break;
+    case DC_FEED_SCALAR:
+        buf[0] = (float)rt_scalar_value(p, in, step);
+        break;
+    case DC_FEED_ROUTE:
+        fill_route(buf, n, in, o->seed, gstep);
+        break;
     }
     return ST_OK;
 }
 
-static void read_metrics(const struct dc_prog *p, struct rt_prog *rp, double *last)
+/* A target the host cannot address (a GPU) draws its uniforms itself; the rest
+ * (data batches, routing bits, scalars) is made on the host and copied over. */
+static int feed(struct rt_prog *rp, const struct dc_prog *p, struct ds_source *data,
+                const float *given, const struct rt_train_opts *o, int64_t step,
+                enum ds_split split, struct diag *d)
 {
-    for (int i = 0; i < p->n_metric; i++)
-        last[i] = *(const float *)rt_prog_buf(rp, p->metric[i].t);
+    for (int i = 0; i < p->n_in; i++) {
+        const struct dc_input *in = &p->in[i];
+        float *buf = rt_prog_buf(rp, in->t);
+        if (buf) {
+            int st = feed_host(buf, p, in, data, given, o, step, split, d);
+            if (st)
+                return st;
+            continue;
+        }
+        if (in->kind == DC_FEED_UNIFORM) {
+            int st = rt_prog_uniform(rp, in->t, o->seed, (uint64_t)(o->step0 + step),
+                                     STREAM_UNIFORM_BASE + in->stream, d);
+            if (st)
+                return st;
+            continue;
+        }
+        size_t nb = rt_tensor_bytes(&p->g->t[in->t]);
+        float *stage = malloc(nb ? nb : 1);
+        if (!stage)
+            return diag_set(d, ST_ERR_NOMEM, "out of memory");
+        int st = feed_host(stage, p, in, data, given, o, step, split, d);
+        if (!st)
+            st = rt_prog_write(rp, in->t, stage, nb, d);
+        free(stage);
+        if (st)
+            return st;
+    }
+    return ST_OK;
+}
+
+static int read_metrics(const struct dc_prog *p, struct rt_prog *rp, double *last, struct diag *d)
+{
+    for (int i = 0; i < p->n_metric; i++) {
+        float v;
+        int st = rt_prog_read(rp, p->metric[i].t, &v, sizeof v, d);
+        if (st)
+            return st;
+        last[i] = v;
+    }
+    return ST_OK;
 }
 
 static void write_metrics(const struct dc_prog *p, const struct rt_train_opts *o, int64_t step,
@@ -237,7 +273,8 @@ static int bind_states(const struct dc_prog *p, struct rt_prog *rp, struct rt_st
         if (st)
             return st;
         items[i] = (int)(it - store->items);
-        memcpy(rt_prog_buf(rp, p->st[i].t), it->data, it->nbytes);
+        if ((st = rt_prog_write(rp, p->st[i].t, it->data, it->nbytes, d)))
+            return st;
     }
     return ST_OK;
 }
@@ -261,24 +298,26 @@ int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_sto
     for (int64_t step = o->from; !st && step < to; step++) {
         if ((st = feed(rp, p, data, NULL, o, step, DS_TRAIN, d)) || (st = rt_prog_run(rp, d)))
             break;
-        if (p->loss != IR_NONE && !isfinite(*(const float *)rt_prog_buf(rp, p->loss))) {
+        float loss = 0;
+        if (p->loss != IR_NONE && (st = rt_prog_read(rp, p->loss, &loss, sizeof loss, d)))
+            break;
+        if (!isfinite(loss)) {
             st = diag_set(d, ST_ERR_INVALID, "%s: the loss became %g at step %lld (a too-large "
                           "learning rate, or non-finite weights in the model?)", o->phase,
-                          (double)*(const float *)rt_prog_buf(rp, p->loss), (long long)step);
+                          (double)loss, (long long)step);
             break;
         }
         int final = step == to - 1;
         /* log on the phase's own cadence, not at segment ends: a resumed run logs the
          * same lines as an uninterrupted one */
         int log = o->log_every > 0 && (step % o->log_every == 0 || step == p->steps - 1);
-        if (log || o->progress || final)
-            read_metrics(p, rp, last);
+        if ((log || o->progress || final) && (st = read_metrics(p, rp, last, d)))
+            break;
         if (log)
             write_metrics(p, o, step, (double)(step + 1 - o->from) / (now() - t0 + 1e-9), last);
-        for (int i = 0; i < p->n_st; i++)
+        for (int i = 0; !st && i < p->n_st; i++)
             if (p->st[i].next != IR_NONE)
-                memcpy(rt_prog_buf(rp, p->st[i].t), rt_prog_buf(rp, p->st[i].next),
-                       store->items[items[i]].nbytes);
+                st = rt_prog_copy(rp, p->st[i].t, p->st[i].next, store->items[items[i]].nbytes, d);
         if (o->progress && (now() - tlast > 0.2 || final)) {
             tlast = now();
             progress(p, o, step, t0, last);
@@ -287,8 +326,8 @@ int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_sto
     if (o->progress)
         fputc('\n', stderr);
     for (int i = 0; !st && i < p->n_st; i++)
-        memcpy(store->items[items[i]].data, rt_prog_buf(rp, p->st[i].t),
-               store->items[items[i]].nbytes);
+        st = rt_prog_read(rp, p->st[i].t, store->items[items[i]].data,
+                          store->items[items[i]].nbytes, d);
     free(items);
     rt_prog_free(rp);
     return st;
@@ -311,11 +350,12 @@ int rt_run_once(const struct dc_prog *p, const struct cg_target *tgt, struct rt_
         st = feed(rp, p, data, given, &o, 0, DS_EVAL, d);
     if (!st)
         st = rt_prog_run(rp, d);
+    if (!st)
+        st = read_metrics(p, rp, metrics, d);
     if (st) {
         rt_prog_free(rp);
         return st;
     }
-    read_metrics(p, rp, metrics);
     *out = rp;
     return ST_OK;
 }

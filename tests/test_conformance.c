@@ -51,7 +51,18 @@ struct tally {
 };
 
 static int verbose;
-static const struct cg_target *target = &cg_ref; /* --target cpu runs the default target */
+static const struct cg_target *target = &cg_ref;
+
+/* --target cpu runs the default target; cuda-emu the GPU target's host emulation
+ * (the cases whose ops it has no kernel for count as not applicable) */
+static const struct cg_target *pick_target(const char *name)
+{
+#ifdef PDC_HAVE_LLVM
+    if (strcmp(name, "cuda-emu") == 0)
+        return &cg_cuda_emu;
+#endif
+    return strcmp(name, "cpu") == 0 ? &cg_cpu : &cg_ref;
+}
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -278,9 +289,9 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "--suite") == 0 && i + 1 < argc)
             suites = argv[++i];
         else if (strcmp(argv[i], "--target") == 0 && i + 1 < argc)
-            target = strcmp(argv[++i], "cpu") == 0 ? &cg_cpu : &cg_ref;
+            target = pick_target(argv[++i]);
         else if (strcmp(argv[i], "--help") == 0) {
-            printf("usage: %s DATA_ROOT [--suite a,b] [--filter SUBSTR] [--target ref|cpu] [-v]\n", argv[0]);
+            printf("usage: %s DATA_ROOT [--suite a,b] [--filter SUBSTR] [--target ref|cpu|cuda-emu] [-v]\n", argv[0]);
             return 0;
         } else
             root = argv[i];

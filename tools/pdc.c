@@ -35,6 +35,7 @@ static int usage(FILE *f)
             "  pdc MODEL.onnx -o DIR [--method spd|vpd|l3d|apd] [--config FILE.yaml] [--sites 'PAT[:C],...']\n"
             "          [--steps N] [--batch B] [--seed S] [--lr LR] [--warmup-steps N] [--log-every N]\n"
             "          [--checkpoint-every N] [--resume] [--run-steps N] [--force] [-v]\n"
+            "          [--device auto|cpu|cuda]\n"
             "          [--data toy[:p=P,lo=L,hi=H]|FILE.npy|FILE.npz[:NAME]|FILE.bin]\n"
             "          [--seq T] [--tokens u16|u32] [--holdout F]\n"
             "      decompose the model's weights; writes DIR/decomposition.json,\n"
@@ -68,6 +69,8 @@ static int usage(FILE *f)
             "      the model with every decomposed tensor moved to W + sum D*v_K\n"
             "  pdc convert IN.onnx -o OUT.onnx [--external-threshold BYTES] [--opset N]\n"
             "      re-export through pdc's IR; initializers over BYTES go to OUT.onnx.data\n"
+            "  pdc devices\n"
+            "      where training can run: the CPU, and the GPU or what keeps it from being used\n"
             "  pdc --version\n");
     return f == stderr ? 2 : 0;
 }
@@ -463,7 +466,8 @@ static int cmd_decompose(int argc, char **argv)
         else if (strcmp(argv[i], "--run-steps") == 0 && i + 1 < argc) {
             parse_i64(argv[i], argv[i + 1], 0, &run_steps, &d);
             i++;
-        }
+        } else if (strcmp(argv[i], "--device") == 0 && i + 1 < argc)
+            cg_select_device(argv[++i], &d);
         else if (strcmp(argv[i], "--method") == 0 || strcmp(argv[i], "--config") == 0)
             i++;
         else if (argv[i][0] == '-' && i + 1 < argc) {
@@ -495,6 +499,18 @@ static void print_version(void)
     printf(")\n");
 }
 
+/* exit 0 when a GPU is usable, 1 when not (scripts and the gpu tests ask this) */
+static int cmd_devices(void)
+{
+    const char *why = cg_cuda_unusable();
+    printf("cpu: %s target\n", cg_default()->name);
+    if (why)
+        printf("cuda: not usable: %s\n", why);
+    else
+        printf("cuda: usable (--device cuda; auto picks it)\n");
+    return why ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -514,6 +530,8 @@ int main(int argc, char **argv)
         return cmd_convert(argc - 2, argv + 2);
     if (strcmp(cmd, "export") == 0)
         return pdc_export_main(argc - 2, argv + 2);
+    if (strcmp(cmd, "devices") == 0)
+        return cmd_devices();
     if (strcmp(cmd, "--version") == 0) {
         print_version();
         return 0;

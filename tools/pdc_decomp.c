@@ -266,7 +266,7 @@ static int dry_step(const struct dc_prog *train, struct ds_source *src, const st
     double *m = calloc((size_t)train->n_metric + 1, sizeof *m);
     struct rt_train_opts o = {c->seed, c->faithfulness_warmup_steps, "check", NULL, 0, 0, 0, 1,
                               0};
-    int st = m ? rt_train(train, cg_default(), &scratch, src, &o, m, d)
+    int st = m ? rt_train(train, cg_train_target(), &scratch, src, &o, m, d)
                : diag_set(d, ST_ERR_NOMEM, "out of memory");
     rt_store_free(&scratch);
     free(m);
@@ -293,7 +293,7 @@ static int run_phase(struct dc_prog *p, int phase, int64_t from, struct rt_store
             break;
         }
         struct rt_train_opts o = {c->seed, step0, name, mf, c->log_freq, isatty(2), s, to, 0};
-        st = rt_train(p, cg_default(), store, src, &o, last, d);
+        st = rt_train(p, cg_train_target(), store, src, &o, last, d);
         if (mf)
             fflush(mf);
         if (!st && c->checkpoint_every > 0)

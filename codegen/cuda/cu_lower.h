@@ -1,0 +1,23 @@
+/* cu_lower.h — private to codegen/cuda: a node as the generic GPU launches that
+ * compute it (cu_ops.h). Shared by the CUDA target and its host emulation.
+ *
+ * Everything a launch needs is read from the graph at lowering time: shapes,
+ * attributes, and the values of constant operands (Slice's starts, a reduction's
+ * axes), which on a GPU live in device memory the host does not read. A node
+ * whose operands are not constants where that matters, or an op without a GPU
+ * kernel, is ST_ERR_UNSUPPORTED. */
+#ifndef PDC_CU_LOWER_H
+#define PDC_CU_LOWER_H
+
+#include "ir.h"
+#include "cu_ops.h"
+
+/* n as launches, in order; ST_ERR_UNSUPPORTED (nothing else is wrong) when the
+ * GPU has no way to run it */
+int cu_lower(const struct ir_graph *g, const struct ir_node *n, struct cu_lowered *out);
+
+/* the cuBLAS calls of a GEMM launch, in order (at most max of them): what the GPU
+ * issues and the emulation replays. Returns how many, -1 when more than max. */
+int cu_gemm_calls(const struct cu_gemm *m, struct cu_sgemm_call *calls, int max);
+
+#endif

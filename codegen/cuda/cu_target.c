@@ -1,0 +1,267 @@
+/* cu_target.c — the CUDA target (target.h cg_cuda): one GPU, one stream.
+ *
+ * Buffers are device memory (the program's activation block is one allocation);
+ * every node runs as the launches cu_lower.c makes of it (cu_kernels.cu, cuBLAS for
+ * GEMMs), every fused group as the emitter's PTX, loaded with cudaLibraryLoadData
+ * (the driver is reached through cudart, which loads it at run time: nothing here
+ * links libcuda). Work is queued on one stream; only reads back to the host wait,
+ * so a training step runs without a host round trip until its loss is read.
+ *
+ * COMPILED AND LINKED HERE, NEVER RUN HERE: no GPU was available where this was
+ * written. Its lowering is what cg_cuda_emu runs on the host; what only a device
+ * can check is this file's CUDA calls and cu_kernels.cu's synchronisation. */
+#if defined PDC_HAVE_CUDA && defined PDC_HAVE_LLVM
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "../fuse.h"
+#include "../llvm/llvm_impl.h"
+#include "../target.h"
+#include "cu_lower.h"
+
+int cu_dev_launch(const struct cu_launch *l, void *const *src, void *const *dst, cudaStream_t st);
+int cu_dev_uniform(float *y, int64_t n, uint64_t seed, uint64_t step, uint32_t stream,
+                   uint64_t offset, cudaStream_t st);
+int cu_dev_take_error(cudaStream_t st);
+const char *cu_probe(void);
+
+#define MAX_CALLS 4096
+
+static struct {
+    pthread_once_t once;
+    const char *why; /* NULL: usable */
+    char msg[512];
+    int sm;          /* 90 on compute capability 9.x and later, else 80 */
+    cudaStream_t stream;
+    cublasHandle_t blas;
+} cu = {PTHREAD_ONCE_INIT, NULL, {0}, 80, NULL, NULL};
+
+/* what is missing, in the words a user can act on */
+static void probe_once(void)
+{
+    int drv = 0, rt = 0, count = 0;
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (drv == 0)
+        snprintf(cu.msg, sizeof cu.msg, "no NVIDIA driver is installed (libcuda.so.1 was not "
+                 "found)");
+    else if (e == cudaErrorInsufficientDriver || drv < rt)
+        snprintf(cu.msg, sizeof cu.msg, "the NVIDIA driver supports CUDA %d.%d, and this pdc "
+                 "was built with CUDA %d.%d: update the driver", drv / 1000, drv % 1000 / 10,
+                 rt / 1000, rt % 1000 / 10);
+    else if (e == cudaErrorNoDevice || (e == cudaSuccess && count == 0))
+        snprintf(cu.msg, sizeof cu.msg, "no CUDA device was found (driver CUDA %d.%d)",
+                 drv / 1000, drv % 1000 / 10);
+    else if (e != cudaSuccess)
+        snprintf(cu.msg, sizeof cu.msg, "CUDA could not start: %s", cudaGetErrorString(e));
+    if (cu.msg[0]) {
+        cu.why = cu.msg;
+        return;
+    }
+    struct cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, 0) != cudaSuccess || p.major < 8) {
+        snprintf(cu.msg, sizeof cu.msg, "device 0 (%.200s) has compute capability %d.%d; pdc's "
+                 "kernels need 8.0 or newer", p.name, p.major, p.minor);
+        cu.why = cu.msg;
+        return;
+    }
+    cu.sm = p.major >= 9 ? 90 : 80;
+    if (cudaSetDevice(0) != cudaSuccess || cudaStreamCreate(&cu.stream) != cudaSuccess ||
+        cublasCreate(&cu.blas) != CUBLAS_STATUS_SUCCESS ||
+        cublasSetStream(cu.blas, cu.stream) != CUBLAS_STATUS_SUCCESS) {
+        snprintf(cu.msg, sizeof cu.msg, "device 0 (%.200s) could not be set up for pdc (a stream "
+                 "and a cuBLAS handle)", p.name);
+        cu.why = cu.msg;
+    }
+}
+
+const char *cu_probe(void)
+{
+    pthread_once(&cu.once, probe_once);
+    return cu.why;
+}
+
+/* ---- memory ------------------------------------------------------------------ */
+
+static void *m_alloc(size_t n)
+{
+    void *p = NULL;
+    return cudaMalloc(&p, n) == cudaSuccess ? p : NULL;
+}
+
+static void m_release(void *p)
+{
+    cudaStreamSynchronize(cu.stream); /* queued work may still use it */
+    cudaFree(p);
+}
+
+static int m_put(void *dst, const void *src, size_t n)
+{
+    return cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, cu.stream) != cudaSuccess ||
+           cudaStreamSynchronize(cu.stream) != cudaSuccess; /* src may change after return */
+}
+
+/* a read waits for the stream; a Gather that met a bad index fails it */
+static int m_get(void *dst, const void *src, size_t n)
+{
+    if (cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, cu.stream) != cudaSuccess)
+        return 1;
+    int bad = cu_dev_take_error(cu.stream);
+    if (bad > 0)
+        fprintf(stderr, "pdc: cuda: a Gather met an index outside its table (a sequence "
+                "longer than the model's positions, or an id beyond its vocabulary?)\n");
+    return bad != 0;
+}
+
+static int m_copy(void *dst, const void *src, size_t n)
+{
+    return cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, cu.stream) != cudaSuccess;
+}
+
+static int m_fill(void *dst, int byte, size_t n)
+{
+    return cudaMemsetAsync(dst, byte, n, cu.stream) != cudaSuccess;
+}
+
+static int m_uniform(float *dst, int64_t n, uint64_t seed, uint64_t step, uint32_t stream,
+                     uint64_t offset)
+{
+    return cu_dev_uniform(dst, n, seed, step, stream, offset, cu.stream);
+}
+
+static const struct cg_mem cuda_mem = {
+    .host_addressable = 0,
+    .alloc = m_alloc,
+    .release = m_release,
+    .put = m_put,
+    .get = m_get,
+    .copy = m_copy,
+    .fill = m_fill,
+    .uniform = m_uniform,
+};
+
+/* ---- nodes ------------------------------------------------------------------- */
+
+static int gemm(const struct cu_gemm *m, const float *a, const float *b, float *y)
+{
+    static struct cu_sgemm_call calls[MAX_CALLS]; /* one stream, one node at a time */
+    int nc = cu_gemm_calls(m, calls, MAX_CALLS);
+    if (nc < 0)
+        return ST_ERR_UNSUPPORTED;
+    for (int i = 0; i < nc; i++) {
+        const struct cu_sgemm_call *c = &calls[i];
+        /* cuBLAS's first operand is B (cu_gemm_calls) */
+        cublasStatus_t s = cublasSgemmStridedBatched_64(
+            cu.blas, c->transa ? CUBLAS_OP_T : CUBLAS_OP_N, c->transb ? CUBLAS_OP_T : CUBLAS_OP_N,
+            c->m, c->n, c->k, &c->alpha, b + c->a_off, c->lda, c->sa, a + c->b_off, c->ldb, c->sb,
+            &c->beta, y + c->c_off, c->ldc, c->sc, c->count);
+        if (s != CUBLAS_STATUS_SUCCESS)
+            return ST_ERR_DEVICE;
+    }
+    return ST_OK;
+}
+
+static int cuda_supports(const struct ir_graph *g, const struct ir_node *n)
+{
+    struct cu_lowered L;
+    return cg_fusible(g, n) || cu_lower(g, n, &L) == ST_OK;
+}
+
+static int cuda_run(const struct ir_graph *g, const struct ir_node *n, void *const *in,
+                    void *const *out)
+{
+    static struct cu_lowered L;
+    int st = cu_lower(g, n, &L);
+    for (int i = 0; !st && i < L.n; i++) {
+        const struct cu_launch *l = &L.l[i];
+        void *src[3], *dst[3];
+        for (int k = 0; k < 3; k++) {
+            src[k] = l->src[k] >= 0 ? in[l->src[k]] : NULL;
+            dst[k] = l->dst[k] >= 0 ? out[l->dst[k]] : NULL;
+        }
+        if (l->dst[0] >= 0 && !dst[0])
+            continue; /* an unused output */
+        if (l->kind == CU_K_GEMM)
+            st = gemm(&l->u.gemm, src[0], src[1], dst[0]);
+        else if (cu_dev_launch(l, src, dst, cu.stream))
+            st = ST_ERR_DEVICE;
+    }
+    return st;
+}
+
+/* ---- fused groups: the emitter's PTX ------------------------------------------ */
+
+struct cg_kernel {
+    cudaLibrary_t lib;
+    cudaKernel_t fn;
+    int64_t numel;
+    uint32_t nbufs;
+};
+
+static int cuda_compile(const struct ir_graph *g, const struct cg_group *grp, struct cg_kernel **k,
+                        struct diag *d)
+{
+    char *ptx = NULL;
+    const struct cg_group *one[1] = {grp};
+    int st = lk_ptx(g, one, 1, cu.sm, &ptx, d);
+    struct cg_kernel *kn = st ? NULL : calloc(1, sizeof *kn);
+    if (!st && !kn)
+        st = diag_set(d, ST_ERR_NOMEM, "out of memory");
+    if (!st && (cudaLibraryLoadData(&kn->lib, ptx, NULL, NULL, 0, NULL, NULL, 0) != cudaSuccess ||
+                cudaLibraryGetKernel(&kn->fn, kn->lib, "pdc_k0") != cudaSuccess))
+        st = diag_set(d, ST_ERR_DEVICE, "loading the PTX of the kernel from '%s' failed: %s",
+                      g->n[grp->nodes[0]].name, cudaGetErrorString(cudaGetLastError()));
+    free(ptx);
+    if (st) {
+        free(kn);
+        return st;
+    }
+    kn->numel = ir_numel(&g->t[g->n[grp->nodes[0]].out[0]]);
+    kn->nbufs = grp->n_in + grp->n_out;
+    *k = kn;
+    return ST_OK;
+}
+
+/* the PTX kernel's parameters: its buffers, then lo and hi (llvm_impl.h) */
+static int cuda_launch(struct cg_kernel *k, void *const *bufs)
+{
+    void *args[CG_GROUP_MAX_BUFS + 2];
+    int64_t lo = 0, hi = k->numel;
+    for (uint32_t i = 0; i < k->nbufs; i++)
+        args[i] = (void *)&bufs[i];
+    args[k->nbufs] = &lo;
+    args[k->nbufs + 1] = &hi;
+    int64_t blocks = (k->numel + CU_BLOCK - 1) / CU_BLOCK;
+    if (blocks > 0x7fffffff)
+        return ST_ERR_UNSUPPORTED;
+    dim3 grid = {(unsigned)(blocks ? blocks : 1), 1, 1}, block = {CU_BLOCK, 1, 1};
+    return cudaLaunchKernel((const void *)k->fn, grid, block, args, 0, cu.stream) == cudaSuccess
+               ? ST_OK
+               : ST_ERR_DEVICE;
+}
+
+static void cuda_release(struct cg_kernel *k)
+{
+    cudaStreamSynchronize(cu.stream);
+    cudaLibraryUnload(k->lib);
+    free(k);
+}
+
+const struct cg_target cg_cuda = {
+    .name = "cuda",
+    .supports = cuda_supports,
+    .run = cuda_run,
+    .compile = cuda_compile,
+    .launch = cuda_launch,
+    .release = cuda_release,
+    .mem = &cuda_mem,
+    .min_fuse = 1,
+};
+
+#endif /* PDC_HAVE_CUDA && PDC_HAVE_LLVM */

@@ -1,0 +1,125 @@
+"""test_cuda_cli.py — `--device`, and the CUDA target's logic through its HOST
+EMULATION (no GPU is used here; tests/gpu/ holds the runs on a real device).
+
+- `pdc devices` says whether a GPU is usable, and why not;
+- where none is, `--device cuda` stops before writing anything, with the reason, and
+  `--device auto` is exactly the CPU run;
+- `--device cuda-emu` trains the SPD and VPD toy programs through the GPU target's
+  lowering (cu_lower.c), its kernels' per-element code run block by block on the
+  host, its fused kernels as the emulated PTX, its GEMMs as the cuBLAS calls it
+  issues and its Philox: the run must match the CPU run's losses and factors, and
+  under PDC_CHECK=ref every unit of every step must match the reference target's.
+"""
+import os
+import sys
+
+from common import Results, TempDir, parse_args, run_pdc, np
+from lm_oracle import read_safetensors
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+TMS = os.path.join(ROOT, "models", "tms-5-2.onnx")
+CONFIGS = os.path.join(ROOT, "configs")
+
+
+def last_metrics(folder):
+    import json
+    with open(os.path.join(folder, "metrics.jsonl")) as f:
+        lines = [json.loads(x) for x in f if x.strip()]
+    return {k: v for k, v in lines[-1].items() if k not in ("steps_per_s", "phase")}
+
+
+def decompose(pdc, model, out, config, steps, device=None, extra=(), env=None):
+    argv = [model, "-o", out, "--config", os.path.join(CONFIGS, config), "--steps", str(steps),
+            "--force"] + list(extra)
+    if device:
+        argv += ["--device", device]
+    if env:
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+    try:
+        return run_pdc(pdc, argv, timeout=900)
+    finally:
+        if env:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def same_run(res, name, a, b, rtol):
+    """two decomposition folders: final metrics and every factor within rtol"""
+    ma, mb = last_metrics(a), last_metrics(b)
+    worst = max(abs(ma[k] - mb[k]) / max(abs(mb[k]), 1e-6) for k in mb)
+    res.check(f"{name}: metrics", set(ma) == set(mb) and worst <= rtol,
+              f"metrics differ (worst relative {worst:.3g}): {ma} vs {mb}", f"worst {worst:.2g}")
+    fa = read_safetensors(os.path.join(a, "components.safetensors"))
+    fb = read_safetensors(os.path.join(b, "components.safetensors"))
+    errs = [float(np.max(np.abs(fa[k] - fb[k])) / max(float(np.max(np.abs(fb[k]))), 1e-6))
+            for k in fb if k in fa]
+    res.check(f"{name}: factors", set(fa) == set(fb) and max(errs) <= rtol,
+              f"factors differ: worst relative {max(errs):.3g}", f"worst {max(errs):.2g}")
+
+
+def main():
+    args = parse_args(__doc__)
+    res = Results(args.only)
+    pdc = args.pdc
+    with TempDir(args.keep) as tmp:
+        p = run_pdc(pdc, ["devices"])
+        usable = p.returncode == 0
+        res.check("devices", p.returncode in (0, 1) and "cuda:" in p.stdout and "cpu:" in p.stdout,
+                  f"rc {p.returncode}: {p.stdout} {p.stderr}", p.stdout.strip().replace("\n", "; "))
+
+        if res.wanted("no-gpu") and not usable:
+            out = os.path.join(tmp, "refused")
+            p = decompose(pdc, TMS, out, "tms-5-2.yaml", 5, "cuda")
+            res.check("no-gpu: --device cuda refused", p.returncode == 1 and
+                      "--device cuda: " in p.stderr and not os.path.exists(out),
+                      f"rc {p.returncode}, exists {os.path.exists(out)}: {p.stderr.strip()}",
+                      p.stderr.strip())
+        p = decompose(pdc, TMS, os.path.join(tmp, "bogus"), "tms-5-2.yaml", 5, "tpu")
+        res.check("unknown device", p.returncode == 1 and "--device 'tpu'" in p.stderr,
+                  f"rc {p.returncode}: {p.stderr.strip()}")
+
+        cpu = os.path.join(tmp, "cpu")
+        p = decompose(pdc, TMS, cpu, "tms-5-2.yaml", 30)
+        if not res.check("tms cpu run", p.returncode == 0, p.stderr[-2000:]):
+            res.finish()
+        if res.wanted("auto") and not usable:
+            auto = os.path.join(tmp, "auto")
+            p = decompose(pdc, TMS, auto, "tms-5-2.yaml", 30, "auto")
+            same = p.returncode == 0 and all(
+                open(os.path.join(auto, f), "rb").read() == open(os.path.join(cpu, f), "rb").read()
+                for f in ("components.safetensors",))
+            res.check("auto without a GPU is the CPU run", same, p.stderr[-2000:])
+
+        # the emulated GPU target against the CPU, each unit checked against ref
+        runs = [("tms spd", TMS, "tms-5-2.yaml", 30, [], cpu)]
+        if res.wanted("vpd"):
+            vcpu = os.path.join(tmp, "vcpu")
+            p = decompose(pdc, TMS, vcpu, "tms-5-2-vpd.yaml", 10)
+            res.check("tms vpd cpu run", p.returncode == 0, p.stderr[-2000:])
+            runs.append(("tms vpd", TMS, "tms-5-2-vpd.yaml", 10, [], vcpu))
+            resid = os.path.join(tmp, "resid.onnx")
+            p = run_pdc(pdc, ["toy", "resid-mlp-1", "-o", resid, "--steps", "30"])
+            res.check("resid-mlp-1 toy", p.returncode == 0, p.stderr[-2000:])
+            rcpu = os.path.join(tmp, "rcpu")
+            extra = ["--batch", "64"]
+            p = decompose(pdc, resid, rcpu, "resid-mlp-1-vpd.yaml", 3, None, extra)
+            res.check("resid vpd cpu run", p.returncode == 0, p.stderr[-2000:])
+            runs.append(("resid vpd", resid, "resid-mlp-1-vpd.yaml", 3, extra, rcpu))
+        for name, model, config, steps, extra, ref_dir in runs:
+            if not res.wanted(name):
+                continue
+            emu = os.path.join(tmp, name.replace(" ", "_") + "_emu")
+            p = decompose(pdc, model, emu, config, steps, "cuda-emu", extra, {"PDC_CHECK": "ref"})
+            if res.check(f"{name} on cuda-emu, every unit checked against ref", p.returncode == 0,
+                         p.stderr[-3000:]):
+                same_run(res, f"{name} cuda-emu vs cpu", emu, ref_dir, 2e-3)
+    res.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
