@@ -144,7 +144,18 @@ def segments(elapsed, warm_s, nseg):
             if elapsed[b] > elapsed[a]]
 
 
+def gpu_memory_mib():
+    """device memory in use now (nvidia-smi), or None"""
+    try:
+        r = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits",
+                            "-i", "0"], capture_output=True, text=True, timeout=10)
+        return float(r.stdout.split()[0]) if r.returncode == 0 else None
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+        return None
+
+
 def run_pdc(args, target, threads, seconds, warm_s, nseg, out):
+    gpu_peak = gpu_base = gpu_memory_mib() if "--device" in args else None
     env = dict(os.environ, PDC_TARGET=target, PDC_THREADS=str(threads),
                OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
     metrics = os.path.join(out, "metrics.jsonl")
@@ -154,6 +165,8 @@ def run_pdc(args, target, threads, seconds, warm_s, nseg, out):
     t0, rows = time.monotonic(), []
     while p.poll() is None:
         time.sleep(0.5)
+        if gpu_peak is not None:
+            gpu_peak = max(gpu_peak, gpu_memory_mib() or 0)
         rows = read_metrics(metrics)
         if rows:
             r = rows[-1]
@@ -171,8 +184,11 @@ def run_pdc(args, target, threads, seconds, warm_s, nseg, out):
         return {"error": err.strip().splitlines()[-1] if err.strip() else f"status {status}"}
     el = [(r["step"] + 1) / r["steps_per_s"] for r in rows]
     rates = segments(el, warm_s, nseg)
-    return {"steps_per_s": statistics.median(rates) if rates else None, "segments": rates,
-            "steps": len(rows), "maxrss_kib": ru.ru_maxrss, "step0": rows[0]}
+    r = {"steps_per_s": statistics.median(rates) if rates else None, "segments": rates,
+         "steps": len(rows), "maxrss_kib": ru.ru_maxrss, "step0": rows[0]}
+    if gpu_peak is not None:
+        r["gpu_mib"] = gpu_peak - gpu_base  # sampled every 0.5 s: the peak may be missed
+    return r
 
 
 def run_torch(decomp, tok, threads, seconds, nseg, out_json):
@@ -207,6 +223,8 @@ def main():
     ap.add_argument("--pdc", default=os.path.join(ROOT, "build", "pdc"))
     ap.add_argument("--work", default=os.path.join(ROOT, "build", "bench"))
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help="cuda: also time pdc --device cuda (needs a usable GPU)")
     a = ap.parse_args()
     names = a.only.split(",") if a.only else list(CONFIGS)
     for n in names:
@@ -214,6 +232,12 @@ def main():
             sys.exit(f"train_step: unknown config '{n}' (have: {', '.join(CONFIGS)})")
     if not os.access(a.pdc, os.X_OK):
         sys.exit(f"train_step: no pdc at {a.pdc} (build it: bash scripts/build.sh)")
+    impls = ["llvm", "cpu", "ref"]
+    if a.device == "cuda":
+        p = subprocess.run([a.pdc, "devices"], capture_output=True, text=True)
+        if p.returncode != 0:
+            sys.exit(f"train_step: --device cuda: {p.stdout.strip().splitlines()[-1]}")
+        impls.insert(0, "cuda")
     seconds = a.seconds or (10.0 if a.quick else 40.0)
     warm_s, nseg = (2.0, 3) if a.quick else (4.0, 5)
     os.makedirs(a.work, exist_ok=True)
@@ -232,11 +256,14 @@ def main():
         subprocess.run(pdc_args(a.pdc, n, model, tok, cfgdir, 1), check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        env=dict(os.environ, PDC_THREADS=str(a.threads)))
-        for tgt in ("llvm", "cpu", "ref"):
+        for tgt in impls:
             log(f"{n}: pdc {tgt} ...")
             out = os.path.join(a.work, f"{n}-{tgt}")
-            r["pdc-" + tgt] = run_pdc(pdc_args(a.pdc, n, model, tok, out, STEPS), tgt,
-                                      a.threads, seconds, warm_s, nseg, out)
+            argv = pdc_args(a.pdc, n, model, tok, out, STEPS)
+            if tgt == "cuda":
+                argv += ["--device", "cuda"]
+            r["pdc-" + tgt] = run_pdc(argv, "llvm" if tgt == "cuda" else tgt, a.threads, seconds,
+                                      warm_s, nseg, out)
         if a.no_torch:
             r["torch"] = {"skipped": "--no-torch"}
         else:
@@ -265,7 +292,9 @@ def report(res):
         t = r.get("torch", {})
         flops = t.get("gemm_flops_per_step")
         ts = t.get("steps_per_s")
-        for impl in ("pdc-llvm", "pdc-cpu", "pdc-ref", "torch"):
+        for impl in ("pdc-cuda", "pdc-llvm", "pdc-cpu", "pdc-ref", "torch"):
+            if impl not in r:
+                continue
             x = r.get(impl, {})
             sps = x.get("steps_per_s")
             note = x.get("skipped") or x.get("error")
@@ -279,7 +308,8 @@ def report(res):
             print(f"{n:<12} {impl:<9} {sps:>9.2f} {1e3 / sps:>9.2f} "
                   f"{x['maxrss_kib'] / 1024:>7.0f} MiB {fmt(flops and flops * 1e-9, '{:.3f}'):>10} "
                   f"{fmt(gf, '{:.2f}'):>8} {fmt(gf and gf / roof, '{:.1%}'):>8} "
-                  f"{fmt(ratio, '{:.2f}×'):>8}")
+                  f"{fmt(ratio, '{:.2f}×'):>8}" +
+                  (f"  (GPU memory {x['gpu_mib']:.0f} MiB)" if "gpu_mib" in x else ""))
     print()
     print("targets (issue 6), for pdc's default target (llvm; cpu without LLVM): ≥ 20× "
           "PyTorch on tms-5-2, ≥ 4× on resid-mlp-1, ≥ 3× on the tiny LM, peak RSS ≤ "
