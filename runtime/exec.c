@@ -24,7 +24,7 @@ void rt_prog_free(struct rt_prog *p)
     const struct cg_mem *m = p->tgt->mem;
     for (uint32_t t = 0; p->buf && p->owned && t < p->g->nt; t++)
         if (p->owned[t])
-            m ? m->release(p->buf[t]) : free(p->buf[t]);
+            free(p->buf[t]);
     for (uint32_t i = 0; p->kern && i < p->plan.n_groups; i++)
         if (p->kern[i])
             p->tgt->release(p->kern[i]);
@@ -34,20 +34,9 @@ void rt_prog_free(struct rt_prog *p)
     free(p->owned);
     if (p->block)
         m ? m->release(p->block) : free(p->block);
+    if (p->state)
+        m->release(p->state);
     free(p);
-}
-
-/* a zeroed buffer of the target's own memory */
-static void *zalloc(const struct cg_mem *m, size_t n)
-{
-    if (!m)
-        return calloc(1, n);
-    void *b = m->alloc(n);
-    if (b && m->fill(b, 0, n)) {
-        m->release(b);
-        return NULL;
-    }
-    return b;
 }
 
 static int own(struct rt_prog *p, uint32_t t, struct diag *d)
@@ -55,37 +44,57 @@ static int own(struct rt_prog *p, uint32_t t, struct diag *d)
     if (p->buf[t] || p->plan.internal[t]) /* internal: lives in a kernel's registers */
         return ST_OK;
     size_t nb = rt_tensor_bytes(&p->g->t[t]);
-    p->buf[t] = zalloc(p->tgt->mem, nb ? nb : 1);
+    p->buf[t] = calloc(1, nb ? nb : 1);
     if (!p->buf[t])
-        return diag_set(d, ST_ERR_NOMEM, "out of %s memory for '%s' (%zu bytes)", p->tgt->name,
-                        p->g->t[t].name, nb);
+        return diag_set(d, ST_ERR_NOMEM, "out of memory for '%s' (%zu bytes)", p->g->t[t].name, nb);
     p->owned[t] = 1;
     return ST_OK;
 }
 
-/* a target with memory of its own gets a copy of every constant */
-static int own_constants(struct rt_prog *p, struct diag *d)
+/* A target with memory of its own (a GPU) gets one more block besides the
+ * activations: every constant (copied over), graph input and output, kept tensor
+ * and unplanned result, at 256-byte aligned offsets, zeroed. A few big allocations
+ * instead of one per tensor. */
+static int own_device_block(struct rt_prog *p, struct diag *d)
 {
+    const struct ir_graph *g = p->g;
     const struct cg_mem *m = p->tgt->mem;
-    for (uint32_t t = 0; t < p->g->nt; t++) {
-        const void *host = p->g->t[t].data;
-        if (!host)
-            continue;
-        p->buf[t] = NULL;
-        size_t nb = rt_tensor_bytes(&p->g->t[t]);
-        if (!m) {
-            p->buf[t] = (void *)host;
-            continue;
-        }
-        if (!(p->buf[t] = m->alloc(nb ? nb : 1)))
-            return diag_set(d, ST_ERR_NOMEM, "out of %s memory for constant '%s' (%zu bytes)",
-                            p->tgt->name, p->g->t[t].name, nb);
-        p->owned[t] = 1;
-        if (m->put(p->buf[t], host, nb))
-            return diag_set(d, ST_ERR_DEVICE, "copying constant '%s' to %s failed",
-                            p->g->t[t].name, p->tgt->name);
+    size_t *off = malloc(((size_t)g->nt + 1) * sizeof *off), total = 0;
+    unsigned char *need = calloc((size_t)g->nt + 1, 1);
+    if (!off || !need) {
+        free(off);
+        free(need);
+        return diag_set(d, ST_ERR_NOMEM, "out of memory");
     }
-    return ST_OK;
+    for (uint32_t k = 0; k < g->n_inputs; k++)
+        need[g->inputs[k]] = 1;
+    for (uint32_t k = 0; k < g->ntopo; k++) {
+        const struct ir_node *n = &g->n[g->topo[k]];
+        for (uint32_t o = 0; o < n->n_out; o++)
+            if (n->out[o] != IR_NONE)
+                need[n->out[o]] = 1;
+    }
+    for (uint32_t t = 0; t < g->nt; t++) {
+        int mine = g->t[t].data || (need[t] && !p->buf[t] && !p->plan.internal[t]);
+        off[t] = mine ? total : SIZE_MAX;
+        total += mine ? (rt_tensor_bytes(&g->t[t]) + 255) / 256 * 256 : 0;
+    }
+    free(need);
+    p->state = m->alloc(total ? total : 256);
+    int st = !p->state || m->fill(p->state, 0, total)
+                 ? diag_set(d, ST_ERR_NOMEM, "out of %s memory for the program's tensors "
+                            "(%zu bytes)", p->tgt->name, total)
+                 : ST_OK;
+    for (uint32_t t = 0; !st && t < g->nt; t++) {
+        if (off[t] == SIZE_MAX)
+            continue;
+        p->buf[t] = p->state + off[t];
+        if (g->t[t].data && m->put(p->buf[t], g->t[t].data, rt_tensor_bytes(&g->t[t])))
+            st = diag_set(d, ST_ERR_DEVICE, "copying constant '%s' to %s failed", g->t[t].name,
+                          p->tgt->name);
+    }
+    free(off);
+    return st;
 }
 
 /* the intermediates' offsets in one block. Its bytes start as NaN (0xff…): a kernel
@@ -209,15 +218,17 @@ int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt
     p->buf = calloc((size_t)g->nt + 1, sizeof *p->buf);
     p->owned = calloc((size_t)g->nt + 1, 1);
     int st = (!p->buf || !p->owned) ? diag_set(d, ST_ERR_NOMEM, "out of memory") : ST_OK;
-    if (!st)
-        st = own_constants(p, d);
+    for (uint32_t t = 0; !st && !tgt->mem && t < g->nt; t++)
+        p->buf[t] = g->t[t].data;
     if (!st)
         st = plan_groups(p, d);
     if (!st)
         st = place(p, d);
-    for (uint32_t k = 0; !st && k < g->n_inputs; k++)
+    if (!st && tgt->mem)
+        st = own_device_block(p, d);
+    for (uint32_t k = 0; !st && !tgt->mem && k < g->n_inputs; k++)
         st = own(p, g->inputs[k], d);
-    for (uint32_t k = 0; !st && k < g->ntopo; k++) {
+    for (uint32_t k = 0; !st && !tgt->mem && k < g->ntopo; k++) {
         const struct ir_node *n = &g->n[g->topo[k]];
         for (uint32_t o = 0; !st && o < n->n_out; o++)
             if (n->out[o] != IR_NONE)

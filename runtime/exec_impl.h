@@ -12,6 +12,7 @@ struct rt_prog {
     void **buf;
     unsigned char *owned;
     unsigned char *block; /* the planned intermediates */
+    unsigned char *state; /* a device target's other tensors (exec.c own_device_block) */
     struct rt_memplan_stats mem;
     struct cg_plan plan;     /* the groups, in execution order */
     struct cg_kernel **kern; /* per group: its compiled kernel, or NULL (node by node) */
