@@ -162,17 +162,31 @@ static int unfuse(struct rt_prog *p, uint32_t gi, struct diag *d)
  * run alone must be one it has a kernel for, said before anything runs. */
 static int check_device_nodes(struct rt_prog *p, struct diag *d)
 {
+    const struct ir_node *first = NULL;
+    char ops[256] = "";
+    size_t len = 0;
+    uint32_t count = 0;
     for (uint32_t gi = 0; p->tgt->mem && gi < p->plan.n_groups; gi++) {
         const struct cg_group *gr = &p->plan.groups[gi];
         for (uint32_t i = 0; !p->kern[gi] && i < gr->n_nodes; i++) {
             const struct ir_node *n = &p->g->n[gr->nodes[i]];
-            if (!p->tgt->supports(p->g, n))
-                return diag_set(d, ST_ERR_UNSUPPORTED, "node '%s' (%s) has no kernel on target "
-                                "%s (run this program on the CPU: --device cpu)", n->name,
-                                ir_ops[n->op].name, p->tgt->name);
+            if (p->tgt->supports(p->g, n))
+                continue;
+            const char *op = ir_ops[n->op].name;
+            first = first ? first : n;
+            count++;
+            char key[64];
+            snprintf(key, sizeof key, " %s,", op);
+            if (!strstr(ops, key) && len + strlen(key) < sizeof ops)
+                len += (size_t)snprintf(ops + len, sizeof ops - len, "%s", key);
         }
     }
-    return ST_OK;
+    if (!first)
+        return ST_OK;
+    ops[len ? len - 1 : 0] = 0;
+    return diag_set(d, ST_ERR_UNSUPPORTED, "node '%s' (%s) and %u more have no kernel on target "
+                    "%s (ops:%s); run this program on the CPU: --device cpu", first->name,
+                    ir_ops[first->op].name, count - 1, p->tgt->name, ops);
 }
 
 /* the kernel groups: fused ones compiled by the target, the rest node by node */
@@ -189,8 +203,8 @@ static int plan_groups(struct rt_prog *p, struct diag *d)
     for (uint32_t i = 0; !st && i < p->plan.n_groups; i++) {
         if (p->plan.groups[i].fused)
             st = p->tgt->compile(p->g, &p->plan.groups[i], &p->kern[i], d);
-        if (st == ST_ERR_UNSUPPORTED)
-            st = unfuse(p, i, d);
+        if (st == ST_ERR_UNSUPPORTED && !p->tgt->mem)
+            st = unfuse(p, i, d); /* a device target has no host to fall back on */
         if (dbg && strstr(dbg, "select"))
             print_select(p, i);
     }
@@ -406,14 +420,14 @@ static int collect_outputs(struct rt_prog *p, struct ir_value **outputs, int *n_
         v->nbytes = rt_tensor_bytes(t);
         v->data = malloc(v->nbytes ? v->nbytes : 1);
         const void *src = p->buf[g->outputs[k]];
-        if (v->name && v->data && src && rt_prog_read(p, g->outputs[k], v->data, v->nbytes, d))
-            src = NULL;
-        if (!v->name || !v->data || !src) {
+        int st = v->name && v->data && src ? rt_prog_read(p, g->outputs[k], v->data, v->nbytes, d)
+                                           : ST_OK;
+        if (st || !v->name || !v->data || !src) {
             for (uint32_t j = 0; j <= k; j++)
                 ir_value_free(&vals[j]);
             free(vals);
-            return diag_set(d, src ? ST_ERR_NOMEM : ST_ERR_INVALID,
-                            "output '%s' could not be produced", t->name);
+            return st ? st : diag_set(d, src ? ST_ERR_NOMEM : ST_ERR_INVALID,
+                                      "output '%s' could not be produced", t->name);
         }
     }
     *outputs = vals;

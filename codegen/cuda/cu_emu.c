@@ -119,6 +119,55 @@ static int emu_gemm(const struct cu_gemm *m, const float *a, const float *b, flo
     return ST_OK;
 }
 
+/* a block per row, its threads' partials meeting in the tree */
+static void emu_kl(const struct cu_kl *k, void *const *in, void *const *out)
+{
+    const float *w = in[2], *b = k->has_b ? in[3] : NULL;
+    float part[3][CU_BLOCK], st[3];
+    for (int64_t r = 0; r < k->rows; r++) {
+        const float *ht = (const float *)in[0] + r * k->D, *hm = (const float *)in[1] + r * k->D;
+        float m[2] = {0.0f, 0.0f}, s[3];
+        for (int pass = 0; pass < 2; pass++) {
+            for (int t = 0; t < CU_BLOCK; t++) {
+                cu_kl_partial(k, ht, hm, w, b, pass, m, t, st);
+                for (int q = 0; q < 3; q++)
+                    part[q][t] = st[q];
+            }
+            for (int q = 0; q < 3; q++)
+                s[q] = cu_tree_host(part[q], pass ? CU_RED_SUM : CU_RED_MAX);
+            m[0] = pass ? m[0] : s[0];
+            m[1] = pass ? m[1] : s[1];
+        }
+        float lt = m[0] + logf(s[0]), lm = m[1] + logf(s[1]);
+        ((float *)out[0])[r] = s[2] / s[0] - lt + lm;
+        if (out[1]) {
+            ((float *)out[1])[2 * r] = lt;
+            ((float *)out[1])[2 * r + 1] = lm;
+        }
+    }
+}
+
+/* per row: CU_BLOCK coefficients at a time, then every thread's dimensions */
+static void emu_klgrad(const struct cu_kl *k, void *const *in, void *const *out)
+{
+    const float *dkl = in[0], *lse = in[1], *w = in[4], *b = k->has_b ? in[5] : NULL;
+    float cs[CU_BLOCK];
+    for (int64_t r = 0; r < k->rows; r++) {
+        const float *ht = (const float *)in[2] + r * k->D, *hm = (const float *)in[3] + r * k->D;
+        float *dh = (float *)out[0] + r * k->D;
+        for (int64_t d = 0; d < k->D; d++)
+            dh[d] = 0.0f;
+        for (int64_t c0 = 0; c0 < k->V; c0 += CU_BLOCK) {
+            for (int t = 0; t < CU_BLOCK; t++)
+                cs[t] = c0 + t < k->V ? cu_kl_coef(k, ht, hm, w, b, lse + 2 * r, dkl[r], c0 + t)
+                                      : 0.0f;
+            for (int64_t d = 0; d < k->D; d++)
+                for (int64_t j = 0; j < CU_BLOCK && c0 + j < k->V; j++)
+                    dh[d] += cs[j] * cu_kl_w(k, w, d, c0 + j);
+        }
+    }
+}
+
 static int emu_launch_one(const struct cu_launch *l, void *const *in, void *const *out)
 {
     void *src[3], *dst[3];
@@ -144,16 +193,23 @@ static int emu_launch_one(const struct cu_launch *l, void *const *in, void *cons
         return ST_OK;
     }
     case CU_K_GEMM: return emu_gemm(&l->u.gemm, src[0], src[1], dst[0]);
+    case CU_K_EW:
+        for (int64_t i = 0; i < l->u.ew.n; i++)
+            cu_ew_at(&l->u.ew, (const void *const *)src, dst[0], i);
+        return ST_OK;
+    case CU_K_KL: emu_kl(&l->u.kl, in, out); return ST_OK;
+    case CU_K_KLGRAD: emu_klgrad(&l->u.kl, in, out); return ST_OK;
     }
     return ST_ERR_UNSUPPORTED;
 }
 
 /* ---- the target --------------------------------------------------------------- */
 
+/* what the target can run alone (fused groups are compiled separately) */
 static int emu_supports(const struct ir_graph *g, const struct ir_node *n)
 {
     struct cu_lowered L;
-    return cg_fusible(g, n) || cu_lower(g, n, &L) == ST_OK;
+    return cu_lower(g, n, &L) == ST_OK;
 }
 
 static int emu_run(const struct ir_graph *g, const struct ir_node *n, void *const *in,
@@ -162,7 +218,7 @@ static int emu_run(const struct ir_graph *g, const struct ir_node *n, void *cons
     struct cu_lowered L;
     int st = cu_lower(g, n, &L);
     for (int i = 0; !st && i < L.n; i++)
-        if (L.l[i].dst[0] < 0 || out[L.l[i].dst[0]]) /* an unused output is not computed */
+        if (cu_launch_wanted(&L.l[i], out))
             st = emu_launch_one(&L.l[i], in, out);
     return st;
 }

@@ -98,7 +98,7 @@ __global__ void k_rows(struct cu_rows r, const float *x, const float *scale, con
     }
 }
 
-__global__ void k_scan(struct cu_scan s, const float *x, float *y)
+__global__ void k_scan(struct cu_scan s, const void *x, void *y)
 {
     for (int64_t i = first_index(); i < s.outer * s.inner; i += grid_stride())
         cu_scan_line(&s, x, y, i);
@@ -132,6 +132,68 @@ __global__ void k_uniform(float *y, int64_t n, uint64_t seed, uint64_t step, uin
         y[i] = cu_philox_uniform(seed, step, stream, offset + (uint64_t)i);
 }
 
+__global__ void k_ew(struct cu_ew e, const void *a, const void *b, const void *c, void *y)
+{
+    const void *x[3] = {a, b, c};
+    for (int64_t i = first_index(); i < e.n; i += grid_stride())
+        cu_ew_at(&e, x, y, i);
+}
+
+__global__ void k_kl(struct cu_kl k, const float *ht, const float *hm, const float *w,
+                     const float *b, float *kl, float *lse)
+{
+    __shared__ float part[CU_BLOCK];
+    for (int64_t r = blockIdx.x; r < k.rows; r += gridDim.x) {
+        const float *t = ht + r * k.D, *m = hm + r * k.D;
+        float mx[2] = {0.0f, 0.0f}, s[3], st[3];
+        for (int pass = 0; pass < 2; pass++) {
+            cu_kl_partial(&k, t, m, w, b, pass, mx, (int)threadIdx.x, st);
+            for (int q = 0; q < 3; q++) {
+                part[threadIdx.x] = st[q];
+                s[q] = block_tree(part, pass ? CU_RED_SUM : CU_RED_MAX);
+            }
+            if (!pass) {
+                mx[0] = s[0];
+                mx[1] = s[1];
+            }
+        }
+        if (threadIdx.x == 0) {
+            float lt = mx[0] + logf(s[0]), lm = mx[1] + logf(s[1]);
+            kl[r] = s[2] / s[0] - lt + lm;
+            if (lse) {
+                lse[2 * r] = lt;
+                lse[2 * r + 1] = lm;
+            }
+        }
+    }
+}
+
+__global__ void k_klgrad(struct cu_kl k, const float *dkl, const float *lse, const float *ht,
+                         const float *hm, const float *w, const float *b, float *dhm)
+{
+    __shared__ float cs[CU_BLOCK];
+    for (int64_t r = blockIdx.x; r < k.rows; r += gridDim.x) {
+        const float *t = ht + r * k.D, *m = hm + r * k.D;
+        float acc[CU_KL_DPT] = {0.0f};
+        for (int64_t c0 = 0; c0 < k.V; c0 += CU_BLOCK) {
+            int64_t v = c0 + threadIdx.x;
+            cs[threadIdx.x] = v < k.V ? cu_kl_coef(&k, t, m, w, b, lse + 2 * r, dkl[r], v) : 0.0f;
+            __syncthreads();
+            for (int q = 0; q < CU_KL_DPT; q++) {
+                int64_t d = threadIdx.x + (int64_t)q * CU_BLOCK;
+                for (int64_t j = 0; d < k.D && j < CU_BLOCK && c0 + j < k.V; j++)
+                    acc[q] += cs[j] * cu_kl_w(&k, w, d, c0 + j);
+            }
+            __syncthreads();
+        }
+        for (int q = 0; q < CU_KL_DPT; q++) {
+            int64_t d = threadIdx.x + (int64_t)q * CU_BLOCK;
+            if (d < k.D)
+                dhm[r * k.D + d] = acc[q];
+        }
+    }
+}
+
 /* ---- entry points for cu_target.c (C) ---------------------------------------- */
 
 extern "C" int cu_dev_launch(const struct cu_launch *l, void *const *src, void *const *dst,
@@ -145,6 +207,8 @@ extern "C" int cu_dev_launch(const struct cu_launch *l, void *const *src, void *
                                                           (char *)dst[0]);
         break;
     case CU_K_REDUCE:
+        if (l->u.red.n_out == 0)
+            return 0;
         if (l->u.red.n_red < CU_BLOCK)
             k_reduce_serial<<<grid_for(l->u.red.n_out), CU_BLOCK, 0, st>>>(
                 l->u.red, (const float *)src[0], (float *)dst[0]);
@@ -163,7 +227,7 @@ extern "C" int cu_dev_launch(const struct cu_launch *l, void *const *src, void *
     }
     case CU_K_SCAN:
         k_scan<<<grid_for(l->u.scan.outer * l->u.scan.inner), CU_BLOCK, 0, st>>>(
-            l->u.scan, (const float *)src[0], (float *)dst[0]);
+            l->u.scan, src[0], dst[0]);
         break;
     case CU_K_GATHER:
         k_gather<<<grid_for(l->u.gat.outer * l->u.gat.m * l->u.gat.inner), CU_BLOCK, 0, st>>>(
@@ -174,9 +238,34 @@ extern "C" int cu_dev_launch(const struct cu_launch *l, void *const *src, void *
                                                     (const float *)src[1], (const float *)src[2],
                                                     (float *)dst[0]);
         break;
+    case CU_K_EW:
+        k_ew<<<grid_for(l->u.ew.n), CU_BLOCK, 0, st>>>(l->u.ew, src[0], src[1], src[2], dst[0]);
+        break;
     default:
-        return 1; /* GEMMs go to cuBLAS (cu_target.c) */
+        return 1; /* GEMMs go to cuBLAS, the KL kernels through cu_dev_kl (cu_target.c) */
     }
+    return cudaGetLastError() != cudaSuccess;
+}
+
+/* ChunkedKL / ChunkedKLGrad with the node's own operands (cu_lower.h CU_K_KL) */
+extern "C" int cu_dev_kl(const struct cu_launch *l, void *const *in, void *const *out,
+                         cudaStream_t st)
+{
+    const struct cu_kl *k = &l->u.kl;
+    unsigned grid = (unsigned)(k->rows < MAX_GRID ? k->rows : MAX_GRID);
+    if (k->rows == 0)
+        return 0;
+    if (l->kind == CU_K_KL)
+        k_kl<<<grid, CU_BLOCK, 0, st>>>(*k, (const float *)in[0], (const float *)in[1],
+                                        (const float *)in[2],
+                                        k->has_b ? (const float *)in[3] : NULL, (float *)out[0],
+                                        (float *)out[1]);
+    else
+        k_klgrad<<<grid, CU_BLOCK, 0, st>>>(*k, (const float *)in[0], (const float *)in[1],
+                                            (const float *)in[2], (const float *)in[3],
+                                            (const float *)in[4],
+                                            k->has_b ? (const float *)in[5] : NULL,
+                                            (float *)out[0]);
     return cudaGetLastError() != cudaSuccess;
 }
 
@@ -192,11 +281,10 @@ extern "C" int cu_dev_uniform(float *y, int64_t n, uint64_t seed, uint64_t step,
 extern "C" int cu_dev_take_error(cudaStream_t st)
 {
     int flag = 0, zero = 0;
-    if (cudaMemcpyFromSymbolAsync(&flag, cu_error_flag, sizeof flag, 0, cudaMemcpyDeviceToHost,
-                                  st) != cudaSuccess ||
-        cudaMemcpyToSymbolAsync(cu_error_flag, &zero, sizeof zero, 0, cudaMemcpyHostToDevice,
-                                st) != cudaSuccess ||
-        cudaStreamSynchronize(st) != cudaSuccess)
-        return -1;
-    return flag;
+    int bad = cudaMemcpyFromSymbolAsync(&flag, cu_error_flag, sizeof flag, 0,
+                                        cudaMemcpyDeviceToHost, st) != cudaSuccess;
+    bad |= cudaMemcpyToSymbolAsync(cu_error_flag, &zero, sizeof zero, 0, cudaMemcpyHostToDevice,
+                                   st) != cudaSuccess;
+    bad |= cudaStreamSynchronize(st) != cudaSuccess; /* always: flag and zero are ours */
+    return bad ? -1 : flag;
 }

@@ -284,7 +284,8 @@ static int cumsum(const struct ir_graph *g, const struct ir_node *n, struct cu_l
 {
     const struct ir_tensor *x = tin(g, n, 0);
     int64_t ax, cnt;
-    if (x->dtype != IR_F32 || const_ints(tin(g, n, 1), &ax, 1, &cnt) || cnt != 1)
+    if ((x->dtype != IR_F32 && x->dtype != IR_I64) || const_ints(tin(g, n, 1), &ax, 1, &cnt) ||
+        cnt != 1)
         return UNSUPPORTED;
     int a = ir_norm_axis(ax, x->rank);
     struct cu_launch *l = a < 0 ? NULL : add(L, CU_K_SCAN, 0, 0);
@@ -299,6 +300,7 @@ static int cumsum(const struct ir_graph *g, const struct ir_node *n, struct cu_l
         s->inner *= x->dims[i];
     s->exclusive = ir_attr_int(n, "exclusive", 0) != 0;
     s->reverse = ir_attr_int(n, "reverse", 0) != 0;
+    s->i64 = x->dtype == IR_I64;
     return ST_OK;
 }
 
@@ -343,6 +345,12 @@ static int clip(const struct ir_graph *g, const struct ir_node *n, struct cu_low
 
 static int gemm_launch(struct cu_lowered *L, const struct cu_gemm *m)
 {
+    if (m->K == 0) { /* op(A)op(B) is all zeros: Y is beta·C (copied already) or zero */
+        struct cu_launch *z = m->accumulate ? NULL : add(L, CU_K_ZERO, -1, 0);
+        if (z)
+            z->bytes = m->nb * m->M * m->N * 4;
+        return m->accumulate || z ? ST_OK : UNSUPPORTED;
+    }
     struct cu_launch *l = add(L, CU_K_GEMM, 0, 0);
     if (!l)
         return UNSUPPORTED;
@@ -463,6 +471,94 @@ int cu_gemm_calls(const struct cu_gemm *m, struct cu_sgemm_call *calls, int max)
     return (int)outer;
 }
 
+/* ---- elementwise ops the emitter does not cover ------------------------------- */
+
+static int dtype_code(enum ir_dtype t)
+{
+    switch (t) {
+    case IR_F32: return CU_F32;
+    case IR_I64: return CU_I64;
+    case IR_I32: return CU_I32;
+    case IR_BOOL: return CU_BOOL;
+    default: return -1;
+    }
+}
+
+static int ew_op(enum ir_op op)
+{
+    switch (op) {
+    case IR_OP_Add: return CU_EW_ADD;
+    case IR_OP_Sub: return CU_EW_SUB;
+    case IR_OP_Mul: return CU_EW_MUL;
+    case IR_OP_Div: return CU_EW_DIV;
+    case IR_OP_Neg: return CU_EW_NEG;
+    case IR_OP_Equal: return CU_EW_EQ;
+    case IR_OP_Less: return CU_EW_LT;
+    case IR_OP_LessOrEqual: return CU_EW_LE;
+    case IR_OP_Greater: return CU_EW_GT;
+    case IR_OP_GreaterOrEqual: return CU_EW_GE;
+    case IR_OP_Cast: return CU_EW_CAST;
+    case IR_OP_Where: return CU_EW_WHERE;
+    case IR_OP_Not: return CU_EW_NOT;
+    case IR_OP_And: return CU_EW_AND;
+    case IR_OP_Or: return CU_EW_OR;
+    default: return -1;
+    }
+}
+
+/* Integer arithmetic needs integer operands (a float one is the emitter's, or
+ * mixed, which ONNX does not allow); Div of integers truncates like C. */
+static int elementwise(const struct ir_graph *g, const struct ir_node *n, struct cu_lowered *L)
+{
+    const struct ir_tensor *y = tout(g, n, 0);
+    int op = ew_op(n->op), arith = op <= CU_EW_DIV || op == CU_EW_NEG;
+    if (op < 0 || n->n_in > 3 || dtype_code(y->dtype) < 0 || y->rank > CU_RANK)
+        return UNSUPPORTED;
+    struct cu_launch *l = add(L, CU_K_EW, 0, 0);
+    if (!l)
+        return UNSUPPORTED;
+    struct cu_ew *e = &l->u.ew;
+    e->op = op;
+    e->nin = (int)n->n_in;
+    e->r = y->rank;
+    e->n = ir_numel(y);
+    e->dty = dtype_code(y->dtype);
+    memcpy(e->dims, y->dims, sizeof e->dims);
+    for (uint32_t i = 0; i < n->n_in; i++) {
+        const struct ir_tensor *x = tin(g, n, i);
+        if (!x || dtype_code(x->dtype) < 0 || x->rank > y->rank ||
+            (arith && (x->dtype == IR_F32 || x->dtype == IR_BOOL)))
+            return UNSUPPORTED;
+        e->dt[i] = dtype_code(x->dtype);
+        l->src[i] = (int)i;
+        ir_broadcast_strides(x->rank, x->dims, y->rank, y->dims, e->str[i]);
+    }
+    return ST_OK;
+}
+
+/* ChunkedKL (h_t, h_m, W, b?) and ChunkedKLGrad (dkl, lse, h_t, h_m, W, b?) */
+static int chunked_kl(const struct ir_graph *g, const struct ir_node *n, int grad,
+                      struct cu_lowered *L)
+{
+    uint32_t f = grad ? 2 : 0;
+    const struct ir_tensor *h = tin(g, n, f), *w = tin(g, n, f + 2);
+    int tw = ir_attr_int(n, "trans_w", 0) != 0;
+    if (!h || !w || w->rank != 2)
+        return UNSUPPORTED;
+    struct cu_kl k = {0, h->dims[h->rank - 1], w->dims[tw ? 0 : 1], tw, tin(g, n, f + 3) != NULL};
+    k.rows = k.D ? ir_numel(h) / k.D : 0;
+    if (grad && k.D > CU_KL_DPT * CU_BLOCK)
+        return UNSUPPORTED;
+    struct cu_launch *l = add(L, grad ? CU_K_KLGRAD : CU_K_KL, 0, 0);
+    if (!l)
+        return UNSUPPORTED;
+    l->u.kl = k;
+    for (int i = 0; i < 3; i++)
+        l->src[i] = -1;
+    l->dst[1] = grad ? -1 : 1; /* the forward's lse */
+    return ST_OK; /* operands by position: cu_emu.c and cu_target.c read in[] directly */
+}
+
 /* ---- the table ------------------------------------------------------------------ */
 
 int cu_lower(const struct ir_graph *g, const struct ir_node *n, struct cu_lowered *L)
@@ -492,6 +588,8 @@ int cu_lower(const struct ir_graph *g, const struct ir_node *n, struct cu_lowere
     case IR_OP_Clip: return clip(g, n, L);
     case IR_OP_MatMul: return matmul(g, n, L);
     case IR_OP_Gemm: return gemm(g, n, L);
-    default: return UNSUPPORTED;
+    case IR_OP_ChunkedKL: return chunked_kl(g, n, 0, L);
+    case IR_OP_ChunkedKLGrad: return chunked_kl(g, n, 1, L);
+    default: return elementwise(g, n, L);
     }
 }

@@ -16,6 +16,16 @@
  * GPU has no way to run it */
 int cu_lower(const struct ir_graph *g, const struct ir_node *n, struct cu_lowered *out);
 
+/* does anyone read what launch l writes (out: the node's output buffers, NULL for an
+ * unused output)? */
+static inline int cu_launch_wanted(const struct cu_launch *l, void *const *out)
+{
+    for (int k = 0; k < 3; k++)
+        if (l->dst[k] >= 0 && out[l->dst[k]])
+            return 1;
+    return l->dst[0] < 0;
+}
+
 /* the cuBLAS calls of a GEMM launch, in order (at most max of them): what the GPU
  * issues and the emulation replays. Returns how many, -1 when more than max. */
 int cu_gemm_calls(const struct cu_gemm *m, struct cu_sgemm_call *calls, int max);

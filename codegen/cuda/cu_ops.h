@@ -156,6 +156,8 @@ CU_HD void cu_row_write(const struct cu_rows *r, const float *x, float *y, const
                         const float *bias, int64_t row, int64_t j, float a, float b)
 {
     int64_t at = cu_row_base(r, row) + j * r->inner;
+    if (!y)
+        return; /* only LayerNormalization's statistics are read */
     if (r->kind == CU_ROW_SOFTMAX) {
         y[at] = expf(x[at] - a) / b;
         return;
@@ -174,25 +176,179 @@ CU_HD float cu_tree_host(float *s, int kind)
     return s[0];
 }
 
-/* CumSum along len of (outer, len, inner), one thread per line, in float */
+/* CumSum along len of (outer, len, inner), one thread per line, in float32 or
+ * (i64) int64, which wraps like the reference's */
 struct cu_scan {
     int64_t outer, len, inner;
-    int exclusive, reverse;
+    int exclusive, reverse, i64;
 };
 
-CU_HD void cu_scan_line(const struct cu_scan *s, const float *x, float *y, int64_t line)
+CU_HD void cu_scan_line(const struct cu_scan *s, const void *x, void *y, int64_t line)
 {
     int64_t base = (line / s->inner) * s->len * s->inner + line % s->inner;
     float acc = 0.0f;
+    uint64_t iacc = 0;
     for (int64_t t = 0; t < s->len; t++) {
         int64_t at = base + (s->reverse ? s->len - 1 - t : t) * s->inner;
-        float v = x[at];
-        if (!s->exclusive)
+        float v = s->i64 ? 0.0f : ((const float *)x)[at];
+        uint64_t iv = s->i64 ? (uint64_t)((const int64_t *)x)[at] : 0;
+        if (!s->exclusive) {
             acc += v;
-        y[at] = acc;
-        if (s->exclusive)
+            iacc += iv;
+        }
+        if (s->i64)
+            ((int64_t *)y)[at] = (int64_t)iacc;
+        else
+            ((float *)y)[at] = acc;
+        if (s->exclusive) {
             acc += v;
+            iacc += iv;
+        }
     }
+}
+
+/* Elementwise ops outside the emitter's float32 kernels: integer and bool
+ * arithmetic, comparisons and casts, with broadcasting (per-operand strides over
+ * y's box). Integer operands compute in int64 (wrapping), anything with a float in
+ * float32. */
+enum cu_dt { CU_F32, CU_I64, CU_I32, CU_BOOL };
+enum cu_ew_op { CU_EW_ADD, CU_EW_SUB, CU_EW_MUL, CU_EW_DIV, CU_EW_EQ, CU_EW_LT, CU_EW_LE,
+                CU_EW_GT, CU_EW_GE, CU_EW_CAST, CU_EW_WHERE, CU_EW_NOT, CU_EW_AND, CU_EW_OR,
+                CU_EW_NEG };
+
+struct cu_ew {
+    int op, nin, r;
+    int dt[3], dty;
+    int64_t n;
+    int64_t dims[CU_RANK], str[3][CU_RANK];
+};
+
+CU_HD double cu_ew_load(int dt, const void *p, int64_t i)
+{
+    switch (dt) {
+    case CU_F32: return ((const float *)p)[i];
+    case CU_I64: return (double)((const int64_t *)p)[i];
+    case CU_I32: return ((const int32_t *)p)[i];
+    default: return ((const unsigned char *)p)[i] != 0;
+    }
+}
+
+CU_HD int64_t cu_ew_load_i(int dt, const void *p, int64_t i)
+{
+    switch (dt) {
+    case CU_F32: return (int64_t)((const float *)p)[i];
+    case CU_I64: return ((const int64_t *)p)[i];
+    case CU_I32: return ((const int32_t *)p)[i];
+    default: return ((const unsigned char *)p)[i] != 0;
+    }
+}
+
+CU_HD void cu_ew_at(const struct cu_ew *e, const void *const *x, void *y, int64_t i)
+{
+    int64_t off[3] = {0, 0, 0}, rest = i;
+    for (int k = e->r - 1; k >= 0; k--) {
+        int64_t c = rest % e->dims[k];
+        rest /= e->dims[k];
+        for (int j = 0; j < e->nin; j++)
+            off[j] += c * e->str[j][k];
+    }
+    int fl = e->dt[0] == CU_F32 || (e->nin > 1 && e->dt[1] == CU_F32);
+    int64_t a = cu_ew_load_i(e->dt[0], x[0], off[0]);
+    int64_t b = e->nin > 1 ? cu_ew_load_i(e->dt[1], x[1], off[1]) : 0;
+    double fa = cu_ew_load(e->dt[0], x[0], off[0]);
+    double fb = e->nin > 1 ? cu_ew_load(e->dt[1], x[1], off[1]) : 0.0;
+    double r = 0.0;
+    int64_t ri = 0;
+    int as_int = !fl;
+    switch (e->op) {
+    case CU_EW_ADD: ri = (int64_t)((uint64_t)a + (uint64_t)b); r = (float)fa + (float)fb; break;
+    case CU_EW_SUB: ri = (int64_t)((uint64_t)a - (uint64_t)b); r = (float)fa - (float)fb; break;
+    case CU_EW_MUL: ri = (int64_t)((uint64_t)a * (uint64_t)b); r = (float)fa * (float)fb; break;
+    case CU_EW_DIV: ri = b ? a / b : 0; r = (float)fa / (float)fb; break;
+    case CU_EW_NEG: ri = (int64_t)(0 - (uint64_t)a); r = -(float)fa; break;
+    case CU_EW_EQ: ri = fl ? (float)fa == (float)fb : a == b; as_int = 1; break;
+    case CU_EW_LT: ri = fl ? (float)fa < (float)fb : a < b; as_int = 1; break;
+    case CU_EW_LE: ri = fl ? (float)fa <= (float)fb : a <= b; as_int = 1; break;
+    case CU_EW_GT: ri = fl ? (float)fa > (float)fb : a > b; as_int = 1; break;
+    case CU_EW_GE: ri = fl ? (float)fa >= (float)fb : a >= b; as_int = 1; break;
+    case CU_EW_NOT: ri = !a; as_int = 1; break;
+    case CU_EW_AND: ri = a && b; as_int = 1; break;
+    case CU_EW_OR: ri = a || b; as_int = 1; break;
+    case CU_EW_CAST: ri = a; r = fa; as_int = e->dt[0] != CU_F32; break;
+    case CU_EW_WHERE: {
+        int64_t o = a ? off[1] : off[2];
+        int dt = a ? e->dt[1] : e->dt[2];
+        const void *src = a ? x[1] : x[2];
+        ri = cu_ew_load_i(dt, src, o);
+        r = cu_ew_load(dt, src, o);
+        as_int = dt != CU_F32;
+        break;
+    }
+    }
+    switch (e->dty) {
+    case CU_F32: ((float *)y)[i] = as_int ? (float)ri : (float)r; break;
+    case CU_I64: ((int64_t *)y)[i] = as_int ? ri : (int64_t)r; break;
+    case CU_I32: ((int32_t *)y)[i] = (int32_t)(as_int ? ri : (int64_t)r); break;
+    default: ((unsigned char *)y)[i] = as_int ? ri != 0 : r != 0.0; break;
+    }
+}
+
+/* The chunked KL of logits h·W + b (codegen/kl_chunked.h) without the logits: a
+ * block per row. Forward: the maxima of both rows of logits, then Σ e^(zt−mt),
+ * Σ e^(zm−mm) and Σ e^(zt−mt)(zt−zm), each logit recomputed as a dot product over
+ * D; KL = a/St − lse_t + lse_m. Backward: the coefficients dkl·(q_v − p_v) of
+ * CU_BLOCK vocabulary columns at a time into shared memory, then each thread adds
+ * them into its dimensions d = t, t + CU_BLOCK, ... (at most CU_KL_DPT of them). */
+#define CU_KL_DPT 4
+
+struct cu_kl {
+    int64_t rows, D, V;
+    int trans_w, has_b;
+};
+
+CU_HD float cu_kl_logit(const struct cu_kl *k, const float *h, const float *w, const float *b,
+                        int64_t v)
+{
+    float z = 0.0f;
+    for (int64_t d = 0; d < k->D; d++)
+        z += h[d] * (k->trans_w ? w[v * k->D + d] : w[d * k->V + v]);
+    return b ? z + b[v] : z;
+}
+
+/* thread t's partials of a row: st[0] max zt, st[1] max zm (pass 0); with the
+ * maxima m[0], m[1]: st[0] Σ e^(zt−mt), st[1] Σ e^(zm−mm), st[2] Σ e^(zt−mt)(zt−zm)
+ * (pass 1) */
+CU_HD void cu_kl_partial(const struct cu_kl *k, const float *ht, const float *hm, const float *w,
+                         const float *b, int pass, const float *m, int t, float *st)
+{
+    st[0] = st[1] = pass ? 0.0f : -INFINITY;
+    st[2] = 0.0f;
+    for (int64_t v = t; v < k->V; v += CU_BLOCK) {
+        float zt = cu_kl_logit(k, ht, w, b, v), zm = cu_kl_logit(k, hm, w, b, v);
+        if (!pass) {
+            st[0] = cu_red_step(CU_RED_MAX, st[0], zt);
+            st[1] = cu_red_step(CU_RED_MAX, st[1], zm);
+            continue;
+        }
+        float et = expf(zt - m[0]);
+        st[0] += et;
+        st[1] += expf(zm - m[1]);
+        st[2] += et * (zt - zm);
+    }
+}
+
+/* dkl·(q_v − p_v) from the forward's lse = {lse_t, lse_m} */
+CU_HD float cu_kl_coef(const struct cu_kl *k, const float *ht, const float *hm, const float *w,
+                       const float *b, const float *lse, float dkl, int64_t v)
+{
+    float zt = cu_kl_logit(k, ht, w, b, v), zm = cu_kl_logit(k, hm, w, b, v);
+    return dkl * (expf(zm - lse[1]) - expf(zt - lse[0]));
+}
+
+/* W's element (d, v) */
+CU_HD float cu_kl_w(const struct cu_kl *k, const float *w, int64_t d, int64_t v)
+{
+    return k->trans_w ? w[v * k->D + d] : w[d * k->V + v];
 }
 
 /* Gather along an axis: x as (outer, big, inner) elements of esize bytes, m
@@ -253,6 +409,9 @@ enum cu_kind {
     CU_K_GATHER, /* dst[0] from src[0] at the indices src[1] */
     CU_K_CLIP,   /* dst[0] from src[0], bounds src[1]?, src[2]? (one float each) */
     CU_K_GEMM,   /* dst[0] (+)= op(src[0]) op(src[1]) */
+    CU_K_EW,     /* dst[0] from src[0..nin) */
+    CU_K_KL,     /* ChunkedKL: src h_t, h_m, W, b? (from src[0] on: pos 0..3) -> kl, lse */
+    CU_K_KLGRAD, /* ChunkedKLGrad: dkl, lse, h_t, h_m, W, b? -> dh_m */
 };
 
 #define CU_MAX_LAUNCHES 32
@@ -269,6 +428,8 @@ struct cu_launch {
         struct cu_scan scan;
         struct cu_gather gat;
         struct cu_gemm gemm;
+        struct cu_ew ew;
+        struct cu_kl kl;
     } u;
 };
 

@@ -28,6 +28,7 @@ int cu_dev_launch(const struct cu_launch *l, void *const *src, void *const *dst,
 int cu_dev_uniform(float *y, int64_t n, uint64_t seed, uint64_t step, uint32_t stream,
                    uint64_t offset, cudaStream_t st);
 int cu_dev_take_error(cudaStream_t st);
+int cu_dev_kl(const struct cu_launch *l, void *const *in, void *const *out, cudaStream_t st);
 const char *cu_probe(void);
 
 #define MAX_CALLS 4096
@@ -51,7 +52,7 @@ static void probe_once(void)
     if (drv == 0)
         snprintf(cu.msg, sizeof cu.msg, "no NVIDIA driver is installed (libcuda.so.1 was not "
                  "found)");
-    else if (e == cudaErrorInsufficientDriver || drv < rt)
+    else if (e == cudaErrorInsufficientDriver || drv / 1000 < rt / 1000)
         snprintf(cu.msg, sizeof cu.msg, "the NVIDIA driver supports CUDA %d.%d, and this pdc "
                  "was built with CUDA %d.%d: update the driver", drv / 1000, drv % 1000 / 10,
                  rt / 1000, rt % 1000 / 10);
@@ -65,7 +66,12 @@ static void probe_once(void)
         return;
     }
     struct cudaDeviceProp p;
-    if (cudaGetDeviceProperties(&p, 0) != cudaSuccess || p.major < 8) {
+    if ((e = cudaGetDeviceProperties(&p, 0)) != cudaSuccess) {
+        snprintf(cu.msg, sizeof cu.msg, "device 0 could not be queried: %s", cudaGetErrorString(e));
+        cu.why = cu.msg;
+        return;
+    }
+    if (p.major < 8) {
         snprintf(cu.msg, sizeof cu.msg, "device 0 (%.200s) has compute capability %d.%d; pdc's "
                  "kernels need 8.0 or newer", p.name, p.major, p.minor);
         cu.why = cu.msg;
@@ -167,10 +173,11 @@ static int gemm(const struct cu_gemm *m, const float *a, const float *b, float *
     return ST_OK;
 }
 
+/* what the target can run alone (fused groups are compiled separately) */
 static int cuda_supports(const struct ir_graph *g, const struct ir_node *n)
 {
     struct cu_lowered L;
-    return cg_fusible(g, n) || cu_lower(g, n, &L) == ST_OK;
+    return cu_lower(g, n, &L) == ST_OK;
 }
 
 static int cuda_run(const struct ir_graph *g, const struct ir_node *n, void *const *in,
@@ -185,10 +192,12 @@ static int cuda_run(const struct ir_graph *g, const struct ir_node *n, void *con
             src[k] = l->src[k] >= 0 ? in[l->src[k]] : NULL;
             dst[k] = l->dst[k] >= 0 ? out[l->dst[k]] : NULL;
         }
-        if (l->dst[0] >= 0 && !dst[0])
-            continue; /* an unused output */
+        if (!cu_launch_wanted(l, out))
+            continue;
         if (l->kind == CU_K_GEMM)
             st = gemm(&l->u.gemm, src[0], src[1], dst[0]);
+        else if (l->kind == CU_K_KL || l->kind == CU_K_KLGRAD)
+            st = cu_dev_kl(l, in, out, cu.stream) ? ST_ERR_DEVICE : ST_OK;
         else if (cu_dev_launch(l, src, dst, cu.stream))
             st = ST_ERR_DEVICE;
     }
@@ -213,10 +222,13 @@ static int cuda_compile(const struct ir_graph *g, const struct cg_group *grp, st
     struct cg_kernel *kn = st ? NULL : calloc(1, sizeof *kn);
     if (!st && !kn)
         st = diag_set(d, ST_ERR_NOMEM, "out of memory");
-    if (!st && (cudaLibraryLoadData(&kn->lib, ptx, NULL, NULL, 0, NULL, NULL, 0) != cudaSuccess ||
-                cudaLibraryGetKernel(&kn->fn, kn->lib, "pdc_k0") != cudaSuccess))
+    cudaError_t e = st ? cudaSuccess : cudaLibraryLoadData(&kn->lib, ptx, NULL, NULL, 0, NULL,
+                                                           NULL, 0);
+    if (!st && e == cudaSuccess && (e = cudaLibraryGetKernel(&kn->fn, kn->lib, "pdc_k0")))
+        cudaLibraryUnload(kn->lib);
+    if (!st && e != cudaSuccess)
         st = diag_set(d, ST_ERR_DEVICE, "loading the PTX of the kernel from '%s' failed: %s",
-                      g->n[grp->nodes[0]].name, cudaGetErrorString(cudaGetLastError()));
+                      g->n[grp->nodes[0]].name, cudaGetErrorString(e));
     free(ptx);
     if (st) {
         free(kn);

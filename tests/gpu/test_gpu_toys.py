@@ -2,7 +2,7 @@
 (label gpu). Where `pdc devices` reports no usable GPU it prints why and exits 77,
 which CTest counts as skipped.
 
-On a device: short tms-5-2 SPD and resid-mlp-1 VPD runs with --device cuda and
+On a device: short tms-5-2 SPD, resid-mlp-1 VPD and tiny-LM VPD runs with --device cuda and
 with the CPU must agree closely (the same masks from the same Philox draws; only
 summation order differs), and a full tms-5-2 SPD run on the GPU must pass the
 slow e2e test's bars: MMCS >= 0.99 and five live subcomponents.
@@ -51,6 +51,16 @@ def main():
         if res.check("resid vpd on cuda", pg.returncode == 0 and pc.returncode == 0,
                      pg.stderr[-3000:] + pc.stderr[-1000:]):
             same_run(res, "resid vpd cuda vs cpu", gpu, cpu, 1e-3)
+        lm, tok = os.path.join(tmp, "lm.onnx"), os.path.join(tmp, "tok.bin")
+        p = run_pdc(args.pdc, ["toy", "tiny-lm", "-o", lm, "--steps", "200", "--seq", "64",
+                               "--tokens-out", tok])
+        gpu, cpu = os.path.join(tmp, "lgpu"), os.path.join(tmp, "lcpu")
+        data = ["--data", tok, "--seq", "64"]
+        pg = decompose(args.pdc, lm, gpu, "tiny-lm-vpd.yaml", 5, "cuda", data)
+        pc = decompose(args.pdc, lm, cpu, "tiny-lm-vpd.yaml", 5, "cpu", data)
+        if res.check("tiny-lm vpd on cuda", pg.returncode == 0 and pc.returncode == 0,
+                     pg.stderr[-3000:] + pc.stderr[-1000:]):
+            same_run(res, "tiny-lm vpd cuda vs cpu", gpu, cpu, 2e-3, 2e-2)  # see test_cuda_cli
     res.finish()
 
 
