@@ -265,25 +265,6 @@ SHAPE_RULE(GatherElementsGrad)
     return shp_set(g, n, 0, dy->dtype, xr, xd, d);
 }
 
-/* ONNX Slice clamping for one axis (mirrors ir/shape_tensor.c slice_axis):
- * the element count; *first gets the first index */
-static int64_t slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *first)
-{
-    if (start < 0)
-        start += dim;
-    if (end < 0)
-        end += dim;
-    int64_t lo = step > 0 ? 0 : -1, hi = step > 0 ? dim : dim - 1;
-    start = start < 0 ? 0 : start > hi ? hi : start;
-    end = end < lo ? lo : end > hi ? hi : end;
-    *first = start;
-    if (dim == 0)
-        return 0;
-    if (step > 0)
-        return end > start ? (end - start - 1) / step + 1 : 0;
-    return start > end ? 1 - (start - end - 1) / step : 0;
-}
-
 /* SliceGrad(dY, starts, ends, axes?, steps?), shape = data's dims: dY scattered
  * into zeros at the sliced positions */
 SHAPE_RULE(SliceGrad)
@@ -306,7 +287,7 @@ SHAPE_RULE(SliceGrad)
         if (a < 0 || step == 0)
             return shp_err(d, n, ST_ERR_INVALID, "bad axis or zero step at position %lld",
                            (long long)k);
-        yd[a] = slice_axis(xd[a], v[0][k], v[1][k], step, &first);
+        yd[a] = ir_slice_axis(xd[a], v[0][k], v[1][k], step, &first);
     }
     if ((st = want_dims(n, shp_in(g, n, 0), xr, yd, d)))
         return st;

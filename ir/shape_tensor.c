@@ -350,7 +350,8 @@ SHAPE_RULE(Split)
 /* ---- Slice ------------------------------------------------------------------------ */
 
 /* ONNX Slice clamping for one axis of size dim: first index and element count.
- * Mirrored in ref_tensor.c. The arithmetic stays in range for the INT64_MIN/MAX
+ * The one copy (ir.h): Slice's and SliceGrad's shapes, their reference kernels and
+ * the CUDA lowering all use it. The arithmetic stays in range for the INT64_MIN/MAX
  * sentinels: after clamping every operand is within [-1, dim]. */
 int64_t ir_slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *first)
 {

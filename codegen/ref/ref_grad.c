@@ -415,24 +415,6 @@ REF_KERNEL(GatherElementsGrad)
     return ST_OK;
 }
 
-/* ONNX Slice clamping for one axis (mirrors ir/shape_tensor.c slice_axis) */
-static int64_t slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *first)
-{
-    if (start < 0)
-        start += dim;
-    if (end < 0)
-        end += dim;
-    int64_t lo = step > 0 ? 0 : -1, hi = step > 0 ? dim : dim - 1;
-    start = start < 0 ? 0 : start > hi ? hi : start;
-    end = end < lo ? lo : end > hi ? hi : end;
-    *first = start;
-    if (dim == 0)
-        return 0;
-    if (step > 0)
-        return end > start ? (end - start - 1) / step + 1 : 0;
-    return start > end ? 1 - (start - end - 1) / step : 0;
-}
-
 /* SliceGrad(dY, starts, ends, axes?, steps?): zeros, then dY element i on axis a
  * goes to index first[a] + i*step[a] (the positions are distinct: a copy) */
 REF_KERNEL(SliceGrad)
@@ -452,7 +434,7 @@ REF_KERNEL(SliceGrad)
         int64_t sp = tp ? ir_load_i64(tp->dtype, in[4], k) : 1, f;
         if (a < 0 || sp == 0)
             return ST_ERR_INVALID;
-        int64_t cnt = slice_axis(dx->dims[a], ir_load_i64(ts->dtype, in[1], k),
+        int64_t cnt = ir_slice_axis(dx->dims[a], ir_load_i64(ts->dtype, in[1], k),
                                  ir_load_i64(ref_in(g, n, 2)->dtype, in[2], k), sp, &f);
         if (cnt != dy->dims[a])
             return ST_ERR_INVALID;

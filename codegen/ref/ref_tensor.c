@@ -246,28 +246,6 @@ REF_KERNEL(Split)
 
 /* ---- Slice --------------------------------------------------------------------------- */
 
-/* ONNX Slice clamping for one axis; the same formula as ir/shape_tensor.c */
-static int64_t slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *first)
-{
-    /* an INT_MAX end means "to the end in the direction of travel" (numpy None),
-     * which for a negative step is past index 0; onnxruntime reads it so */
-    if (end == INT64_MAX || end == INT32_MAX)
-        end = step > 0 ? dim : -1;
-    else if (end < 0)
-        end += dim;
-    if (start < 0)
-        start += dim;
-    int64_t lo = step > 0 ? 0 : -1, hi = step > 0 ? dim : dim - 1;
-    start = start < 0 ? 0 : start > hi ? hi : start;
-    end = end < lo ? lo : end > hi ? hi : end;
-    *first = start;
-    if (dim == 0)
-        return 0;
-    if (step > 0)
-        return end > start ? (end - start - 1) / step + 1 : 0;
-    return start > end ? 1 - (start - end - 1) / step : 0;
-}
-
 REF_KERNEL(Slice)
 {
     const struct ir_tensor *x = ref_in(g, n, 0), *y = ref_out(g, n, 0);
@@ -291,7 +269,7 @@ REF_KERNEL(Slice)
         if (a < 0 || sp == 0)
             return ST_ERR_INVALID;
         step[a] = sp;
-        cnt[a] = slice_axis(x->dims[a], ld(g, n, in, 1, k), ld(g, n, in, 2, k), sp, &first[a]);
+        cnt[a] = ir_slice_axis(x->dims[a], ld(g, n, in, 1, k), ld(g, n, in, 2, k), sp, &first[a]);
     }
     ir_contig_strides(x->rank, x->dims, xs);
     ir_contig_strides(y->rank, y->dims, v.dst);
