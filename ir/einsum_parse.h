@@ -1,5 +1,6 @@
 /* einsum_parse.h — Einsum equation parsing shared by the shape rule
- * (ir/shape_nn.c) and the reference kernel (codegen/ref/ref_linalg.c).
+ * (ir/shape_nn.c), the reference kernel (codegen/ref/ref_linalg.c) and the CUDA
+ * lowering (codegen/cuda/cu_lower.c).
  * Private to those files: everything here is static inline.
  *
  * Every distinct index ("label") gets an id: the dims an ellipsis stands for
@@ -208,6 +209,48 @@ static inline int ein_parse(const char *equation, int nops, const int *ranks,
     if ((st = ein_sizes(sp, dims, nell, err, errlen)) != ST_OK)
         return st;
     return ein_output(sp, rhs, letter_id, letter_cnt, nell, err, errlen);
+}
+
+/* one loop over every combination of index values: output labels first, then the
+ * summed ones, each with its extent and every operand's stride (the reference
+ * kernel runs it as an odometer; the CUDA lowering splits it into two boxes) */
+struct ein_loop {
+    int nl;                           /* labels, output ones first */
+    int64_t size[EIN_MAX_LAB];
+    int64_t str[EIN_MAX_OPS][EIN_MAX_LAB]; /* operand stride per label (sums for diagonals) */
+    int64_t ostr[EIN_MAX_LAB];        /* output stride; 0 for summed labels */
+};
+
+static inline void ein_loop_build(const struct ein_spec *sp, const struct ir_tensor *const *t,
+                                  struct ein_loop *L)
+{
+    int order[EIN_MAX_LAB], pos[EIN_MAX_LAB], used[EIN_MAX_LAB] = {0};
+    int nl = 0;
+    for (int i = 0; i < sp->out_rank; i++)
+        used[sp->out_lab[i]] = 1, order[nl++] = sp->out_lab[i];
+    for (int l = 0; l < sp->nlab; l++)
+        if (!used[l])
+            order[nl++] = l;
+    memset(L, 0, sizeof *L);
+    L->nl = nl;
+    for (int i = 0; i < nl; i++) {
+        pos[order[i]] = i;
+        L->size[i] = sp->size[order[i]];
+    }
+    int64_t s = 1;
+    for (int i = sp->out_rank - 1; i >= 0; i--) {
+        L->ostr[pos[sp->out_lab[i]]] = s;
+        s *= sp->size[sp->out_lab[i]];
+    }
+    for (int k = 0; k < sp->nops; k++) {
+        int64_t cs[IR_MAX_RANK];
+        ir_contig_strides(t[k]->rank, t[k]->dims, cs);
+        for (int a = 0; a < t[k]->rank; a++) {
+            int l = sp->lab[k][a];
+            if (t[k]->dims[a] == sp->size[l]) /* size-1 ellipsis dims broadcast: stride 0 */
+                L->str[k][pos[l]] += cs[a];
+        }
+    }
 }
 
 #endif

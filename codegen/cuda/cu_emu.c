@@ -197,6 +197,14 @@ static int emu_launch_one(const struct cu_launch *l, void *const *in, void *cons
         for (int64_t i = 0; i < l->u.ew.n; i++)
             cu_ew_at(&l->u.ew, (const void *const *)src, dst[0], i);
         return ST_OK;
+    case CU_K_EIN:
+        for (int64_t o = 0; o < l->u.ein.n_out; o++)
+            ((float *)dst[0])[o] = cu_ein_at(&l->u.ein, src[0], src[1], o);
+        return ST_OK;
+    case CU_K_TOPK:
+        for (int64_t i = 0; i < l->n; i++)
+            ((float *)dst[0])[i] = cu_topk_at(src[0], l->n, l->bytes, i);
+        return ST_OK;
     case CU_K_KL: emu_kl(&l->u.kl, in, out); return ST_OK;
     case CU_K_KLGRAD: emu_klgrad(&l->u.kl, in, out); return ST_OK;
     }

@@ -194,6 +194,18 @@ __global__ void k_klgrad(struct cu_kl k, const float *dkl, const float *lse, con
     }
 }
 
+__global__ void k_ein(struct cu_ein e, const float *x0, const float *x1, float *y)
+{
+    for (int64_t o = first_index(); o < e.n_out; o += grid_stride())
+        y[o] = cu_ein_at(&e, x0, x1, o);
+}
+
+__global__ void k_topk(const float *x, int64_t n, int64_t k, float *y)
+{
+    for (int64_t i = first_index(); i < n; i += grid_stride())
+        y[i] = cu_topk_at(x, n, k, i);
+}
+
 /* ---- entry points for cu_target.c (C) ---------------------------------------- */
 
 extern "C" int cu_dev_launch(const struct cu_launch *l, void *const *src, void *const *dst,
@@ -236,6 +248,14 @@ extern "C" int cu_dev_launch(const struct cu_launch *l, void *const *src, void *
     case CU_K_CLIP:
         k_clip<<<grid_for(l->n), CU_BLOCK, 0, st>>>(l->n, (const float *)src[0],
                                                     (const float *)src[1], (const float *)src[2],
+                                                    (float *)dst[0]);
+        break;
+    case CU_K_EIN:
+        k_ein<<<grid_for(l->u.ein.n_out), CU_BLOCK, 0, st>>>(l->u.ein, (const float *)src[0],
+                                                             (const float *)src[1], (float *)dst[0]);
+        break;
+    case CU_K_TOPK:
+        k_topk<<<grid_for(l->n), CU_BLOCK, 0, st>>>((const float *)src[0], l->n, l->bytes,
                                                     (float *)dst[0]);
         break;
     case CU_K_EW:

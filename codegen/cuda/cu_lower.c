@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cu_lower.h"
+#include "einsum_parse.h"
 
 #define UNSUPPORTED ST_ERR_UNSUPPORTED
 
@@ -502,6 +503,8 @@ static int ew_op(enum ir_op op)
     case IR_OP_Not: return CU_EW_NOT;
     case IR_OP_And: return CU_EW_AND;
     case IR_OP_Or: return CU_EW_OR;
+    case IR_OP_Floor: return CU_EW_FLOOR;
+    case IR_OP_Ceil: return CU_EW_CEIL;
     default: return -1;
     }
 }
@@ -559,6 +562,61 @@ static int chunked_kl(const struct ir_graph *g, const struct ir_node *n, int gra
     return ST_OK; /* operands by position: cu_emu.c and cu_target.c read in[] directly */
 }
 
+/* Einsum as output box × summed box (einsum_parse.h's loop, split in two) */
+static int einsum(const struct ir_graph *g, const struct ir_node *n, struct cu_lowered *L)
+{
+    const struct ir_tensor *t[EIN_MAX_OPS] = {0};
+    int ranks[EIN_MAX_OPS], nops = (int)n->n_in;
+    int64_t dims[EIN_MAX_OPS][IR_MAX_RANK];
+    if (nops < 1 || nops > EIN_MAX_OPS || tout(g, n, 0)->dtype != IR_F32)
+        return UNSUPPORTED;
+    for (int k = 0; k < nops; k++) {
+        t[k] = tin(g, n, (uint32_t)k);
+        if (!t[k] || t[k]->dtype != IR_F32)
+            return UNSUPPORTED;
+        ranks[k] = t[k]->rank;
+        memcpy(dims[k], t[k]->dims, sizeof dims[k]);
+    }
+    struct ein_spec sp;
+    struct ein_loop el;
+    char err[128];
+    if (ein_parse(ir_attr_str(n, "equation", ""), nops, ranks,
+                  (const int64_t(*)[IR_MAX_RANK])dims, &sp, err, sizeof err) != ST_OK)
+        return UNSUPPORTED;
+    ein_loop_build(&sp, t, &el);
+    if (el.nl - sp.out_rank > CU_RANK)
+        return UNSUPPORTED;
+    struct cu_launch *l = add(L, CU_K_EIN, 0, 0);
+    if (!l)
+        return UNSUPPORTED;
+    struct cu_ein *e = &l->u.ein;
+    l->src[1] = nops > 1 ? 1 : -1;
+    e->nops = nops;
+    e->ro = sp.out_rank;
+    e->rr = el.nl - sp.out_rank;
+    e->n_out = e->n_red = 1;
+    for (int i = 0; i < el.nl; i++) {
+        int o = i < e->ro;
+        (o ? e->dims_o : e->dims_r)[o ? i : i - e->ro] = el.size[i];
+        *(o ? &e->n_out : &e->n_red) *= el.size[i];
+        for (int k = 0; k < nops; k++)
+            (o ? e->so[k] : e->sr[k])[o ? i : i - e->ro] = el.str[k][i];
+    }
+    return ST_OK;
+}
+
+static int topk_mask(const struct ir_graph *g, const struct ir_node *n, struct cu_lowered *L)
+{
+    if (tin(g, n, 0)->dtype != IR_F32 || tout(g, n, 0)->dtype != IR_F32)
+        return UNSUPPORTED;
+    struct cu_launch *l = add(L, CU_K_TOPK, 0, 0);
+    if (!l)
+        return UNSUPPORTED;
+    l->n = ir_numel(tin(g, n, 0));
+    l->bytes = ir_attr_int(n, "k", 0);
+    return ST_OK;
+}
+
 /* ---- the table ------------------------------------------------------------------ */
 
 int cu_lower(const struct ir_graph *g, const struct ir_node *n, struct cu_lowered *L)
@@ -588,6 +646,8 @@ int cu_lower(const struct ir_graph *g, const struct ir_node *n, struct cu_lowere
     case IR_OP_Clip: return clip(g, n, L);
     case IR_OP_MatMul: return matmul(g, n, L);
     case IR_OP_Gemm: return gemm(g, n, L);
+    case IR_OP_Einsum: return einsum(g, n, L);
+    case IR_OP_TopKMask: return topk_mask(g, n, L);
     case IR_OP_ChunkedKL: return chunked_kl(g, n, 0, L);
     case IR_OP_ChunkedKLGrad: return chunked_kl(g, n, 1, L);
     default: return elementwise(g, n, L);

@@ -214,7 +214,7 @@ CU_HD void cu_scan_line(const struct cu_scan *s, const void *x, void *y, int64_t
 enum cu_dt { CU_F32, CU_I64, CU_I32, CU_BOOL };
 enum cu_ew_op { CU_EW_ADD, CU_EW_SUB, CU_EW_MUL, CU_EW_DIV, CU_EW_EQ, CU_EW_LT, CU_EW_LE,
                 CU_EW_GT, CU_EW_GE, CU_EW_CAST, CU_EW_WHERE, CU_EW_NOT, CU_EW_AND, CU_EW_OR,
-                CU_EW_NEG };
+                CU_EW_NEG, CU_EW_FLOOR, CU_EW_CEIL };
 
 struct cu_ew {
     int op, nin, r;
@@ -275,6 +275,8 @@ CU_HD void cu_ew_at(const struct cu_ew *e, const void *const *x, void *y, int64_
     case CU_EW_AND: ri = a && b; as_int = 1; break;
     case CU_EW_OR: ri = a || b; as_int = 1; break;
     case CU_EW_CAST: ri = a; r = fa; as_int = e->dt[0] != CU_F32; break;
+    case CU_EW_FLOOR: r = floorf((float)fa); break;
+    case CU_EW_CEIL: r = ceilf((float)fa); break;
     case CU_EW_WHERE: {
         int64_t o = a ? off[1] : off[2];
         int dt = a ? e->dt[1] : e->dt[2];
@@ -291,6 +293,43 @@ CU_HD void cu_ew_at(const struct cu_ew *e, const void *const *x, void *y, int64_
     case CU_I32: ((int32_t *)y)[i] = (int32_t)(as_int ? ri : (int64_t)r); break;
     default: ((unsigned char *)y)[i] = as_int ? ri != 0 : r != 0.0; break;
     }
+}
+
+/* Einsum of one or two float32 operands: y[o] (contiguous) = Σ over the summed box
+ * of the operands' product, each operand at its strides for the output labels
+ * (so) and the summed ones (sr); one thread per output, in float32 */
+struct cu_ein {
+    int nops, ro, rr;
+    int64_t n_out, n_red;
+    int64_t dims_o[CU_RANK], dims_r[CU_RANK], so[2][CU_RANK], sr[2][CU_RANK];
+};
+
+CU_HD float cu_ein_at(const struct cu_ein *e, const float *x0, const float *x1, int64_t o)
+{
+    int64_t b0 = cu_box_at(e->ro, e->dims_o, e->so[0], o);
+    int64_t b1 = e->nops > 1 ? cu_box_at(e->ro, e->dims_o, e->so[1], o) : 0;
+    float acc = 0.0f;
+    for (int64_t j = 0; j < e->n_red; j++) {
+        float p = x0[b0 + cu_box_at(e->rr, e->dims_r, e->sr[0], j)];
+        if (e->nops > 1)
+            p *= x1[b1 + cu_box_at(e->rr, e->dims_r, e->sr[1], j)];
+        acc += p;
+    }
+    return acc;
+}
+
+/* TopKMask over all n elements: 1 where fewer than k elements rank above, an
+ * element ranking above another when larger, or equal at a lower index (NaN
+ * ranks below everything): the reference's order, counted per element */
+CU_HD float cu_topk_at(const float *x, int64_t n, int64_t k, int64_t i)
+{
+    float v = x[i] != x[i] ? -INFINITY : x[i];
+    int64_t above = 0;
+    for (int64_t j = 0; j < n && above < k; j++) {
+        float u = x[j] != x[j] ? -INFINITY : x[j];
+        above += u > v || (u == v && j < i);
+    }
+    return above < k ? 1.0f : 0.0f;
 }
 
 /* The chunked KL of logits h·W + b (codegen/kl_chunked.h) without the logits: a
@@ -412,6 +451,8 @@ enum cu_kind {
     CU_K_EW,     /* dst[0] from src[0..nin) */
     CU_K_KL,     /* ChunkedKL: src h_t, h_m, W, b? (from src[0] on: pos 0..3) -> kl, lse */
     CU_K_KLGRAD, /* ChunkedKLGrad: dkl, lse, h_t, h_m, W, b? -> dh_m */
+    CU_K_EIN,    /* dst[0] from src[0], src[1]? */
+    CU_K_TOPK,   /* dst[0] from src[0]: n elements, the k largest (cu_launch.bytes = k) */
 };
 
 #define CU_MAX_LAUNCHES 32
@@ -430,6 +471,7 @@ struct cu_launch {
         struct cu_gemm gemm;
         struct cu_ew ew;
         struct cu_kl kl;
+        struct cu_ein ein;
     } u;
 };
 

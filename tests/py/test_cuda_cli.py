@@ -4,8 +4,8 @@ EMULATION (no GPU is used here; tests/gpu/ holds the runs on a real device).
 - `pdc devices` says whether a GPU is usable, and why not;
 - where none is, `--device cuda` stops before writing anything, with the reason, and
   `--device auto` is exactly the CPU run;
-- `--device cuda-emu` trains the SPD and VPD toy programs (TMS, residual MLP, the
-  tiny LM) through the GPU target's
+- `--device cuda-emu` trains the SPD, VPD, APD and L3D toy programs (TMS, residual
+  MLP, the tiny LM, l3d-tms) through the GPU target's
   lowering (cu_lower.c), its kernels' per-element code run block by block on the
   host, its fused kernels as the emulated PTX, its GEMMs as the cuBLAS calls it
   issues and its Philox: the run must match the CPU run's losses and factors, and
@@ -114,6 +114,19 @@ def main():
             p = decompose(pdc, resid, rcpu, "resid-mlp-1-vpd.yaml", 3, None, extra)
             res.check("resid vpd cpu run", p.returncode == 0, p.stderr[-2000:])
             runs.append(("resid vpd", resid, "resid-mlp-1-vpd.yaml", 3, extra, rcpu, 2e-3))
+        if res.wanted("apd"):  # the batch top-k
+            acpu = os.path.join(tmp, "acpu")
+            p = decompose(pdc, TMS, acpu, "tms-5-2-apd.yaml", 5)
+            res.check("tms apd cpu run", p.returncode == 0, p.stderr[-2000:])
+            runs.append(("tms apd", TMS, "tms-5-2-apd.yaml", 5, [], acpu, 2e-3))
+        if res.wanted("l3d"):  # Einsum, Floor
+            l3 = os.path.join(tmp, "l3d.onnx")
+            p = run_pdc(pdc, ["toy", "l3d-tms", "-o", l3, "--steps", "100"])
+            res.check("l3d-tms toy", p.returncode == 0, p.stderr[-2000:])
+            lcpu = os.path.join(tmp, "l3cpu")
+            p = decompose(pdc, l3, lcpu, "l3d-tms.yaml", 5)
+            res.check("l3d cpu run", p.returncode == 0, p.stderr[-2000:])
+            runs.append(("l3d tms", l3, "l3d-tms.yaml", 5, [], lcpu, 2e-3))
         if res.wanted("lm"):  # attention, LayerNorm, embeddings, the chunked KL
             lm, tok = os.path.join(tmp, "lm.onnx"), os.path.join(tmp, "tok.bin")
             p = run_pdc(pdc, ["toy", "tiny-lm", "-o", lm, "--steps", "5", "--seq", "16",
