@@ -1,5 +1,7 @@
 /* broadcast.c — numpy broadcasting and stride helpers shared by shape
  * inference and the kernels. */
+#include <string.h>
+
 #include "ir.h"
 
 int ir_broadcast_shape(int ra, const int64_t *da, int rb, const int64_t *db, int *rout,
@@ -47,4 +49,23 @@ int ir_norm_axis(int64_t axis, int rank)
     if (axis < 0 || axis >= rank)
         return -1;
     return (int)axis;
+}
+
+void ir_matmul_view(const struct ir_tensor *a, const struct ir_tensor *b, const struct ir_tensor *y,
+                    struct ir_matmul_view *v)
+{
+    memset(v, 0, sizeof *v);
+    v->nb = 1;
+    v->M = a->rank >= 2 ? a->dims[a->rank - 2] : 1;
+    v->K = a->dims[a->rank - 1];
+    v->N = b->rank >= 2 ? b->dims[b->rank - 1] : 1;
+    v->rb = y->rank - (a->rank >= 2) - (b->rank >= 2);
+    ir_broadcast_strides(a->rank > 2 ? a->rank - 2 : 0, a->dims, v->rb, y->dims, v->astr);
+    ir_broadcast_strides(b->rank > 2 ? b->rank - 2 : 0, b->dims, v->rb, y->dims, v->bstr);
+    for (int i = 0; i < v->rb; i++) {
+        v->dims[i] = y->dims[i];
+        v->astr[i] *= v->M * v->K;
+        v->bstr[i] *= v->K * v->N;
+        v->nb *= y->dims[i];
+    }
 }

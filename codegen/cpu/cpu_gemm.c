@@ -244,19 +244,13 @@ CPU_KERNEL(MatMul)
         return CPU_DELEGATE;
     if (!out[0])
         return ST_OK;
-    struct mm m = {.alpha = 1.0f, .a = in[0], .b = in[1], .y = out[0], .nb = 1};
-    m.M = ta->rank >= 2 ? ta->dims[ta->rank - 2] : 1;
-    m.K = ta->dims[ta->rank - 1];
-    m.N = tb->rank >= 2 ? tb->dims[tb->rank - 1] : 1;
-    m.rb = ty->rank - (ta->rank >= 2) - (tb->rank >= 2);
-    ir_broadcast_strides(ta->rank > 2 ? ta->rank - 2 : 0, ta->dims, m.rb, ty->dims, m.astr);
-    ir_broadcast_strides(tb->rank > 2 ? tb->rank - 2 : 0, tb->dims, m.rb, ty->dims, m.bstr);
-    for (int i = 0; i < m.rb; i++) {
-        m.dims[i] = ty->dims[i];
-        m.astr[i] *= m.M * m.K;
-        m.bstr[i] *= m.K * m.N;
-        m.nb *= ty->dims[i];
-    }
+    struct ir_matmul_view v;
+    ir_matmul_view(ta, tb, ty, &v);
+    struct mm m = {.alpha = 1.0f, .a = in[0], .b = in[1], .y = out[0], .nb = v.nb, .M = v.M,
+                   .N = v.N, .K = v.K, .rb = v.rb};
+    memcpy(m.dims, v.dims, sizeof m.dims);
+    memcpy(m.astr, v.astr, sizeof m.astr);
+    memcpy(m.bstr, v.bstr, sizeof m.bstr);
     fold_batch(&m);
     if (!blas_sized(&m))
         return CPU_DELEGATE;

@@ -168,13 +168,9 @@ static void emu_klgrad(const struct cu_kl *k, void *const *in, void *const *out)
     }
 }
 
-static int emu_launch_one(const struct cu_launch *l, void *const *in, void *const *out)
+static int emu_launch(const struct cu_launch *l, void *const *src, void *const *dst,
+                      void *const *in, void *const *out)
 {
-    void *src[3], *dst[3];
-    for (int k = 0; k < 3; k++) {
-        src[k] = l->src[k] >= 0 ? in[l->src[k]] : NULL;
-        dst[k] = l->dst[k] >= 0 ? out[l->dst[k]] : NULL;
-    }
     switch (l->kind) {
     case CU_K_ZERO: memset(dst[0], 0, (size_t)l->bytes); return ST_OK;
     case CU_K_MAP: emu_map(&l->u.map, src[0], dst[0]); return ST_OK;
@@ -213,22 +209,10 @@ static int emu_launch_one(const struct cu_launch *l, void *const *in, void *cons
 
 /* ---- the target --------------------------------------------------------------- */
 
-/* what the target can run alone (fused groups are compiled separately) */
-static int emu_supports(const struct ir_graph *g, const struct ir_node *n)
-{
-    struct cu_lowered L;
-    return cu_lower(g, n, &L) == ST_OK;
-}
-
 static int emu_run(const struct ir_graph *g, const struct ir_node *n, void *const *in,
                    void *const *out)
 {
-    struct cu_lowered L;
-    int st = cu_lower(g, n, &L);
-    for (int i = 0; !st && i < L.n; i++)
-        if (cu_launch_wanted(&L.l[i], out))
-            st = emu_launch_one(&L.l[i], in, out);
-    return st;
+    return cu_run_node(g, n, in, out, emu_launch);
 }
 
 struct cg_kernel {
@@ -297,7 +281,7 @@ static const struct cg_mem emu_mem = {
 
 const struct cg_target cg_cuda_emu = {
     .name = "cuda-emu",
-    .supports = emu_supports,
+    .supports = cu_supports,
     .run = emu_run,
     .compile = emu_compile,
     .launch = emu_kernel,

@@ -365,19 +365,12 @@ static int matmul(const struct ir_graph *g, const struct ir_node *n, struct cu_l
     const struct ir_tensor *ta = tin(g, n, 0), *tb = tin(g, n, 1), *ty = tout(g, n, 0);
     if (ta->dtype != IR_F32 || tb->dtype != IR_F32 || ty->dtype != IR_F32)
         return UNSUPPORTED;
-    struct cu_gemm m = {.alpha = 1.0f, .nb = 1};
-    m.M = ta->rank >= 2 ? ta->dims[ta->rank - 2] : 1;
-    m.K = ta->dims[ta->rank - 1];
-    m.N = tb->rank >= 2 ? tb->dims[tb->rank - 1] : 1;
-    m.rb = ty->rank - (ta->rank >= 2) - (tb->rank >= 2);
-    ir_broadcast_strides(ta->rank > 2 ? ta->rank - 2 : 0, ta->dims, m.rb, ty->dims, m.astr);
-    ir_broadcast_strides(tb->rank > 2 ? tb->rank - 2 : 0, tb->dims, m.rb, ty->dims, m.bstr);
-    for (int i = 0; i < m.rb; i++) {
-        m.dims[i] = ty->dims[i];
-        m.astr[i] *= m.M * m.K;
-        m.bstr[i] *= m.K * m.N;
-        m.nb *= ty->dims[i];
-    }
+    struct ir_matmul_view v;
+    ir_matmul_view(ta, tb, ty, &v);
+    struct cu_gemm m = {.alpha = 1.0f, .nb = v.nb, .M = v.M, .N = v.N, .K = v.K, .rb = v.rb};
+    memcpy(m.dims, v.dims, sizeof m.dims);
+    memcpy(m.astr, v.astr, sizeof m.astr);
+    memcpy(m.bstr, v.bstr, sizeof m.bstr);
     return gemm_launch(L, &m);
 }
 
@@ -615,6 +608,32 @@ static int topk_mask(const struct ir_graph *g, const struct ir_node *n, struct c
     l->n = ir_numel(tin(g, n, 0));
     l->bytes = ir_attr_int(n, "k", 0);
     return ST_OK;
+}
+
+/* ---- running -------------------------------------------------------------------- */
+
+int cu_supports(const struct ir_graph *g, const struct ir_node *n)
+{
+    static _Thread_local struct cu_lowered L; /* a few kB: off the stack */
+    return cu_lower(g, n, &L) == ST_OK;
+}
+
+int cu_run_node(const struct ir_graph *g, const struct ir_node *n, void *const *in,
+                void *const *out, cu_exec_fn fn)
+{
+    static _Thread_local struct cu_lowered L;
+    int st = cu_lower(g, n, &L);
+    for (int i = 0; !st && i < L.n; i++) {
+        const struct cu_launch *l = &L.l[i];
+        void *src[3], *dst[3];
+        for (int k = 0; k < 3; k++) {
+            src[k] = l->src[k] >= 0 ? in[l->src[k]] : NULL;
+            dst[k] = l->dst[k] >= 0 ? out[l->dst[k]] : NULL;
+        }
+        if (cu_launch_wanted(l, out))
+            st = fn(l, src, dst, in, out);
+    }
+    return st;
 }
 
 /* ---- the table ------------------------------------------------------------------ */

@@ -26,6 +26,16 @@ static inline int cu_launch_wanted(const struct cu_launch *l, void *const *out)
     return l->dst[0] < 0;
 }
 
+/* Run node n as its launches: fn(l, src, dst, in, out) for each one someone reads,
+ * src/dst its operands resolved from the node's in[] and out[] buffers (NULL: none).
+ * The GPU target and its emulation differ only in fn. */
+typedef int (*cu_exec_fn)(const struct cu_launch *l, void *const *src, void *const *dst,
+                          void *const *in, void *const *out);
+int cu_run_node(const struct ir_graph *g, const struct ir_node *n, void *const *in,
+                void *const *out, cu_exec_fn fn);
+/* can a GPU run n alone (outside a fused group)? */
+int cu_supports(const struct ir_graph *g, const struct ir_node *n);
+
 /* the cuBLAS calls of a GEMM launch, in order (at most max of them): what the GPU
  * issues and the emulation replays. Returns how many, -1 when more than max. */
 int cu_gemm_calls(const struct cu_gemm *m, struct cu_sgemm_call *calls, int max);

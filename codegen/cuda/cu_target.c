@@ -173,35 +173,20 @@ static int gemm(const struct cu_gemm *m, const float *a, const float *b, float *
     return ST_OK;
 }
 
-/* what the target can run alone (fused groups are compiled separately) */
-static int cuda_supports(const struct ir_graph *g, const struct ir_node *n)
+static int cuda_launch_one(const struct cu_launch *l, void *const *src, void *const *dst,
+                           void *const *in, void *const *out)
 {
-    struct cu_lowered L;
-    return cu_lower(g, n, &L) == ST_OK;
+    if (l->kind == CU_K_GEMM)
+        return gemm(&l->u.gemm, src[0], src[1], dst[0]);
+    if (l->kind == CU_K_KL || l->kind == CU_K_KLGRAD)
+        return cu_dev_kl(l, in, out, cu.stream) ? ST_ERR_DEVICE : ST_OK;
+    return cu_dev_launch(l, src, dst, cu.stream) ? ST_ERR_DEVICE : ST_OK;
 }
 
 static int cuda_run(const struct ir_graph *g, const struct ir_node *n, void *const *in,
                     void *const *out)
 {
-    static struct cu_lowered L;
-    int st = cu_lower(g, n, &L);
-    for (int i = 0; !st && i < L.n; i++) {
-        const struct cu_launch *l = &L.l[i];
-        void *src[3], *dst[3];
-        for (int k = 0; k < 3; k++) {
-            src[k] = l->src[k] >= 0 ? in[l->src[k]] : NULL;
-            dst[k] = l->dst[k] >= 0 ? out[l->dst[k]] : NULL;
-        }
-        if (!cu_launch_wanted(l, out))
-            continue;
-        if (l->kind == CU_K_GEMM)
-            st = gemm(&l->u.gemm, src[0], src[1], dst[0]);
-        else if (l->kind == CU_K_KL || l->kind == CU_K_KLGRAD)
-            st = cu_dev_kl(l, in, out, cu.stream) ? ST_ERR_DEVICE : ST_OK;
-        else if (cu_dev_launch(l, src, dst, cu.stream))
-            st = ST_ERR_DEVICE;
-    }
-    return st;
+    return cu_run_node(g, n, in, out, cuda_launch_one);
 }
 
 /* ---- fused groups: the emitter's PTX ------------------------------------------ */
@@ -267,7 +252,7 @@ static void cuda_release(struct cg_kernel *k)
 
 const struct cg_target cg_cuda = {
     .name = "cuda",
-    .supports = cuda_supports,
+    .supports = cu_supports,
     .run = cuda_run,
     .compile = cuda_compile,
     .launch = cuda_launch,
