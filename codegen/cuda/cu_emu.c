@@ -9,8 +9,10 @@
  * driver, cuBLAS itself. */
 #ifdef PDC_HAVE_LLVM
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../fuse.h"
 #include "../llvm/llvm_impl.h"
@@ -220,9 +222,40 @@ struct cg_kernel {
     int64_t numel;
 };
 
+/* PDC_PTX_DIR=DIR: each kernel compiled is also written there as the GPU target's
+ * PTX for sm_80 and sm_90, one file per distinct kernel (named by its hash), for
+ * the tests to assemble with ptxas: every kernel of every program they run */
+static int dump_ptx(const struct ir_graph *g, const struct cg_group *grp, struct diag *d)
+{
+    const char *dir = getenv("PDC_PTX_DIR");
+    const struct cg_group *one[1] = {grp};
+    for (int sm = 80; dir && *dir && sm <= 90; sm += 10) {
+        char *ptx = NULL, path[4096], tmp[4200];
+        int st = lk_ptx(g, one, 1, sm, &ptx, d);
+        if (st)
+            return st;
+        uint64_t h = lk_fnv1a(ptx, strlen(ptx), LK_FNV_SEED);
+        snprintf(path, sizeof path, "%s/k-%016llx-sm%d.ptx", dir, (unsigned long long)h, sm);
+        snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+        FILE *f = access(path, F_OK) == 0 ? NULL : fopen(tmp, "w");
+        int bad = f && (fputs(ptx, f) < 0);
+        bad |= f && fclose(f) != 0;
+        if (f && (bad || rename(tmp, path) != 0)) {
+            remove(tmp);
+            free(ptx);
+            return diag_set(d, ST_ERR_IO, "PDC_PTX_DIR: cannot write %s", path);
+        }
+        free(ptx);
+    }
+    return ST_OK;
+}
+
 static int emu_compile(const struct ir_graph *g, const struct cg_group *grp, struct cg_kernel **k,
                        struct diag *d)
 {
+    int pst = dump_ptx(g, grp, d);
+    if (pst)
+        return pst == ST_ERR_UNSUPPORTED ? ST_ERR_DEVICE : pst; /* not a reason to unfuse */
     *k = calloc(1, sizeof **k);
     if (!*k)
         return diag_set(d, ST_ERR_NOMEM, "out of memory");

@@ -47,6 +47,10 @@ void lk_stats_get(struct lk_stats *s);
  * (NULL: no cache; kernels are then compiled every time) */
 const char *lk_cache_dir(char *buf, size_t n);
 
+/* FNV-1a of n bytes, from seed h (LK_FNV_SEED to start): the kernel cache's keys */
+#define LK_FNV_SEED 0xcbf29ce484222325ull
+uint64_t lk_fnv1a(const void *p, size_t n, uint64_t h);
+
 /* one PTX module for sm (80, 90) holding the kernels of the n groups grp[], named
  * pdc_k0, pdc_k1, ... (llvm_ptx.c); *ptx is malloc'd text. Math functions come from
  * CUDA's libdevice ($PDC_LIBDEVICE or the toolkit's): ST_ERR_UNSUPPORTED when a

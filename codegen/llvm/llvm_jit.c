@@ -47,14 +47,13 @@ static struct {
     struct lk_stats stats;
 } J = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-static uint64_t fnv1a(const void *p, size_t n, uint64_t h)
+uint64_t lk_fnv1a(const void *p, size_t n, uint64_t h)
 {
     const unsigned char *s = p;
     for (size_t i = 0; i < n; i++)
         h = (h ^ s[i]) * 0x100000001b3ull;
     return h;
 }
-#define FNV_SEED 0xcbf29ce484222325ull
 
 static double now(void)
 {
@@ -175,7 +174,7 @@ static char *cache_read(uint64_t hash, const char *key, size_t *objlen)
              fread(kbuf, 1, keylen, f) == keylen && memcmp(kbuf, key, keylen) == 0 &&
              fread(&olen, 8, 1, f) == 1 && fread(&sum, 8, 1, f) == 1 && olen > 0 &&
              olen < (1u << 30) && (obj = malloc(olen)) && fread(obj, 1, olen, f) == olen &&
-             fnv1a(obj, olen, FNV_SEED) == sum;
+             lk_fnv1a(obj, olen, LK_FNV_SEED) == sum;
     fclose(f);
     free(kbuf);
     if (!ok) {
@@ -196,7 +195,7 @@ static void cache_write(uint64_t hash, const char *key, const char *obj, size_t 
     FILE *f = fopen(tmp, "wb");
     if (!f)
         return;
-    uint64_t klen = strlen(key), ol = olen, sum = fnv1a(obj, olen, FNV_SEED);
+    uint64_t klen = strlen(key), ol = olen, sum = lk_fnv1a(obj, olen, LK_FNV_SEED);
     int ok = fwrite(CACHE_MAGIC, 1, sizeof CACHE_MAGIC - 1, f) == sizeof CACHE_MAGIC - 1 &&
              fwrite(&klen, 8, 1, f) == 1 && fwrite(key, 1, klen, f) == klen &&
              fwrite(&ol, 8, 1, f) == 1 && fwrite(&sum, 8, 1, f) == 1 &&
@@ -305,7 +304,7 @@ static int compile_locked(const struct ir_graph *g, const struct cg_group *grp,
     char *key = st ? NULL : cache_key(mod), *obj = NULL, name[64];
     if (!st && !key)
         st = diag_set(d, ST_ERR_NOMEM, "out of memory");
-    uint64_t hash = key ? fnv1a(key, strlen(key), FNV_SEED) : 0;
+    uint64_t hash = key ? lk_fnv1a(key, strlen(key), LK_FNV_SEED) : 0;
     snprintf(name, sizeof name, "pdc_k_%016llx", (unsigned long long)hash);
     size_t olen = 0;
     if (!st && (*fn = find_loaded(hash, key)) != NULL) {

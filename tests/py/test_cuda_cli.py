@@ -140,15 +140,49 @@ def main():
             # its gradient, so a near-zero gradient summed in another order can flip
             # an update's sign: up to 2·lr (2e-4) on factors of size ~0.1
             runs.append(("tiny-lm vpd", lm, "tiny-lm-vpd.yaml", 2, extra, lcpu, 1e-2))
+        # every kernel the emulated runs compile, also as the GPU's PTX (once: not again
+        # in the `check` rerun of this script)
+        ptx_dir = None if os.environ.get("PDC_CHECK") else os.path.join(tmp, "ptx")
+        env = {"PDC_CHECK": "ref"}
+        if ptx_dir:
+            os.makedirs(ptx_dir)
+            env["PDC_PTX_DIR"] = ptx_dir
         for name, model, config, steps, extra, ref_dir, ftol in runs:
             if not res.wanted(name):
                 continue
             emu = os.path.join(tmp, name.replace(" ", "_") + "_emu")
-            p = decompose(pdc, model, emu, config, steps, "cuda-emu", extra, {"PDC_CHECK": "ref"})
+            p = decompose(pdc, model, emu, config, steps, "cuda-emu", extra, env)
             if res.check(f"{name} on cuda-emu, every unit checked against ref", p.returncode == 0,
                          p.stderr[-3000:]):
                 same_run(res, f"{name} cuda-emu vs cpu", emu, ref_dir, 2e-3, ftol)
+        if ptx_dir:
+            assemble_all(res, ptx_dir)
     res.finish()
+
+
+def assemble_all(res, ptx_dir):
+    """ptxas on every kernel PDC_PTX_DIR collected (sm_80 and sm_90)"""
+    import concurrent.futures
+    import subprocess
+    ptxas = os.environ.get("PDC_PTXAS") or "/usr/local/cuda/bin/ptxas"
+    files = sorted(os.listdir(ptx_dir))
+    if not os.access(ptxas, os.X_OK):
+        print(f"(no ptxas at {ptxas}: the {len(files)} PTX files are not assembled)")
+        return
+
+    def one(f):
+        sm = f.rsplit("-sm", 1)[1].split(".")[0]
+        r = subprocess.run([ptxas, f"-arch=sm_{sm}", "-o", os.devnull, os.path.join(ptx_dir, f)],
+                           capture_output=True, text=True)
+        return f, r.returncode, r.stderr
+
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        bad = [(f, err) for f, rc, err in ex.map(one, files) if rc != 0]
+    archs = {f.rsplit("-sm", 1)[1] for f in files}
+    res.check("every kernel of those programs assembles with ptxas",
+              files and not bad and archs == {"80.ptx", "90.ptx"},
+              f"{len(bad)} of {len(files)} failed: {bad[:2]}",
+              f"{len(files) // 2} distinct kernels, sm_80 and sm_90")
 
 
 if __name__ == "__main__":
