@@ -16,10 +16,16 @@ struct cg_mem {
     int host_addressable;             /* the host may read its pointers (an emulation) */
     void *(*alloc)(size_t n);         /* NULL when out of memory */
     void (*release)(void *p);
-    int (*put)(void *dst, const void *src, size_t n);  /* host -> target */
+    int (*put)(void *dst, const void *src, size_t n);  /* host -> target; src may change
+                                                        * as soon as put returns */
     int (*get)(void *dst, const void *src, size_t n);  /* target -> host; waits for the work */
     int (*copy)(void *dst, const void *src, size_t n); /* within the target */
     int (*fill)(void *dst, int byte, size_t n);
+    /* one read that need not wait: start queues the copy of n <= 64 bytes behind the
+     * work queued so far, finish waits for that copy only (work queued after start
+     * may still run) and stores the bytes at dst */
+    int (*read_start)(const void *src, size_t n);
+    int (*read_finish)(void *dst, size_t n);
     /* philox_uniform_fill (runtime/philox.h) into target memory, the same bits */
     int (*uniform)(float *dst, int64_t n, uint64_t seed, uint64_t step, uint32_t stream,
                    uint64_t offset);

@@ -284,6 +284,34 @@ int rt_prog_read(struct rt_prog *p, uint32_t t, void *dst, size_t n, struct diag
                : ST_OK;
 }
 
+int rt_prog_read_start(struct rt_prog *p, uint32_t t, size_t n, struct diag *d)
+{
+    const struct cg_mem *m = p->tgt->mem;
+    if (n > sizeof p->early)
+        return diag_set(d, ST_ERR_INVALID, "an early read of '%s' is limited to %zu bytes",
+                        p->g->t[t].name, sizeof p->early);
+    if (!m) {
+        memcpy(p->early, p->buf[t], n);
+        return ST_OK;
+    }
+    return m->read_start(p->buf[t], n)
+               ? diag_set(d, ST_ERR_DEVICE, "copying '%s' from %s failed", p->g->t[t].name,
+                          p->tgt->name)
+               : ST_OK;
+}
+
+int rt_prog_read_finish(struct rt_prog *p, void *dst, size_t n, struct diag *d)
+{
+    const struct cg_mem *m = p->tgt->mem;
+    if (!m) {
+        memcpy(dst, p->early, n);
+        return ST_OK;
+    }
+    return m->read_finish(dst, n)
+               ? diag_set(d, ST_ERR_DEVICE, "a read from %s failed", p->tgt->name)
+               : ST_OK;
+}
+
 int rt_prog_copy(struct rt_prog *p, uint32_t dst, uint32_t src, size_t n, struct diag *d)
 {
     const struct cg_mem *m = p->tgt->mem;

@@ -17,6 +17,7 @@ struct rt_prog {
     struct cg_plan plan;     /* the groups, in execution order */
     struct cg_kernel **kern; /* per group: its compiled kernel, or NULL (node by node) */
     int check;               /* PDC_CHECK=ref: every unit rerun on cg_ref (exec_check.c) */
+    unsigned char early[64]; /* rt_prog_read_start's bytes on a host target */
 };
 
 /* run one unit (a fused kernel, or one node) on the program's target */

@@ -262,6 +262,20 @@ static void progress(const struct dc_prog *p, const struct rt_train_opts *o, int
     fflush(stderr);
 }
 
+/* a non-finite loss stops the phase; early: the value rt_prog_read_start fetched */
+static int check_loss(struct rt_prog *rp, const struct dc_prog *p, const struct rt_train_opts *o,
+                      int64_t step, int early, struct diag *d)
+{
+    float loss = 0;
+    int st = early ? rt_prog_read_finish(rp, &loss, sizeof loss, d)
+                   : rt_prog_read(rp, p->loss, &loss, sizeof loss, d);
+    if (st || isfinite(loss))
+        return st;
+    return diag_set(d, ST_ERR_INVALID, "%s: the loss became %g at step %lld (a too-large "
+                    "learning rate, or non-finite weights in the model?)", o->phase, (double)loss,
+                    (long long)step);
+}
+
 /* copy states store → program before the loop; next → state after each step */
 /* items[i]: the store index of state i (indices: the store grows while binding) */
 static int bind_states(const struct dc_prog *p, struct rt_prog *rp, struct rt_store *store,
@@ -295,34 +309,41 @@ int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_sto
     st = bind_states(p, rp, store, o->seed, 0, items, d);
     double t0 = now(), tlast = t0;
     int64_t to = o->to > 0 && o->to < p->steps ? o->to : p->steps;
+    /* a device target runs ahead: step s's loss is fetched behind its work and
+     * checked once step s + 1 is queued, so no step waits for the one before */
+    int ahead = tgt->mem != NULL && p->loss != IR_NONE;
+    int64_t pending = -1; /* the step whose loss is in flight */
     for (int64_t step = o->from; !st && step < to; step++) {
         if ((st = feed(rp, p, data, NULL, o, step, DS_TRAIN, d)) || (st = rt_prog_run(rp, d)))
             break;
-        float loss = 0;
-        if (p->loss != IR_NONE && (st = rt_prog_read(rp, p->loss, &loss, sizeof loss, d)))
+        if (pending >= 0 && (st = check_loss(rp, p, o, pending, 1, d)))
             break;
-        if (!isfinite(loss)) {
-            st = diag_set(d, ST_ERR_INVALID, "%s: the loss became %g at step %lld (a too-large "
-                          "learning rate, or non-finite weights in the model?)", o->phase,
-                          (double)loss, (long long)step);
+        pending = -1;
+        if (ahead && !(st = rt_prog_read_start(rp, p->loss, sizeof(float), d)))
+            pending = step;
+        else if (!ahead && p->loss != IR_NONE && !st)
+            st = check_loss(rp, p, o, step, 0, d);
+        if (st)
             break;
-        }
         int final = step == to - 1;
         /* log on the phase's own cadence, not at segment ends: a resumed run logs the
          * same lines as an uninterrupted one */
         int log = o->log_every > 0 && (step % o->log_every == 0 || step == p->steps - 1);
-        if ((log || o->progress || final) && (st = read_metrics(p, rp, last, d)))
+        int draw = o->progress && (now() - tlast > 0.2 || final);
+        if ((log || draw || final) && (st = read_metrics(p, rp, last, d)))
             break;
         if (log)
             write_metrics(p, o, step, (double)(step + 1 - o->from) / (now() - t0 + 1e-9), last);
         for (int i = 0; !st && i < p->n_st; i++)
             if (p->st[i].next != IR_NONE)
                 st = rt_prog_copy(rp, p->st[i].t, p->st[i].next, store->items[items[i]].nbytes, d);
-        if (o->progress && (now() - tlast > 0.2 || final)) {
+        if (draw) {
             tlast = now();
             progress(p, o, step, t0, last);
         }
     }
+    if (!st && pending >= 0)
+        st = check_loss(rp, p, o, pending, 1, d);
     if (o->progress)
         fputc('\n', stderr);
     for (int i = 0; !st && i < p->n_st; i++)

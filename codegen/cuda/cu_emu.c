@@ -287,6 +287,20 @@ static int m_copy(void *dst, const void *src, size_t n)
     return 0;
 }
 
+static unsigned char early[64];
+
+static int m_read_start(const void *src, size_t n)
+{
+    memcpy(early, src, n);
+    return 0;
+}
+
+static int m_read_finish(void *dst, size_t n)
+{
+    memcpy(dst, early, n);
+    return 0;
+}
+
 static int m_fill(void *dst, int byte, size_t n)
 {
     memset(dst, byte, n);
@@ -309,6 +323,8 @@ static const struct cg_mem emu_mem = {
     .get = m_copy,
     .copy = m_copy,
     .fill = m_fill,
+    .read_start = m_read_start,
+    .read_finish = m_read_finish,
     .uniform = m_uniform,
 };
 

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
@@ -107,10 +108,64 @@ static void m_release(void *p)
     cudaFree(p);
 }
 
+/* Uploads go through a ring of pinned staging buffers, so put returns at once and
+ * the host prepares the next batch while the device computes; a slot is reused
+ * when its copy is done. Big ones (constants, once) are copied synchronously. */
+#define RING 8
+#define RING_MAX (1u << 20)
+
+static struct slot {
+    void *p;
+    size_t cap;
+    cudaEvent_t ev;
+    int busy;
+} ring[RING];
+static unsigned ring_next;
+
 static int m_put(void *dst, const void *src, size_t n)
 {
-    return cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, cu.stream) != cudaSuccess ||
-           cudaStreamSynchronize(cu.stream) != cudaSuccess; /* src may change after return */
+    if (n > RING_MAX)
+        return cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, cu.stream) != cudaSuccess ||
+               cudaStreamSynchronize(cu.stream) != cudaSuccess;
+    struct slot *s = &ring[ring_next++ % RING];
+    if (s->busy && cudaEventSynchronize(s->ev) != cudaSuccess)
+        return 1;
+    if (!s->ev && cudaEventCreateWithFlags(&s->ev, cudaEventDisableTiming) != cudaSuccess)
+        return 1;
+    if (s->cap < n) {
+        cudaFreeHost(s->p);
+        s->p = NULL;
+        s->cap = 0;
+        if (cudaMallocHost(&s->p, RING_MAX) != cudaSuccess)
+            return 1;
+        s->cap = RING_MAX;
+    }
+    memcpy(s->p, src, n);
+    s->busy = 1;
+    return cudaMemcpyAsync(dst, s->p, n, cudaMemcpyHostToDevice, cu.stream) != cudaSuccess ||
+           cudaEventRecord(s->ev, cu.stream) != cudaSuccess;
+}
+
+/* the one early read in flight: pinned bytes and the event after their copy */
+static unsigned char *early;
+static cudaEvent_t early_ev;
+
+static int m_read_start(const void *src, size_t n)
+{
+    if (!early && cudaMallocHost((void **)&early, 64) != cudaSuccess)
+        return 1;
+    if (!early_ev && cudaEventCreateWithFlags(&early_ev, cudaEventDisableTiming) != cudaSuccess)
+        return 1;
+    return cudaMemcpyAsync(early, src, n, cudaMemcpyDeviceToHost, cu.stream) != cudaSuccess ||
+           cudaEventRecord(early_ev, cu.stream) != cudaSuccess;
+}
+
+static int m_read_finish(void *dst, size_t n)
+{
+    if (cudaEventSynchronize(early_ev) != cudaSuccess)
+        return 1;
+    memcpy(dst, early, n);
+    return 0;
 }
 
 /* a read waits for the stream; a Gather that met a bad index fails it */
@@ -149,6 +204,8 @@ static const struct cg_mem cuda_mem = {
     .get = m_get,
     .copy = m_copy,
     .fill = m_fill,
+    .read_start = m_read_start,
+    .read_finish = m_read_finish,
     .uniform = m_uniform,
 };
 
