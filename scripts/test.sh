@@ -16,7 +16,9 @@ if [ -n "${FAST:-}" ]; then
   ctest --test-dir build -L unit -j"$jobs" --output-on-failure
   exit 0
 fi
-ctest --test-dir build -j"$jobs" --output-on-failure
+ctest --test-dir build -j"$jobs" --output-on-failure | tee build/ctest.log
+# tests that exit 77 (the gpu label without a device, a missing tool): say how many
+echo "skipped: $(grep -c '\*\*\*Skipped' build/ctest.log) (see 'The following tests did not run' above)"
 
 start=$(date +%s)
 bash scripts/build.sh asan >/dev/null
