@@ -206,6 +206,14 @@ __global__ void k_topk(const float *x, int64_t n, int64_t k, float *y)
         y[i] = cu_topk_at(x, n, k, i);
 }
 
+__global__ void k_conv(struct cu_conv q, int which, int64_t n, const float *a, const float *b,
+                       const float *c, float *y)
+{
+    for (int64_t i = first_index(); i < n; i += grid_stride())
+        y[i] = which == 0 ? cu_conv_y(&q, a, b, c, i)
+             : which == 1 ? cu_conv_dx(&q, a, b, i) : cu_conv_dw(&q, a, b, i);
+}
+
 /* ---- entry points for cu_target.c (C) ---------------------------------------- */
 
 extern "C" int cu_dev_launch(const struct cu_launch *l, void *const *src, void *const *dst,
@@ -257,6 +265,11 @@ extern "C" int cu_dev_launch(const struct cu_launch *l, void *const *src, void *
     case CU_K_TOPK:
         k_topk<<<grid_for(l->n), CU_BLOCK, 0, st>>>((const float *)src[0], l->n, l->bytes,
                                                     (float *)dst[0]);
+        break;
+    case CU_K_CONV:
+        k_conv<<<grid_for(l->n), CU_BLOCK, 0, st>>>(l->u.conv, (int)l->bytes, l->n,
+                                                    (const float *)src[0], (const float *)src[1],
+                                                    (const float *)src[2], (float *)dst[0]);
         break;
     case CU_K_EW:
         k_ew<<<grid_for(l->u.ew.n), CU_BLOCK, 0, st>>>(l->u.ew, src[0], src[1], src[2], dst[0]);

@@ -9,6 +9,7 @@
 
 #include "cu_lower.h"
 #include "einsum_parse.h"
+#include "nn_geom.h"
 
 #define UNSUPPORTED ST_ERR_UNSUPPORTED
 
@@ -610,6 +611,43 @@ static int topk_mask(const struct ir_graph *g, const struct ir_node *n, struct c
     return ST_OK;
 }
 
+/* Conv (0), ConvGradInput (1), ConvGradWeight (2): X's and W's shapes from whichever
+ * operands carry them */
+static int conv(const struct ir_graph *g, const struct ir_node *n, int which, struct cu_lowered *L)
+{
+    const struct ir_tensor *x = which == 1 ? tout(g, n, 0) : tin(g, n, 0);
+    const struct ir_tensor *w = which == 2 ? tout(g, n, 0) : tin(g, n, 1);
+    struct nn_geom3 q;
+    if (!x || !w || x->dtype != IR_F32 || w->dtype != IR_F32 || tout(g, n, 0)->dtype != IR_F32 ||
+        (which == 0 && tin(g, n, 2) && tin(g, n, 2)->dtype != IR_F32) ||
+        nn_geom3_fill(n, x->rank, x->dims, w->dims + 2, 0, &q) != ST_OK)
+        return UNSUPPORTED;
+    struct cu_launch *l = add(L, CU_K_CONV, 0, 0);
+    if (!l)
+        return UNSUPPORTED;
+    l->src[1] = 1;
+    l->src[2] = which == 0 && tin(g, n, 2) ? 2 : -1;
+    l->bytes = which;
+    l->n = ir_numel(tout(g, n, 0));
+    struct cu_conv *c = &l->u.conv;
+    for (int i = 0; i < 3; i++) {
+        c->in[i] = q.in[i];
+        c->k[i] = q.k[i];
+        c->s[i] = q.s[i];
+        c->dl[i] = q.dl[i];
+        c->pb[i] = q.pb[i];
+        c->out[i] = q.out[i];
+    }
+    c->N = x->dims[0];
+    c->C = x->dims[1];
+    c->M = w->dims[0];
+    c->group = ir_attr_int(n, "group", 1);
+    c->in_plane = q.in_plane;
+    c->out_plane = q.out_plane;
+    c->kvol = q.kvol;
+    return c->group > 0 && c->C % c->group == 0 && c->M % c->group == 0 ? ST_OK : UNSUPPORTED;
+}
+
 /* ---- running -------------------------------------------------------------------- */
 
 int cu_supports(const struct ir_graph *g, const struct ir_node *n)
@@ -666,6 +704,9 @@ int cu_lower(const struct ir_graph *g, const struct ir_node *n, struct cu_lowere
     case IR_OP_MatMul: return matmul(g, n, L);
     case IR_OP_Gemm: return gemm(g, n, L);
     case IR_OP_Einsum: return einsum(g, n, L);
+    case IR_OP_Conv: return conv(g, n, 0, L);
+    case IR_OP_ConvGradInput: return conv(g, n, 1, L);
+    case IR_OP_ConvGradWeight: return conv(g, n, 2, L);
     case IR_OP_TopKMask: return topk_mask(g, n, L);
     case IR_OP_ChunkedKL: return chunked_kl(g, n, 0, L);
     case IR_OP_ChunkedKLGrad: return chunked_kl(g, n, 1, L);

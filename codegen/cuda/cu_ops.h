@@ -332,6 +332,99 @@ CU_HD float cu_topk_at(const float *x, int64_t n, int64_t k, int64_t i)
     return above < k ? 1.0f : 0.0f;
 }
 
+/* Conv and its two gradients, one thread per output element, padded to three
+ * spatial dims (ir/nn_geom.h's nn_geom3): X (N, C, in), W (M, C/group, k), Y (N, M,
+ * out). Y: bias + Σ over the window; dX: Σ over the (m, tap) pairs whose window
+ * covers the input position; dW: Σ over images and output positions. Float32. */
+struct cu_conv {
+    int64_t in[3], k[3], s[3], dl[3], pb[3], out[3];
+    int64_t N, C, M, group, in_plane, out_plane, kvol;
+};
+
+/* input offset in a plane of output position o (3 coords) and tap t, or -1 in the pad */
+CU_HD int64_t cu_conv_tap(const struct cu_conv *q, const int64_t *o, const int64_t *t)
+{
+    int64_t off = 0;
+    for (int i = 0; i < 3; i++) {
+        int64_t p = o[i] * q->s[i] - q->pb[i] + t[i] * q->dl[i];
+        if (p < 0 || p >= q->in[i])
+            return -1;
+        off = off * q->in[i] + p;
+    }
+    return off;
+}
+
+CU_HD void cu_unflat3(int64_t i, const int64_t *dims, int64_t *c)
+{
+    c[2] = i % dims[2];
+    c[1] = (i / dims[2]) % dims[1];
+    c[0] = i / (dims[2] * dims[1]);
+}
+
+CU_HD float cu_conv_y(const struct cu_conv *q, const float *x, const float *w, const float *b,
+                      int64_t i)
+{
+    int64_t cg = q->C / q->group, mg = q->M / q->group, o[3], t[3];
+    int64_t n = i / (q->M * q->out_plane), m = (i / q->out_plane) % q->M;
+    cu_unflat3(i % q->out_plane, q->out, o);
+    float acc = b ? b[m] : 0.0f;
+    for (int64_t c = 0; c < cg; c++)
+        for (int64_t ti = 0; ti < q->kvol; ti++) {
+            cu_unflat3(ti, q->k, t);
+            int64_t p = cu_conv_tap(q, o, t);
+            if (p >= 0)
+                acc += w[(m * cg + c) * q->kvol + ti] *
+                       x[(n * q->C + (m / mg) * cg + c) * q->in_plane + p];
+        }
+    return acc;
+}
+
+/* the output position whose tap t lands on input position ip, or 0 */
+CU_HD int cu_conv_back(const struct cu_conv *q, const int64_t *ip, const int64_t *t, int64_t *o)
+{
+    for (int i = 0; i < 3; i++) {
+        int64_t num = ip[i] + q->pb[i] - t[i] * q->dl[i];
+        if (num < 0 || num % q->s[i] != 0 || num / q->s[i] >= q->out[i])
+            return 0;
+        o[i] = num / q->s[i];
+    }
+    return 1;
+}
+
+CU_HD float cu_conv_dx(const struct cu_conv *q, const float *dy, const float *w, int64_t i)
+{
+    int64_t cg = q->C / q->group, mg = q->M / q->group, ip[3], t[3], o[3];
+    int64_t n = i / (q->C * q->in_plane), c = (i / q->in_plane) % q->C, gi = c / cg;
+    cu_unflat3(i % q->in_plane, q->in, ip);
+    float acc = 0.0f;
+    for (int64_t m = gi * mg; m < (gi + 1) * mg; m++)
+        for (int64_t ti = 0; ti < q->kvol; ti++) {
+            cu_unflat3(ti, q->k, t);
+            if (cu_conv_back(q, ip, t, o))
+                acc += dy[(n * q->M + m) * q->out_plane + (o[0] * q->out[1] + o[1]) * q->out[2] +
+                          o[2]] *
+                       w[(m * cg + c % cg) * q->kvol + ti];
+        }
+    return acc;
+}
+
+CU_HD float cu_conv_dw(const struct cu_conv *q, const float *x, const float *dy, int64_t i)
+{
+    int64_t cg = q->C / q->group, mg = q->M / q->group, o[3], t[3];
+    int64_t m = i / (cg * q->kvol), c = (i / q->kvol) % cg, ti = i % q->kvol;
+    cu_unflat3(ti, q->k, t);
+    float acc = 0.0f;
+    for (int64_t n = 0; n < q->N; n++)
+        for (int64_t oi = 0; oi < q->out_plane; oi++) {
+            cu_unflat3(oi, q->out, o);
+            int64_t p = cu_conv_tap(q, o, t);
+            if (p >= 0)
+                acc += dy[(n * q->M + m) * q->out_plane + oi] *
+                       x[(n * q->C + (m / mg) * cg + c) * q->in_plane + p];
+        }
+    return acc;
+}
+
 /* The chunked KL of logits h·W + b (codegen/kl_chunked.h) without the logits: a
  * block per row. Forward: the maxima of both rows of logits, then Σ e^(zt−mt),
  * Σ e^(zm−mm) and Σ e^(zt−mt)(zt−zm), each logit recomputed as a dot product over
@@ -453,6 +546,8 @@ enum cu_kind {
     CU_K_KLGRAD, /* ChunkedKLGrad: dkl, lse, h_t, h_m, W, b? -> dh_m */
     CU_K_EIN,    /* dst[0] from src[0], src[1]? */
     CU_K_TOPK,   /* dst[0] from src[0]: n elements, the k largest (cu_launch.bytes = k) */
+    CU_K_CONV,   /* Conv x, w, b? -> y; ConvGradInput dy, w -> dx; ConvGradWeight x, dy -> dw:
+                  * cu_launch.bytes says which (0, 1, 2), n the output's elements */
 };
 
 #define CU_MAX_LAUNCHES 32
@@ -472,6 +567,7 @@ struct cu_launch {
         struct cu_ew ew;
         struct cu_kl kl;
         struct cu_ein ein;
+        struct cu_conv conv;
     } u;
 };
 

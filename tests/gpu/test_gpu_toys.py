@@ -2,7 +2,7 @@
 (label gpu). Where `pdc devices` reports no usable GPU it prints why and exits 77,
 which CTest counts as skipped.
 
-On a device: short tms-5-2 SPD and APD, resid-mlp-1 VPD, tiny-LM VPD and l3d-tms runs with --device cuda and
+On a device: short tms-5-2 SPD and APD, resid-mlp-1 VPD, tiny-LM VPD, l3d-tms and CNN runs with --device cuda and
 with the CPU must agree closely (the same masks from the same Philox draws; only
 summation order differs), and a full tms-5-2 SPD run on the GPU must pass the
 slow e2e test's bars: MMCS >= 0.99 and five live subcomponents.
@@ -12,7 +12,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "py"))
-from common import SKIP, Results, TempDir, parse_args, run_pdc  # noqa: E402
+from common import SKIP, Results, TempDir, np, parse_args, run_pdc  # noqa: E402
 from test_cuda_cli import ROOT, TMS, decompose, same_run  # noqa: E402
 
 
@@ -67,6 +67,12 @@ def main():
         run_pdc(args.pdc, ["toy", "l3d-tms", "-o", l3, "--steps", "2000"])
         compare(args, res, tmp, "l3d tms", l3, "l3d-tms.yaml", 20)
         compare(args, res, tmp, "tms apd", TMS, "tms-5-2-apd.yaml", 20)
+        from test_export_decomp import CNN_CFG, cnn_model
+        cnn, data, cfg = (os.path.join(tmp, f) for f in ("cnn.onnx", "cnn.npy", "cnn.yaml"))
+        cnn_model(cnn)
+        np.save(data, np.random.RandomState(2).rand(32, 2, 6, 6).astype(np.float32))
+        open(cfg, "w").write(CNN_CFG)
+        compare(args, res, tmp, "cnn spd", cnn, cfg, 20, ["--data", data])
     res.finish()
 
 

@@ -5,7 +5,7 @@ EMULATION (no GPU is used here; tests/gpu/ holds the runs on a real device).
 - where none is, `--device cuda` stops before writing anything, with the reason, and
   `--device auto` is exactly the CPU run;
 - `--device cuda-emu` trains the SPD, VPD, APD and L3D toy programs (TMS, residual
-  MLP, the tiny LM, l3d-tms) through the GPU target's
+  MLP, the tiny LM, l3d-tms, a small CNN) through the GPU target's
   lowering (cu_lower.c), its kernels' per-element code run block by block on the
   host, its fused kernels as the emulated PTX, its GEMMs as the cuBLAS calls it
   issues and its Philox: the run must match the CPU run's losses and factors, and
@@ -31,6 +31,7 @@ def last_metrics(folder):
 
 
 def decompose(pdc, model, out, config, steps, device=None, extra=(), env=None):
+    """config: a file in configs/, or a path"""
     argv = [model, "-o", out, "--config", os.path.join(CONFIGS, config), "--steps", str(steps),
             "--force"] + list(extra)
     if device:
@@ -136,6 +137,21 @@ def main():
             p = decompose(pdc, l3, lcpu, "l3d-tms.yaml", 5)
             res.check("l3d cpu run", p.returncode == 0, p.stderr[-2000:])
             runs.append(("l3d tms", l3, "l3d-tms.yaml", 5, [], lcpu, 2e-3))
+        if res.wanted("cnn"):  # Conv and its two gradients
+            try:
+                from test_export_decomp import CNN_CFG, cnn_model
+            except ImportError:
+                cnn_model = None
+                print("(no onnx in this python: the CNN run is left out)")
+            if cnn_model:
+                cnn, data, cfg = (os.path.join(tmp, f) for f in ("cnn.onnx", "cnn.npy", "cnn.yaml"))
+                cnn_model(cnn)
+                np.save(data, np.random.RandomState(2).rand(32, 2, 6, 6).astype(np.float32))
+                open(cfg, "w").write(CNN_CFG)
+                ccpu = os.path.join(tmp, "ccpu")
+                p = decompose(pdc, cnn, ccpu, cfg, 6, None, ["--data", data])
+                res.check("cnn spd cpu run", p.returncode == 0, p.stderr[-2000:])
+                runs.append(("cnn spd", cnn, cfg, 6, ["--data", data], ccpu, 2e-3))
         if res.wanted("lm"):  # attention, LayerNorm, embeddings, the chunked KL
             lm, tok = os.path.join(tmp, "lm.onnx"), os.path.join(tmp, "tok.bin")
             p = run_pdc(pdc, ["toy", "tiny-lm", "-o", lm, "--steps", "5", "--seq", "16",
