@@ -25,7 +25,7 @@ int rt_prog_write(struct rt_prog *p, uint32_t t, const void *src, size_t n, stru
 int rt_prog_read(struct rt_prog *p, uint32_t t, void *dst, size_t n, struct diag *d);
 int rt_prog_copy(struct rt_prog *p, uint32_t dst, uint32_t src, size_t n, struct diag *d);
 /* read n <= 64 bytes of t without waiting for work queued later: start, run more,
- * finish (one read in flight per program; on the host it is a plain read) */
+ * finish (one such read in flight per process: rt_train's; on the host a plain read) */
 int rt_prog_read_start(struct rt_prog *p, uint32_t t, size_t n, struct diag *d);
 int rt_prog_read_finish(struct rt_prog *p, void *dst, size_t n, struct diag *d);
 /* float32 tensor t = philox_uniform_fill(seed, step, stream, offset 0), drawn where

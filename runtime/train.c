@@ -330,7 +330,11 @@ int rt_train(const struct dc_prog *p, const struct cg_target *tgt, struct rt_sto
          * same lines as an uninterrupted one */
         int log = o->log_every > 0 && (step % o->log_every == 0 || step == p->steps - 1);
         int draw = o->progress && (now() - tlast > 0.2 || final);
-        if ((log || draw || final) && (st = read_metrics(p, rp, last, d)))
+        if ((log || draw || final) && pending >= 0) { /* this step is read now anyway */
+            st = check_loss(rp, p, o, pending, 1, d);
+            pending = -1;
+        }
+        if ((log || draw || final) && (st || (st = read_metrics(p, rp, last, d))))
             break;
         if (log)
             write_metrics(p, o, step, (double)(step + 1 - o->from) / (now() - t0 + 1e-9), last);

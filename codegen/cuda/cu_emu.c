@@ -243,10 +243,11 @@ static int dump_ptx(const struct ir_graph *g, const struct cg_group *grp, struct
         uint64_t h = lk_fnv1a(ptx, strlen(ptx), LK_FNV_SEED);
         snprintf(path, sizeof path, "%s/k-%016llx-sm%d.ptx", dir, (unsigned long long)h, sm);
         snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
-        FILE *f = access(path, F_OK) == 0 ? NULL : fopen(tmp, "w");
-        int bad = f && (fputs(ptx, f) < 0);
+        int have = access(path, F_OK) == 0;
+        FILE *f = have ? NULL : fopen(tmp, "w");
+        int bad = !have && (!f || fputs(ptx, f) < 0);
         bad |= f && fclose(f) != 0;
-        if (f && (bad || rename(tmp, path) != 0)) {
+        if (!have && (bad || rename(tmp, path) != 0)) {
             remove(tmp);
             free(ptx);
             return diag_set(d, ST_ERR_IO, "PDC_PTX_DIR: cannot write %s", path);

@@ -310,6 +310,16 @@ extern "C" int cu_dev_uniform(float *y, int64_t n, uint64_t seed, uint64_t step,
     return cudaGetLastError() != cudaSuccess;
 }
 
+/* queue a copy of the Gather flag to host memory at *flag, and its reset, behind the
+ * stream's work (flag must be pinned for the copy not to wait) */
+extern "C" int cu_dev_error_async(int *flag, cudaStream_t st)
+{
+    void *sym;
+    return cudaGetSymbolAddress(&sym, cu_error_flag) != cudaSuccess ||
+           cudaMemcpyAsync(flag, sym, sizeof *flag, cudaMemcpyDeviceToHost, st) != cudaSuccess ||
+           cudaMemsetAsync(sym, 0, sizeof *flag, st) != cudaSuccess;
+}
+
 /* the Gather flag since the last call, cleared (after the stream's work) */
 extern "C" int cu_dev_take_error(cudaStream_t st)
 {

@@ -264,7 +264,10 @@ CU_HD void cu_ew_at(const struct cu_ew *e, const void *const *x, void *y, int64_
     case CU_EW_ADD: ri = (int64_t)((uint64_t)a + (uint64_t)b); r = (float)fa + (float)fb; break;
     case CU_EW_SUB: ri = (int64_t)((uint64_t)a - (uint64_t)b); r = (float)fa - (float)fb; break;
     case CU_EW_MUL: ri = (int64_t)((uint64_t)a * (uint64_t)b); r = (float)fa * (float)fb; break;
-    case CU_EW_DIV: ri = b ? a / b : 0; r = (float)fa / (float)fb; break;
+    case CU_EW_DIV: /* INT64_MIN / -1 wraps, as in the reference; / 0 gives 0 */
+        ri = b == 0 ? 0 : b == -1 ? (int64_t)(0 - (uint64_t)a) : a / b;
+        r = (float)fa / (float)fb;
+        break;
     case CU_EW_NEG: ri = (int64_t)(0 - (uint64_t)a); r = -(float)fa; break;
     case CU_EW_EQ: ri = fl ? (float)fa == (float)fb : a == b; as_int = 1; break;
     case CU_EW_LT: ri = fl ? (float)fa < (float)fb : a < b; as_int = 1; break;

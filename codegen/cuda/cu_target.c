@@ -29,6 +29,7 @@ int cu_dev_launch(const struct cu_launch *l, void *const *src, void *const *dst,
 int cu_dev_uniform(float *y, int64_t n, uint64_t seed, uint64_t step, uint32_t stream,
                    uint64_t offset, cudaStream_t st);
 int cu_dev_take_error(cudaStream_t st);
+int cu_dev_error_async(int *flag, cudaStream_t st);
 int cu_dev_kl(const struct cu_launch *l, void *const *in, void *const *out, cudaStream_t st);
 const char *cu_probe(void);
 
@@ -146,26 +147,36 @@ static int m_put(void *dst, const void *src, size_t n)
            cudaEventRecord(s->ev, cu.stream) != cudaSuccess;
 }
 
-/* the one early read in flight: pinned bytes and the event after their copy */
+/* the one early read in flight (rt_train's loss): pinned bytes, the Gather flag
+ * copied behind them, and the event after both */
 static unsigned char *early;
 static cudaEvent_t early_ev;
 
+static const char gather_msg[] = "pdc: cuda: a Gather met an index outside its table (a sequence "
+                                 "longer than the model's positions, or an id beyond its "
+                                 "vocabulary?)\n";
+
 static int m_read_start(const void *src, size_t n)
 {
-    if (!early && cudaMallocHost((void **)&early, 64) != cudaSuccess)
+    if (!early && cudaMallocHost((void **)&early, 64 + sizeof(int)) != cudaSuccess)
         return 1;
     if (!early_ev && cudaEventCreateWithFlags(&early_ev, cudaEventDisableTiming) != cudaSuccess)
         return 1;
     return cudaMemcpyAsync(early, src, n, cudaMemcpyDeviceToHost, cu.stream) != cudaSuccess ||
+           cu_dev_error_async((int *)(void *)(early + 64), cu.stream) ||
            cudaEventRecord(early_ev, cu.stream) != cudaSuccess;
 }
 
 static int m_read_finish(void *dst, size_t n)
 {
+    int flag;
     if (cudaEventSynchronize(early_ev) != cudaSuccess)
         return 1;
     memcpy(dst, early, n);
-    return 0;
+    memcpy(&flag, early + 64, sizeof flag);
+    if (flag)
+        fputs(gather_msg, stderr);
+    return flag != 0;
 }
 
 /* a read waits for the stream; a Gather that met a bad index fails it */
@@ -175,8 +186,7 @@ static int m_get(void *dst, const void *src, size_t n)
         return 1;
     int bad = cu_dev_take_error(cu.stream);
     if (bad > 0)
-        fprintf(stderr, "pdc: cuda: a Gather met an index outside its table (a sequence "
-                "longer than the model's positions, or an id beyond its vocabulary?)\n");
+        fputs(gather_msg, stderr);
     return bad != 0;
 }
 
