@@ -205,9 +205,7 @@ static int emu_launch(const struct cu_launch *l, void *const *src, void *const *
         return ST_OK;
     case CU_K_CONV:
         for (int64_t i = 0; i < l->n; i++)
-            ((float *)dst[0])[i] = l->bytes == 0 ? cu_conv_y(&l->u.conv, src[0], src[1], src[2], i)
-                                   : l->bytes == 1 ? cu_conv_dx(&l->u.conv, src[0], src[1], i)
-                                                   : cu_conv_dw(&l->u.conv, src[0], src[1], i);
+            ((float *)dst[0])[i] = cu_win_at(&l->u.conv, (int)l->bytes, src[0], src[1], src[2], i);
         return ST_OK;
     case CU_K_KL: emu_kl(&l->u.kl, in, out); return ST_OK;
     case CU_K_KLGRAD: emu_klgrad(&l->u.kl, in, out); return ST_OK;

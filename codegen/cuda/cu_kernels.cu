@@ -210,8 +210,7 @@ __global__ void k_conv(struct cu_conv q, int which, int64_t n, const float *a, c
                        const float *c, float *y)
 {
     for (int64_t i = first_index(); i < n; i += grid_stride())
-        y[i] = which == 0 ? cu_conv_y(&q, a, b, c, i)
-             : which == 1 ? cu_conv_dx(&q, a, b, i) : cu_conv_dw(&q, a, b, i);
+        y[i] = cu_win_at(&q, which, a, b, c, i);
 }
 
 /* ---- entry points for cu_target.c (C) ---------------------------------------- */

@@ -611,22 +611,30 @@ static int topk_mask(const struct ir_graph *g, const struct ir_node *n, struct c
     return ST_OK;
 }
 
-/* Conv (0), ConvGradInput (1), ConvGradWeight (2): X's and W's shapes from whichever
- * operands carry them */
-static int conv(const struct ir_graph *g, const struct ir_node *n, int which, struct cu_lowered *L)
+/* The windowed ops (enum cu_win): X's shape (and W's for Conv) from whichever
+ * operands carry them, the geometry from the node's attributes */
+static int window(const struct ir_graph *g, const struct ir_node *n, int which,
+                  struct cu_lowered *L)
 {
-    const struct ir_tensor *x = which == 1 ? tout(g, n, 0) : tin(g, n, 0);
-    const struct ir_tensor *w = which == 2 ? tout(g, n, 0) : tin(g, n, 1);
+    int grad_in = which == CU_W_CONV_DX || which == CU_W_AVGPOOL_DX;
+    int is_conv = which <= CU_W_CONV_DW;
+    const struct ir_tensor *x = grad_in ? tout(g, n, 0) : tin(g, n, 0);
+    const struct ir_tensor *w = !is_conv ? NULL : which == CU_W_CONV_DW ? tout(g, n, 0) : tin(g, n, 1);
+    const int64_t *ks = NULL;
+    if (!is_conv && ir_attr_ints(n, "kernel_shape", &ks) != (x ? x->rank - 2 : -1))
+        return UNSUPPORTED;
     struct nn_geom3 q;
-    if (!x || !w || x->dtype != IR_F32 || w->dtype != IR_F32 || tout(g, n, 0)->dtype != IR_F32 ||
-        (which == 0 && tin(g, n, 2) && tin(g, n, 2)->dtype != IR_F32) ||
-        nn_geom3_fill(n, x->rank, x->dims, w->dims + 2, 0, &q) != ST_OK)
+    if (!x || x->dtype != IR_F32 || (is_conv && (!w || w->dtype != IR_F32)) ||
+        tout(g, n, 0)->dtype != IR_F32 ||
+        (which == CU_W_CONV && tin(g, n, 2) && tin(g, n, 2)->dtype != IR_F32) ||
+        nn_geom3_fill(n, x->rank, x->dims, is_conv ? w->dims + 2 : ks,
+                      !is_conv && ir_attr_int(n, "ceil_mode", 0) != 0, &q) != ST_OK)
         return UNSUPPORTED;
     struct cu_launch *l = add(L, CU_K_CONV, 0, 0);
     if (!l)
         return UNSUPPORTED;
-    l->src[1] = 1;
-    l->src[2] = which == 0 && tin(g, n, 2) ? 2 : -1;
+    l->src[1] = n->n_in > 1 ? 1 : -1;
+    l->src[2] = which == CU_W_CONV && tin(g, n, 2) ? 2 : -1;
     l->bytes = which;
     l->n = ir_numel(tout(g, n, 0));
     struct cu_conv *c = &l->u.conv;
@@ -636,16 +644,36 @@ static int conv(const struct ir_graph *g, const struct ir_node *n, int which, st
         c->s[i] = q.s[i];
         c->dl[i] = q.dl[i];
         c->pb[i] = q.pb[i];
+        c->pe[i] = q.pe[i];
         c->out[i] = q.out[i];
     }
     c->N = x->dims[0];
     c->C = x->dims[1];
-    c->M = w->dims[0];
-    c->group = ir_attr_int(n, "group", 1);
+    c->M = is_conv ? w->dims[0] : c->C;
+    c->group = is_conv ? ir_attr_int(n, "group", 1) : 1;
     c->in_plane = q.in_plane;
     c->out_plane = q.out_plane;
     c->kvol = q.kvol;
+    c->include_pad = ir_attr_int(n, "count_include_pad", 0) != 0;
     return c->group > 0 && c->C % c->group == 0 && c->M % c->group == 0 ? ST_OK : UNSUPPORTED;
+}
+
+/* GlobalAveragePool / GlobalMaxPool: a mean or max over each (n, c) plane */
+static int global_pool(const struct ir_graph *g, const struct ir_node *n, int kind,
+                       struct cu_lowered *L)
+{
+    const struct ir_tensor *x = tin(g, n, 0);
+    struct cu_launch *l = x->rank < 2 || x->dtype != IR_F32 ? NULL : add(L, CU_K_REDUCE, 0, 0);
+    if (!l)
+        return UNSUPPORTED;
+    struct cu_reduce *r = &l->u.red;
+    r->kind = kind;
+    r->ro = r->rr = 1;
+    r->n_out = r->dims_o[0] = x->dims[0] * x->dims[1];
+    r->n_red = r->dims_r[0] = ir_numel(x) / (r->n_out ? r->n_out : 1);
+    r->xs_o[0] = r->n_red;
+    r->xs_r[0] = 1;
+    return r->n_out ? ST_OK : UNSUPPORTED;
 }
 
 /* ---- running -------------------------------------------------------------------- */
@@ -704,9 +732,15 @@ int cu_lower(const struct ir_graph *g, const struct ir_node *n, struct cu_lowere
     case IR_OP_MatMul: return matmul(g, n, L);
     case IR_OP_Gemm: return gemm(g, n, L);
     case IR_OP_Einsum: return einsum(g, n, L);
-    case IR_OP_Conv: return conv(g, n, 0, L);
-    case IR_OP_ConvGradInput: return conv(g, n, 1, L);
-    case IR_OP_ConvGradWeight: return conv(g, n, 2, L);
+    case IR_OP_Conv: return window(g, n, CU_W_CONV, L);
+    case IR_OP_ConvGradInput: return window(g, n, CU_W_CONV_DX, L);
+    case IR_OP_ConvGradWeight: return window(g, n, CU_W_CONV_DW, L);
+    case IR_OP_MaxPool: return n->n_out > 1 ? UNSUPPORTED : window(g, n, CU_W_MAXPOOL, L);
+    case IR_OP_AveragePool: return window(g, n, CU_W_AVGPOOL, L);
+    case IR_OP_MaxPoolGrad: return window(g, n, CU_W_MAXPOOL_DX, L);
+    case IR_OP_AveragePoolGrad: return window(g, n, CU_W_AVGPOOL_DX, L);
+    case IR_OP_GlobalAveragePool: return global_pool(g, n, CU_RED_MEAN, L);
+    case IR_OP_GlobalMaxPool: return global_pool(g, n, CU_RED_MAX, L);
     case IR_OP_TopKMask: return topk_mask(g, n, L);
     case IR_OP_ChunkedKL: return chunked_kl(g, n, 0, L);
     case IR_OP_ChunkedKLGrad: return chunked_kl(g, n, 1, L);

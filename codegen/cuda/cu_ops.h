@@ -335,13 +335,17 @@ CU_HD float cu_topk_at(const float *x, int64_t n, int64_t k, int64_t i)
     return above < k ? 1.0f : 0.0f;
 }
 
+enum cu_win { CU_W_CONV, CU_W_CONV_DX, CU_W_CONV_DW, CU_W_MAXPOOL, CU_W_AVGPOOL, CU_W_MAXPOOL_DX,
+              CU_W_AVGPOOL_DX };
+
 /* Conv and its two gradients, one thread per output element, padded to three
  * spatial dims (ir/nn_geom.h's nn_geom3): X (N, C, in), W (M, C/group, k), Y (N, M,
  * out). Y: bias + Σ over the window; dX: Σ over the (m, tap) pairs whose window
  * covers the input position; dW: Σ over images and output positions. Float32. */
 struct cu_conv {
-    int64_t in[3], k[3], s[3], dl[3], pb[3], out[3];
+    int64_t in[3], k[3], s[3], dl[3], pb[3], pe[3], out[3];
     int64_t N, C, M, group, in_plane, out_plane, kvol;
+    int include_pad; /* AveragePool's count_include_pad */
 };
 
 /* input offset in a plane of output position o (3 coords) and tap t, or -1 in the pad */
@@ -426,6 +430,96 @@ CU_HD float cu_conv_dw(const struct cu_conv *q, const float *x, const float *dy,
                        x[(n * q->C + (m / mg) * cg + c) * q->in_plane + p];
         }
     return acc;
+}
+
+/* MaxPool / AveragePool and their gradients on (planes, spatial) with the Conv
+ * geometry above: one thread per output (forward) or per input element (backward),
+ * the reference's rules: NaN wins a max and the first maximal tap takes a max's
+ * gradient; an average counts the taps inside the input (or the padded extent) */
+CU_HD int64_t cu_pool_count(const struct cu_conv *q, const int64_t *o)
+{
+    int64_t cnt = 1;
+    for (int i = 0; i < 3; i++) {
+        int64_t lo = q->include_pad ? -q->pb[i] : 0;
+        int64_t hi = q->include_pad ? q->in[i] + q->pe[i] : q->in[i], c = 0;
+        for (int64_t kk = 0; kk < q->k[i]; kk++) {
+            int64_t p = o[i] * q->s[i] - q->pb[i] + kk * q->dl[i];
+            c += p >= lo && p < hi;
+        }
+        cnt *= c;
+    }
+    return cnt;
+}
+
+/* the input offset the max of output o's window comes from, or -1 */
+CU_HD int64_t cu_pool_argmax(const struct cu_conv *q, const float *x, const int64_t *o)
+{
+    int64_t best = -1, t[3];
+    float m = -INFINITY;
+    for (int64_t ti = 0; ti < q->kvol; ti++) {
+        cu_unflat3(ti, q->k, t);
+        int64_t p = cu_conv_tap(q, o, t);
+        if (p >= 0 && (best < 0 || x[p] > m || x[p] != x[p])) {
+            best = p;
+            m = x[p];
+        }
+    }
+    return best;
+}
+
+CU_HD float cu_pool_y(const struct cu_conv *q, int is_max, const float *x, int64_t i)
+{
+    int64_t o[3], t[3];
+    const float *xp = x + (i / q->out_plane) * q->in_plane;
+    cu_unflat3(i % q->out_plane, q->out, o);
+    if (is_max) {
+        int64_t b = cu_pool_argmax(q, xp, o);
+        return b < 0 ? -INFINITY : xp[b];
+    }
+    float sum = 0.0f;
+    for (int64_t ti = 0; ti < q->kvol; ti++) {
+        cu_unflat3(ti, q->k, t);
+        int64_t p = cu_conv_tap(q, o, t);
+        if (p >= 0)
+            sum += xp[p];
+    }
+    return sum / (float)cu_pool_count(q, o);
+}
+
+/* dx at input element i: x is the forward's input (max) or unused (average) */
+CU_HD float cu_pool_dx(const struct cu_conv *q, int is_max, const float *x, const float *dy,
+                       int64_t i)
+{
+    int64_t plane = i / q->in_plane, ip[3], t[3], o[3];
+    cu_unflat3(i % q->in_plane, q->in, ip);
+    const float *dyp = dy + plane * q->out_plane;
+    float acc = 0.0f;
+    for (int64_t ti = 0; ti < q->kvol; ti++) {
+        cu_unflat3(ti, q->k, t);
+        if (!cu_conv_back(q, ip, t, o))
+            continue;
+        int64_t oi = (o[0] * q->out[1] + o[1]) * q->out[2] + o[2];
+        if (!is_max)
+            acc += dyp[oi] / (float)cu_pool_count(q, o);
+        else if (cu_pool_argmax(q, x + plane * q->in_plane, o) == i % q->in_plane)
+            acc += dyp[oi];
+    }
+    return acc;
+}
+
+/* one element of any windowed op (the operands as cu_kind CU_K_CONV lists them) */
+CU_HD float cu_win_at(const struct cu_conv *q, int which, const float *a, const float *b,
+                      const float *c, int64_t i)
+{
+    switch (which) {
+    case CU_W_CONV: return cu_conv_y(q, a, b, c, i);
+    case CU_W_CONV_DX: return cu_conv_dx(q, a, b, i);
+    case CU_W_CONV_DW: return cu_conv_dw(q, a, b, i);
+    case CU_W_MAXPOOL: return cu_pool_y(q, 1, a, i);
+    case CU_W_AVGPOOL: return cu_pool_y(q, 0, a, i);
+    case CU_W_MAXPOOL_DX: return cu_pool_dx(q, 1, a, b, i);
+    default: return cu_pool_dx(q, 0, NULL, a, i);
+    }
 }
 
 /* The chunked KL of logits h·W + b (codegen/kl_chunked.h) without the logits: a
@@ -549,8 +643,10 @@ enum cu_kind {
     CU_K_KLGRAD, /* ChunkedKLGrad: dkl, lse, h_t, h_m, W, b? -> dh_m */
     CU_K_EIN,    /* dst[0] from src[0], src[1]? */
     CU_K_TOPK,   /* dst[0] from src[0]: n elements, the k largest (cu_launch.bytes = k) */
-    CU_K_CONV,   /* Conv x, w, b? -> y; ConvGradInput dy, w -> dx; ConvGradWeight x, dy -> dw:
-                  * cu_launch.bytes says which (0, 1, 2), n the output's elements */
+    CU_K_CONV,   /* Conv x, w, b? -> y; ConvGradInput dy, w -> dx; ConvGradWeight x, dy -> dw;
+                  * MaxPool x -> y; AveragePool x -> y; MaxPoolGrad x, dy -> dx;
+                  * AveragePoolGrad dy -> dx: cu_launch.bytes says which (enum cu_win), n
+                  * the output's elements */
 };
 
 #define CU_MAX_LAUNCHES 32

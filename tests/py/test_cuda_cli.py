@@ -5,7 +5,7 @@ EMULATION (no GPU is used here; tests/gpu/ holds the runs on a real device).
 - where none is, `--device cuda` stops before writing anything, with the reason, and
   `--device auto` is exactly the CPU run;
 - `--device cuda-emu` trains the SPD, VPD, APD and L3D toy programs (TMS, residual
-  MLP, the tiny LM, l3d-tms, a small CNN) through the GPU target's
+  MLP, the tiny LM, l3d-tms, two small CNNs) through the GPU target's
   lowering (cu_lower.c), its kernels' per-element code run block by block on the
   host, its fused kernels as the emulated PTX, its GEMMs as the cuBLAS calls it
   issues and its Philox: the run must match the CPU run's losses and factors, and
@@ -48,6 +48,31 @@ def decompose(pdc, model, out, config, steps, device=None, extra=(), env=None):
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+
+def pool_model(path):
+    """x [batch, 2, 6, 6] → Conv 3×3 pad 1 → Relu → MaxPool 2×2 → AveragePool 3×3 pad 1
+    (count_include_pad) → GlobalAveragePool → Flatten → Gemm → y [batch, 3]: every
+    pooling op and its gradient in one program"""
+    import onnx
+    from onnx import TensorProto, helper
+    import common
+    r = np.random.RandomState(7)
+    inits = [common.init("conv1", (r.randn(4, 2, 3, 3) * 0.4).astype(np.float32)),
+             common.init("fc", (r.randn(3, 4) * 0.3).astype(np.float32))]
+    nodes = [helper.make_node("Conv", ["x", "conv1"], ["c1"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("MaxPool", ["r1"], ["m1"], kernel_shape=[2, 2], strides=[2, 2]),
+             helper.make_node("AveragePool", ["m1"], ["a1"], kernel_shape=[3, 3],
+                              pads=[1, 1, 1, 1], count_include_pad=1),
+             helper.make_node("GlobalAveragePool", ["a1"], ["g1"]),
+             helper.make_node("Flatten", ["g1"], ["f"], axis=1),
+             helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)]
+    g = helper.make_graph(nodes, "pool",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2, 6, 6])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3])],
+                          inits)
+    onnx.save(common.make_model(g, opset=13), path)
 
 
 def same_run(res, name, a, b, rtol, factor_rtol=None):
@@ -152,6 +177,12 @@ def main():
                 p = decompose(pdc, cnn, ccpu, cfg, 6, None, ["--data", data])
                 res.check("cnn spd cpu run", p.returncode == 0, p.stderr[-2000:])
                 runs.append(("cnn spd", cnn, cfg, 6, ["--data", data], ccpu, 2e-3))
+                pool = os.path.join(tmp, "pool.onnx")
+                pool_model(pool)
+                pcpu = os.path.join(tmp, "pcpu")
+                p = decompose(pdc, pool, pcpu, cfg, 6, None, ["--data", data])
+                res.check("pooling cnn spd cpu run", p.returncode == 0, p.stderr[-2000:])
+                runs.append(("pooling cnn spd", pool, cfg, 6, ["--data", data], pcpu, 2e-3))
         if res.wanted("lm"):  # attention, LayerNorm, embeddings, the chunked KL
             lm, tok = os.path.join(tmp, "lm.onnx"), os.path.join(tmp, "tok.bin")
             p = run_pdc(pdc, ["toy", "tiny-lm", "-o", lm, "--steps", "5", "--seq", "16",
