@@ -43,6 +43,10 @@ struct cg_target {
     int (*compile)(const struct ir_graph *g, const struct cg_group *grp, struct cg_kernel **k,
                    struct diag *d);
     int (*launch)(struct cg_kernel *k, void *const *bufs);
+    /* optional: every fused group of a program at once (one GPU module), k[i] for
+     * grp[i]; when set it is used instead of compile */
+    int (*compile_many)(const struct ir_graph *g, const struct cg_group *const *grp, uint32_t n,
+                        struct cg_kernel **k, struct diag *d);
     void (*release)(struct cg_kernel *k);
     const struct cg_mem *mem; /* NULL: host memory */
     uint32_t min_fuse;        /* fused groups have at least this many nodes (0: 2) */

@@ -189,6 +189,30 @@ static int check_device_nodes(struct rt_prog *p, struct diag *d)
                     ir_ops[first->op].name, count - 1, p->tgt->name, ops);
 }
 
+/* a target that compiles a program's kernels together (one GPU module) */
+static int compile_many(struct rt_prog *p, struct diag *d)
+{
+    const char *dbg = getenv("PDC_DEBUG");
+    const struct cg_group **grp = malloc(((size_t)p->plan.n_groups + 1) * sizeof *grp);
+    struct cg_kernel **k = malloc(((size_t)p->plan.n_groups + 1) * sizeof *k);
+    uint32_t n = 0;
+    int st = grp && k ? ST_OK : diag_set(d, ST_ERR_NOMEM, "out of memory");
+    for (uint32_t i = 0; !st && i < p->plan.n_groups; i++)
+        if (p->plan.groups[i].fused)
+            grp[n++] = &p->plan.groups[i];
+    if (!st && n)
+        st = p->tgt->compile_many(p->g, grp, n, k, d);
+    for (uint32_t i = 0, j = 0; !st && i < p->plan.n_groups; i++) {
+        if (p->plan.groups[i].fused)
+            p->kern[i] = k[j++];
+        if (dbg && strstr(dbg, "select"))
+            print_select(p, i);
+    }
+    free(grp);
+    free(k);
+    return st ? st : check_device_nodes(p, d);
+}
+
 /* the kernel groups: fused ones compiled by the target, the rest node by node */
 static int plan_groups(struct rt_prog *p, struct diag *d)
 {
@@ -200,6 +224,8 @@ static int plan_groups(struct rt_prog *p, struct diag *d)
     p->kern = calloc((size_t)p->plan.n_groups + 1, sizeof *p->kern);
     if (!p->kern)
         return diag_set(d, ST_ERR_NOMEM, "out of memory");
+    if (p->tgt->compile_many)
+        return compile_many(p, d);
     for (uint32_t i = 0; !st && i < p->plan.n_groups; i++) {
         if (p->plan.groups[i].fused)
             st = p->tgt->compile(p->g, &p->plan.groups[i], &p->kern[i], d);

@@ -226,20 +226,21 @@ struct cg_kernel {
     int64_t numel;
 };
 
-/* PDC_PTX_DIR=DIR: each kernel compiled is also written there as the GPU target's
- * PTX for sm_80 and sm_90, one file per distinct kernel (named by its hash), for
- * the tests to assemble with ptxas: every kernel of every program they run */
-static int dump_ptx(const struct ir_graph *g, const struct cg_group *grp, struct diag *d)
+/* PDC_PTX_DIR=DIR: each program's kernels are also written there as the GPU
+ * target's module (cu_target.c), for sm_80 and sm_90, one file per distinct module
+ * (named by its hash), for the tests to assemble with ptxas: every kernel of every
+ * program they run */
+static int dump_ptx(const struct ir_graph *g, const struct cg_group *const *grp, uint32_t n,
+                    struct diag *d)
 {
     const char *dir = getenv("PDC_PTX_DIR");
-    const struct cg_group *one[1] = {grp};
     for (int sm = 80; dir && *dir && sm <= 90; sm += 10) {
         char *ptx = NULL, path[4096], tmp[4200];
-        int st = lk_ptx(g, one, 1, sm, &ptx, d);
+        int st = lk_ptx(g, grp, (int)n, sm, &ptx, d);
         if (st)
             return st;
         uint64_t h = lk_fnv1a(ptx, strlen(ptx), LK_FNV_SEED);
-        snprintf(path, sizeof path, "%s/k-%016llx-sm%d.ptx", dir, (unsigned long long)h, sm);
+        snprintf(path, sizeof path, "%s/m-%016llx-sm%d.ptx", dir, (unsigned long long)h, sm);
         snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
         int have = access(path, F_OK) == 0;
         FILE *f = have ? NULL : fopen(tmp, "w");
@@ -258,9 +259,6 @@ static int dump_ptx(const struct ir_graph *g, const struct cg_group *grp, struct
 static int emu_compile(const struct ir_graph *g, const struct cg_group *grp, struct cg_kernel **k,
                        struct diag *d)
 {
-    int pst = dump_ptx(g, grp, d);
-    if (pst)
-        return pst == ST_ERR_UNSUPPORTED ? ST_ERR_DEVICE : pst; /* not a reason to unfuse */
     *k = calloc(1, sizeof **k);
     if (!*k)
         return diag_set(d, ST_ERR_NOMEM, "out of memory");
@@ -272,6 +270,19 @@ static int emu_compile(const struct ir_graph *g, const struct cg_group *grp, str
     }
     (*k)->numel = ir_numel(&g->t[g->n[grp->nodes[0]].out[0]]);
     return ST_OK;
+}
+
+/* as the GPU target: all of a program's groups at once (and its module, on request) */
+static int emu_compile_many(const struct ir_graph *g, const struct cg_group *const *grp,
+                            uint32_t n, struct cg_kernel **k, struct diag *d)
+{
+    int st = dump_ptx(g, grp, n, d);
+    uint32_t i = 0;
+    for (; !st && i < n; i++)
+        st = emu_compile(g, grp[i], &k[i], d);
+    for (uint32_t j = 0; st && j + 1 < i; j++) /* all or nothing */
+        free(k[j]);
+    return st == ST_ERR_UNSUPPORTED ? ST_ERR_DEVICE : st; /* no host to fall back on */
 }
 
 static int emu_kernel(struct cg_kernel *k, void *const *bufs)
@@ -338,6 +349,7 @@ const struct cg_target cg_cuda_emu = {
     .supports = cu_supports,
     .run = emu_run,
     .compile = emu_compile,
+    .compile_many = emu_compile_many,
     .launch = emu_kernel,
     .release = emu_release,
     .mem = &emu_mem,

@@ -258,38 +258,76 @@ static int cuda_run(const struct ir_graph *g, const struct ir_node *n, void *con
 
 /* ---- fused groups: the emitter's PTX ------------------------------------------ */
 
-struct cg_kernel {
+/* A program's fused groups are one PTX module (kernels pdc_k0, pdc_k1, ...): one
+ * LLVM run and one load instead of one per group; its kernels share it. */
+struct module {
     cudaLibrary_t lib;
+    uint32_t refs;
+};
+
+struct cg_kernel {
+    struct module *mod;
     cudaKernel_t fn;
     int64_t numel;
     uint32_t nbufs;
 };
 
+static void module_unref(struct module *m)
+{
+    if (m && --m->refs == 0) {
+        cudaStreamSynchronize(cu.stream);
+        cudaLibraryUnload(m->lib);
+        free(m);
+    }
+}
+
+static int cuda_compile_many(const struct ir_graph *g, const struct cg_group *const *grp,
+                             uint32_t n, struct cg_kernel **k, struct diag *d)
+{
+    char *ptx = NULL, name[32];
+    int st = lk_ptx(g, grp, (int)n, cu.sm, &ptx, d);
+    struct module *m = st ? NULL : calloc(1, sizeof *m);
+    if (!st && !m)
+        st = diag_set(d, ST_ERR_NOMEM, "out of memory");
+    cudaError_t e = st ? cudaSuccess : cudaLibraryLoadData(&m->lib, ptx, NULL, NULL, 0, NULL,
+                                                           NULL, 0);
+    free(ptx);
+    if (!st && e != cudaSuccess)
+        st = diag_set(d, ST_ERR_DEVICE, "loading the program's PTX (%u kernels) failed: %s", n,
+                      cudaGetErrorString(e));
+    if (st) {
+        free(m);
+        return st;
+    }
+    m->refs = 1; /* ours until every kernel holds it */
+    uint32_t i = 0;
+    for (; !st && i < n; i++) {
+        snprintf(name, sizeof name, "pdc_k%u", i);
+        k[i] = calloc(1, sizeof *k[i]);
+        if (!k[i] || (e = cudaLibraryGetKernel(&k[i]->fn, m->lib, name)) != cudaSuccess) {
+            st = k[i] ? diag_set(d, ST_ERR_DEVICE, "kernel %s of the program's PTX: %s", name,
+                                 cudaGetErrorString(e))
+                      : diag_set(d, ST_ERR_NOMEM, "out of memory");
+            free(k[i]);
+            break;
+        }
+        k[i]->mod = m;
+        m->refs++;
+        k[i]->numel = ir_numel(&g->t[g->n[grp[i]->nodes[0]].out[0]]);
+        k[i]->nbufs = grp[i]->n_in + grp[i]->n_out;
+    }
+    for (uint32_t j = 0; st && j < i; j++) { /* all or nothing */
+        module_unref(k[j]->mod);
+        free(k[j]);
+    }
+    module_unref(m);
+    return st;
+}
+
 static int cuda_compile(const struct ir_graph *g, const struct cg_group *grp, struct cg_kernel **k,
                         struct diag *d)
 {
-    char *ptx = NULL;
-    const struct cg_group *one[1] = {grp};
-    int st = lk_ptx(g, one, 1, cu.sm, &ptx, d);
-    struct cg_kernel *kn = st ? NULL : calloc(1, sizeof *kn);
-    if (!st && !kn)
-        st = diag_set(d, ST_ERR_NOMEM, "out of memory");
-    cudaError_t e = st ? cudaSuccess : cudaLibraryLoadData(&kn->lib, ptx, NULL, NULL, 0, NULL,
-                                                           NULL, 0);
-    if (!st && e == cudaSuccess && (e = cudaLibraryGetKernel(&kn->fn, kn->lib, "pdc_k0")))
-        cudaLibraryUnload(kn->lib);
-    if (!st && e != cudaSuccess)
-        st = diag_set(d, ST_ERR_DEVICE, "loading the PTX of the kernel from '%s' failed: %s",
-                      g->n[grp->nodes[0]].name, cudaGetErrorString(e));
-    free(ptx);
-    if (st) {
-        free(kn);
-        return st;
-    }
-    kn->numel = ir_numel(&g->t[g->n[grp->nodes[0]].out[0]]);
-    kn->nbufs = grp->n_in + grp->n_out;
-    *k = kn;
-    return ST_OK;
+    return cuda_compile_many(g, &grp, 1, k, d);
 }
 
 /* the PTX kernel's parameters: its buffers, then lo and hi (llvm_impl.h) */
@@ -312,8 +350,7 @@ static int cuda_launch(struct cg_kernel *k, void *const *bufs)
 
 static void cuda_release(struct cg_kernel *k)
 {
-    cudaStreamSynchronize(cu.stream);
-    cudaLibraryUnload(k->lib);
+    module_unref(k->mod);
     free(k);
 }
 
@@ -322,6 +359,7 @@ const struct cg_target cg_cuda = {
     .supports = cu_supports,
     .run = cuda_run,
     .compile = cuda_compile,
+    .compile_many = cuda_compile_many,
     .launch = cuda_launch,
     .release = cuda_release,
     .mem = &cuda_mem,

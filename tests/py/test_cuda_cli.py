@@ -196,7 +196,7 @@ def main():
             # its gradient, so a near-zero gradient summed in another order can flip
             # an update's sign: up to 2·lr (2e-4) on factors of size ~0.1
             runs.append(("tiny-lm vpd", lm, "tiny-lm-vpd.yaml", 2, extra, lcpu, 1e-2))
-        # every kernel the emulated runs compile, also as the GPU's PTX (once: not again
+        # every program the emulated runs build, also as the GPU's PTX module (once: not again
         # in the `check` rerun of this script)
         # (and neither these nor the unit checks in an ASan build, which looks for
         # memory errors: the release build's run does the oracle work)
@@ -241,10 +241,10 @@ def assemble_all(res, ptx_dir):
     with concurrent.futures.ThreadPoolExecutor(2) as ex:
         bad = [(f, err) for f, rc, err in ex.map(one, files) if rc != 0]
     archs = {f.rsplit("-sm", 1)[1] for f in files}
-    res.check("every kernel of those programs assembles with ptxas",
+    res.check("every program's GPU module (all its kernels) assembles with ptxas",
               not bad and archs == {"80.ptx", "90.ptx"},
               f"{len(bad)} of {len(files)} failed: {bad[:2]}",
-              f"{len(files) // 2} distinct kernels, sm_80 and sm_90")
+              f"{len(files) // 2} distinct modules, sm_80 and sm_90")
 
 
 if __name__ == "__main__":
