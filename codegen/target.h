@@ -48,6 +48,12 @@ struct cg_target {
     int (*compile_many)(const struct ir_graph *g, const struct cg_group *const *grp, uint32_t n,
                         struct cg_kernel **k, struct diag *d);
     void (*release)(struct cg_kernel *k);
+    /* optional: what running node n alone needs, decided once when a program is
+     * built (a GPU target lowers it to its launches there, not at every step);
+     * ST_ERR_UNSUPPORTED: the target cannot run n. The program then runs n with
+     * run_prepared and frees the state with free(). */
+    int (*prepare)(const struct ir_graph *g, const struct ir_node *n, void **state);
+    int (*run_prepared)(const void *state, void *const *in, void *const *out);
     const struct cg_mem *mem; /* NULL: host memory */
     uint32_t min_fuse;        /* fused groups have at least this many nodes (0: 2) */
 };

@@ -29,6 +29,9 @@ void rt_prog_free(struct rt_prog *p)
         if (p->kern[i])
             p->tgt->release(p->kern[i]);
     free(p->kern);
+    for (uint32_t i = 0; p->prep && i < p->g->nn; i++)
+        free(p->prep[i]);
+    free(p->prep);
     cg_plan_free(&p->plan);
     free(p->buf);
     free(p->owned);
@@ -158,19 +161,29 @@ static int unfuse(struct rt_prog *p, uint32_t gi, struct diag *d)
     return ST_OK;
 }
 
-/* A device target has no fallback to the host inside a step: every node it would
- * run alone must be one it has a kernel for, said before anything runs. */
-static int check_device_nodes(struct rt_prog *p, struct diag *d)
+/* Every node that runs alone, prepared by a target that prepares (target.h). A
+ * device target has no fallback to the host inside a step: every such node must be
+ * one it has a kernel for, said before anything runs, naming them all. */
+static int prepare_nodes(struct rt_prog *p, struct diag *d)
 {
     const struct ir_node *first = NULL;
     char ops[256] = "";
     size_t len = 0;
     uint32_t count = 0;
-    for (uint32_t gi = 0; p->tgt->mem && gi < p->plan.n_groups; gi++) {
+    if (!p->tgt->prepare && !p->tgt->mem)
+        return ST_OK;
+    if (p->tgt->prepare && !(p->prep = calloc((size_t)p->g->nn + 1, sizeof *p->prep)))
+        return diag_set(d, ST_ERR_NOMEM, "out of memory");
+    for (uint32_t gi = 0; gi < p->plan.n_groups; gi++) {
         const struct cg_group *gr = &p->plan.groups[gi];
         for (uint32_t i = 0; !p->kern[gi] && i < gr->n_nodes; i++) {
             const struct ir_node *n = &p->g->n[gr->nodes[i]];
-            if (p->tgt->supports(p->g, n))
+            int st = p->tgt->prepare ? p->tgt->prepare(p->g, n, &p->prep[gr->nodes[i]])
+                     : p->tgt->supports(p->g, n) ? ST_OK : ST_ERR_UNSUPPORTED;
+            if (st && st != ST_ERR_UNSUPPORTED)
+                return diag_set(d, st, "preparing node '%s' (%s) on target %s failed", n->name,
+                                ir_ops[n->op].name, p->tgt->name);
+            if (!st)
                 continue;
             const char *op = ir_ops[n->op].name;
             first = first ? first : n;
@@ -210,7 +223,7 @@ static int compile_many(struct rt_prog *p, struct diag *d)
     }
     free(grp);
     free(k);
-    return st ? st : check_device_nodes(p, d);
+    return st ? st : prepare_nodes(p, d);
 }
 
 /* the kernel groups: fused ones compiled by the target, the rest node by node */
@@ -234,7 +247,7 @@ static int plan_groups(struct rt_prog *p, struct diag *d)
         if (dbg && strstr(dbg, "select"))
             print_select(p, i);
     }
-    return st ? st : check_device_nodes(p, d);
+    return st ? st : prepare_nodes(p, d);
 }
 
 int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt_prog **out,
@@ -397,7 +410,8 @@ int rt_run_node(struct rt_prog *p, const struct ir_node *n, struct diag *d)
         in[i] = n->in[i] == IR_NONE ? NULL : p->buf[n->in[i]];
     for (uint32_t o = 0; o < n->n_out; o++)
         out[o] = n->out[o] == IR_NONE ? NULL : p->buf[n->out[o]];
-    int st = p->tgt->run(p->g, n, in, out);
+    const void *prep = p->prep ? p->prep[n - p->g->n] : NULL;
+    int st = prep ? p->tgt->run_prepared(prep, in, out) : p->tgt->run(p->g, n, in, out);
     return st ? node_failed(p, n, st, d) : ST_OK;
 }
 

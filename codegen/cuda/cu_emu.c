@@ -221,6 +221,11 @@ static int emu_run(const struct ir_graph *g, const struct ir_node *n, void *cons
     return cu_run_node(g, n, in, out, emu_launch);
 }
 
+static int emu_run_prepared(const void *state, void *const *in, void *const *out)
+{
+    return cu_run_prepared(state, in, out, emu_launch);
+}
+
 struct cg_kernel {
     lk_emu_fn fn;
     int64_t numel;
@@ -348,6 +353,8 @@ const struct cg_target cg_cuda_emu = {
     .name = "cuda-emu",
     .supports = cu_supports,
     .run = emu_run,
+    .prepare = cu_prepare,
+    .run_prepared = emu_run_prepared,
     .compile = emu_compile,
     .compile_many = emu_compile_many,
     .launch = emu_kernel,

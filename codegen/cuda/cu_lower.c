@@ -5,6 +5,7 @@
  * LayerNormalization a block-per-row kernel, MatMul and Gemm cuBLAS calls (Gemm's C
  * copied into Y first, scaled by beta). Elementwise ops never reach this file: the
  * target runs them as the emitter's kernels (min_fuse 1). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cu_lower.h"
@@ -383,14 +384,11 @@ static int gemm(const struct ir_graph *g, const struct ir_node *n, struct cu_low
     if (ta->dtype != IR_F32 || tb->dtype != IR_F32 || ty->dtype != IR_F32 ||
         (tc && tc->dtype != IR_F32))
         return UNSUPPORTED;
-    struct cu_gemm m = {.nb = 1};
-    m.ta = ir_attr_int(n, "transA", 0) != 0;
-    m.tb = ir_attr_int(n, "transB", 0) != 0;
-    m.alpha = (float)ir_attr_float(n, "alpha", 1.0);
-    float beta = (float)ir_attr_float(n, "beta", 1.0);
-    m.M = ty->dims[0];
-    m.N = ty->dims[1];
-    m.K = ta->dims[m.ta ? 0 : 1];
+    struct ir_gemm_view v;
+    ir_gemm_view(n, ta, ty, &v);
+    struct cu_gemm m = {.nb = 1, .ta = v.ta, .tb = v.tb, .alpha = v.alpha, .M = v.M, .N = v.N,
+                        .K = v.K};
+    float beta = v.beta;
     m.accumulate = tc && beta != 0.0f;
     if (m.accumulate) {
         int64_t cs[CU_RANK] = {0};
@@ -684,13 +682,12 @@ int cu_supports(const struct ir_graph *g, const struct ir_node *n)
     return cu_lower(g, n, &L) == ST_OK;
 }
 
-int cu_run_node(const struct ir_graph *g, const struct ir_node *n, void *const *in,
-                void *const *out, cu_exec_fn fn)
+static int run_launches(const struct cu_launch *ls, int nl, void *const *in, void *const *out,
+                        cu_exec_fn fn)
 {
-    static _Thread_local struct cu_lowered L;
-    int st = cu_lower(g, n, &L);
-    for (int i = 0; !st && i < L.n; i++) {
-        const struct cu_launch *l = &L.l[i];
+    int st = ST_OK;
+    for (int i = 0; !st && i < nl; i++) {
+        const struct cu_launch *l = &ls[i];
         void *src[3], *dst[3];
         for (int k = 0; k < 3; k++) {
             src[k] = l->src[k] >= 0 ? in[l->src[k]] : NULL;
@@ -700,6 +697,41 @@ int cu_run_node(const struct ir_graph *g, const struct ir_node *n, void *const *
             st = fn(l, src, dst, in, out);
     }
     return st;
+}
+
+int cu_run_node(const struct ir_graph *g, const struct ir_node *n, void *const *in,
+                void *const *out, cu_exec_fn fn)
+{
+    static _Thread_local struct cu_lowered L;
+    int st = cu_lower(g, n, &L);
+    return st ? st : run_launches(L.l, L.n, in, out, fn);
+}
+
+struct cu_prepared {
+    int n;
+    struct cu_launch l[];
+};
+
+int cu_prepare(const struct ir_graph *g, const struct ir_node *n, void **state)
+{
+    static _Thread_local struct cu_lowered L;
+    *state = NULL;
+    int st = cu_lower(g, n, &L);
+    if (st)
+        return st;
+    struct cu_prepared *p = malloc(sizeof *p + (size_t)L.n * sizeof p->l[0]);
+    if (!p)
+        return ST_ERR_NOMEM;
+    p->n = L.n;
+    memcpy(p->l, L.l, (size_t)L.n * sizeof p->l[0]);
+    *state = p;
+    return ST_OK;
+}
+
+int cu_run_prepared(const void *state, void *const *in, void *const *out, cu_exec_fn fn)
+{
+    const struct cu_prepared *p = state;
+    return run_launches(p->l, p->n, in, out, fn);
 }
 
 /* ---- the table ------------------------------------------------------------------ */

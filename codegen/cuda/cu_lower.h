@@ -35,6 +35,10 @@ int cu_run_node(const struct ir_graph *g, const struct ir_node *n, void *const *
                 void *const *out, cu_exec_fn fn);
 /* can a GPU run n alone (outside a fused group)? */
 int cu_supports(const struct ir_graph *g, const struct ir_node *n);
+/* n lowered once, when a program is built (target.h prepare), so a step only
+ * launches: *state (malloc'd, freed with free) for cu_run_prepared */
+int cu_prepare(const struct ir_graph *g, const struct ir_node *n, void **state);
+int cu_run_prepared(const void *state, void *const *in, void *const *out, cu_exec_fn fn);
 
 /* the cuBLAS calls of a GEMM launch, in order (at most max of them): what the GPU
  * issues and the emulation replays. Returns how many, -1 when more than max. */

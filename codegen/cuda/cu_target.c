@@ -256,6 +256,11 @@ static int cuda_run(const struct ir_graph *g, const struct ir_node *n, void *con
     return cu_run_node(g, n, in, out, cuda_launch_one);
 }
 
+static int cuda_run_prepared(const void *state, void *const *in, void *const *out)
+{
+    return cu_run_prepared(state, in, out, cuda_launch_one);
+}
+
 /* ---- fused groups: the emitter's PTX ------------------------------------------ */
 
 /* A program's fused groups are one PTX module (kernels pdc_k0, pdc_k1, ...): one
@@ -358,6 +363,8 @@ const struct cg_target cg_cuda = {
     .name = "cuda",
     .supports = cu_supports,
     .run = cuda_run,
+    .prepare = cu_prepare,
+    .run_prepared = cuda_run_prepared,
     .compile = cuda_compile,
     .compile_many = cuda_compile_many,
     .launch = cuda_launch,
