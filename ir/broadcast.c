@@ -69,3 +69,15 @@ void ir_matmul_view(const struct ir_tensor *a, const struct ir_tensor *b, const 
         v->nb *= y->dims[i];
     }
 }
+
+void ir_gemm_view(const struct ir_node *n, const struct ir_tensor *a, const struct ir_tensor *y,
+                  struct ir_gemm_view *v)
+{
+    v->ta = ir_attr_int(n, "transA", 0) != 0;
+    v->tb = ir_attr_int(n, "transB", 0) != 0;
+    v->alpha = (float)ir_attr_float(n, "alpha", 1.0);
+    v->beta = (float)ir_attr_float(n, "beta", 1.0);
+    v->M = y->dims[0];
+    v->N = y->dims[1];
+    v->K = a->dims[v->ta ? 0 : 1];
+}

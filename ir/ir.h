@@ -299,6 +299,14 @@ struct ir_matmul_view {
 };
 void ir_matmul_view(const struct ir_tensor *a, const struct ir_tensor *b, const struct ir_tensor *y,
                     struct ir_matmul_view *v);
+/* Gemm's attributes and sizes: Y (M, N) = alpha·op(A)·op(B) + beta·C */
+struct ir_gemm_view {
+    int ta, tb;
+    float alpha, beta;
+    int64_t M, N, K;
+};
+void ir_gemm_view(const struct ir_node *n, const struct ir_tensor *a, const struct ir_tensor *y,
+                  struct ir_gemm_view *v);
 void ir_contig_strides(int r, const int64_t *dims, int64_t *strides);
 /* normalise a possibly-negative axis; -1 if out of range */
 int ir_norm_axis(int64_t axis, int rank);

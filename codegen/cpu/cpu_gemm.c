@@ -280,14 +280,11 @@ CPU_KERNEL(Gemm)
         return CPU_DELEGATE;
     if (!out[0])
         return ST_OK;
-    struct mm m = {.a = in[0], .b = in[1], .y = out[0], .nb = 1};
-    m.ta = ir_attr_int(n, "transA", 0) != 0;
-    m.tb = ir_attr_int(n, "transB", 0) != 0;
-    m.alpha = (float)ir_attr_float(n, "alpha", 1.0);
-    float beta = (float)ir_attr_float(n, "beta", 1.0);
-    m.M = ty->dims[0];
-    m.N = ty->dims[1];
-    m.K = ta->dims[m.ta ? 0 : 1];
+    struct ir_gemm_view v;
+    ir_gemm_view(n, ta, ty, &v);
+    struct mm m = {.a = in[0], .b = in[1], .y = out[0], .nb = 1, .ta = v.ta, .tb = v.tb,
+                   .alpha = v.alpha, .M = v.M, .N = v.N, .K = v.K};
+    float beta = v.beta;
     m.accumulate = tc && in[2] && beta != 0.0f;
     if (!blas_sized(&m))
         return CPU_DELEGATE;
