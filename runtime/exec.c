@@ -22,6 +22,10 @@ void rt_prog_free(struct rt_prog *p)
     if (!p)
         return;
     const struct cg_mem *m = p->tgt->mem;
+    if (p->prof) {
+        rt_prof_report(p);
+        free(p->prof);
+    }
     for (uint32_t t = 0; p->buf && p->owned && t < p->g->nt; t++)
         if (p->owned[t])
             free(p->buf[t]);
@@ -275,6 +279,8 @@ int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt
         p->buf[t] = g->t[t].data;
     if (!st)
         st = plan_groups(p, d);
+    if (!st && rt_prof_enabled() && !(p->prof = calloc((size_t)p->plan.n_groups + 1, sizeof *p->prof)))
+        st = diag_set(d, ST_ERR_NOMEM, "out of memory");
     if (!st)
         st = place(p, d);
     if (!st && tgt->mem)
@@ -433,15 +439,20 @@ int rt_run_kernel(struct rt_prog *p, uint32_t gi, struct diag *d)
 int rt_prog_run(struct rt_prog *p, struct diag *d)
 {
     int st = ST_OK;
+    p->prof_runs += p->prof != NULL;
     for (uint32_t gi = 0; !st && gi < p->plan.n_groups; gi++) {
         const struct cg_group *gr = &p->plan.groups[gi];
         if (p->kern[gi]) {
-            st = p->check ? rt_check_unit(p, gi, NULL, d) : rt_run_kernel(p, gi, d);
+            st = p->check  ? rt_check_unit(p, gi, NULL, d)
+                 : p->prof ? rt_prof_unit(p, gi, NULL, d)
+                           : rt_run_kernel(p, gi, d);
             continue;
         }
         for (uint32_t i = 0; !st && i < gr->n_nodes; i++) {
             const struct ir_node *n = &p->g->n[gr->nodes[i]];
-            st = p->check ? rt_check_unit(p, gi, n, d) : rt_run_node(p, n, d);
+            st = p->check  ? rt_check_unit(p, gi, n, d)
+                 : p->prof ? rt_prof_unit(p, gi, n, d)
+                           : rt_run_node(p, n, d);
         }
     }
     return st;
