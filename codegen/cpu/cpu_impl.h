@@ -26,7 +26,7 @@
 #endif
 /* (ThreadSanitizer's runtime is not up yet when the loader runs ifunc resolvers) */
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__) && !defined(CPU_TSAN)
-#define CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define CPU_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
 #else
 #define CPU_CLONES
 #endif
@@ -98,6 +98,10 @@ CPU_KERNEL(Cast);
 /* cpu_reduce.c */
 CPU_KERNEL(ReduceSum);
 CPU_KERNEL(ReduceMean);
+
+/* cpu_softmax.c */
+CPU_KERNEL(Softmax);
+CPU_KERNEL(LogSoftmax);
 
 /* cpu_kl.c (only with OpenBLAS) */
 CPU_KERNEL(ChunkedKL);

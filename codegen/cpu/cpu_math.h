@@ -8,10 +8,15 @@
  * results are within one ulp of the reference's double libm (and usually equal).
  *
  * The polynomials are near-minimax fits (mpmath.chebyfit, 40 digits), with the
- * fit's worst relative error, checked in double on a fine grid, given for each. */
+ * fit's worst relative error, checked in double on a fine grid, given for each.
+ * Each Horner step is one fused multiply-add: exactly rounded, so every ISA clone
+ * (cpu_impl.h; the default one calls libm's fma) and the llvm target's kernels, on
+ * the host and as PTX (llvm.fma), compute the same bits; with FMA units it takes
+ * half the instructions of a multiply and an add. */
 #ifndef PDC_CPU_MATH_H
 #define PDC_CPU_MATH_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -31,12 +36,12 @@ static inline double cpu_exp(double a)
     double scale;
     memcpy(&scale, &kbits, 8);
     double p = 0.0013941108433972674;
-    p = p * r + 0.008375126398153335;
-    p = p * r + 0.04166635289677516;
-    p = p * r + 0.16666415514653277;
-    p = p * r + 0.5000000047117757;
-    p = p * r + 1.000000037716214;
-    p = p * r + 1.0;
+    p = fma(p, r, 0.008375126398153335);
+    p = fma(p, r, 0.04166635289677516);
+    p = fma(p, r, 0.16666415514653277);
+    p = fma(p, r, 0.5000000047117757);
+    p = fma(p, r, 1.000000037716214);
+    p = fma(p, r, 1.0);
     return p * scale;
 }
 
@@ -46,18 +51,18 @@ static inline double cpu_exp(double a)
 static inline double cpu_erfc_pos(double z)
 {
     double t = 1.0 / (1.0 + 0.5 * z), g = 0.06308584359433057;
-    g = g * t - 0.5567954856692163;
-    g = g * t + 1.9822865480879337;
-    g = g * t - 3.696915255871211;
-    g = g * t + 3.8225773902430333;
-    g = g * t - 2.1227180445386407;
-    g = g * t + 0.7125918327995515;
-    g = g * t - 0.3379492491978383;
-    g = g * t - 0.05647743427273634;
-    g = g * t + 0.08070750305818251;
-    g = g * t + 0.37512063167248894;
-    g = g * t + 0.9999978343568101;
-    g = g * t - 1.2655121170707262;
+    g = fma(g, t, -0.5567954856692163);
+    g = fma(g, t, 1.9822865480879337);
+    g = fma(g, t, -3.696915255871211);
+    g = fma(g, t, 3.8225773902430333);
+    g = fma(g, t, -2.1227180445386407);
+    g = fma(g, t, 0.7125918327995515);
+    g = fma(g, t, -0.3379492491978383);
+    g = fma(g, t, -0.05647743427273634);
+    g = fma(g, t, 0.08070750305818251);
+    g = fma(g, t, 0.37512063167248894);
+    g = fma(g, t, 0.9999978343568101);
+    g = fma(g, t, -1.2655121170707262);
     return t * cpu_exp(g - z * z);
 }
 
@@ -65,11 +70,11 @@ static inline double cpu_erfc_pos(double z)
 static inline double cpu_erf_small(double x)
 {
     double s = x * x, p = -0.0007694534279142308;
-    p = p * s + 0.005200413724335493;
-    p = p * s - 0.026863143032249386;
-    p = p * s + 0.11283774013179539;
-    p = p * s - 0.37612638525650693;
-    p = p * s + 1.1283791670824095;
+    p = fma(p, s, 0.005200413724335493);
+    p = fma(p, s, -0.026863143032249386);
+    p = fma(p, s, 0.11283774013179539);
+    p = fma(p, s, -0.37612638525650693);
+    p = fma(p, s, 1.1283791670824095);
     return x * p;
 }
 
