@@ -22,7 +22,7 @@
 #include "pass.h"
 #include "target.h"
 
-enum tol { EXACT, GEMM, ULP, REDUCE };
+enum tol { EXACT, GEMM, ULP, REDUCE, LOGSM };
 
 /* ---- graph builder --------------------------------------------------------- */
 
@@ -150,6 +150,8 @@ static int agree(enum tol tol, float got, float want, double scale)
     case GEMM: return fabs((double)got - (double)want) <= 1e-5 * scale + 1e-30;
     case ULP: return ulps(got, want) <= 2;
     case REDUCE: return fabs((double)got - (double)want) <= 1e-6 * fabs((double)want) + 1e-30;
+    /* x - m - log s: s's few 1e-9 relative error is an absolute one after the log */
+    case LOGSM: return ulps(got, want) <= 2 || fabs((double)got - (double)want) <= 1e-7;
     }
     return 0;
 }
@@ -531,6 +533,44 @@ TEST(gelu_left_tail)
     ir_graph_free(c.g);
 }
 
+/* Softmax and LogSoftmax: rows short and long, threaded, a row with a 160-wide range
+ * (underflowing terms), infinities and NaN, the legacy axis (everything from it on
+ * is one row) and an inner axis (delegated to the reference: exact) */
+TEST(softmax)
+{
+    static const int64_t shapes[][4] = {{3, 7, 1, 1}, {2, 3, 5, 17}, {8, 4, 64, 64}, {1, 1, 1, 1},
+                                        {700, 300, 1, 1}};
+    static const int ranks[] = {2, 4, 4, 1, 2};
+    for (int lg = 0; lg < 2; lg++) {
+        enum ir_op op = lg ? IR_OP_LogSoftmax : IR_OP_Softmax;
+        for (size_t s = 0; s < sizeof ranks / sizeof ranks[0]; s++) {
+            struct ctx c;
+            ctx_init(&c, 40 + s);
+            uint32_t x = frand(&c, ranks[s], shapes[s], s == 1 ? -80 : -4, s == 1 ? 80 : 4);
+            char what[64];
+            snprintf(what, sizeof what, "%s shape %zu", ir_ops[op].name, s);
+            compare_node(&c, node(&c, op, 1, &x, NULL), lg ? LOGSM : ULP, what);
+            struct at ax0[] = {{"axis", IR_ATTR_INT, 0, 0, NULL}, {0, 0, 0, 0, NULL}};
+            if (ranks[s] > 1)
+                compare_node(&c, node(&c, op, 1, &x, ax0), EXACT, "axis 0 (delegated)");
+            struct ir_node *n = node(&c, op, 1, &x, ax0);
+            if (n && ranks[s] > 1) {
+                n->opset = 11; /* axis 0 of opset 11: the whole tensor is one row */
+                compare_node(&c, n, lg ? LOGSM : ULP, "opset 11 axis 0");
+            }
+            ir_graph_free(c.g);
+        }
+        float sp[4][4] = {{INFINITY, 0, 1, 2}, {-INFINITY, 0, 1, 2},
+                          {NAN, 0, 1, 2},      {-INFINITY, -INFINITY, -INFINITY, -INFINITY}};
+        int64_t d[2] = {4, 4};
+        struct ctx c;
+        ctx_init(&c, 50);
+        uint32_t in = cst(&c, IR_F32, 2, d, sp);
+        compare_node(&c, node(&c, op, 1, &in, NULL), lg ? LOGSM : ULP, "specials");
+        ir_graph_free(c.g);
+    }
+}
+
 /* the squashing functions and their VJPs at the kinks, and with alpha set */
 TEST(squash_and_grads)
 {
@@ -860,7 +900,8 @@ static const struct test_case tests[] = {
     T(matmul_shapes),      T(matmul_k1_exact),      T(gemm_attributes),
     T(binary_ops),         T(comparisons),          T(binary_specials),
     T(pow_scalar_exponent), T(where_broadcast),     T(unary_ops),
-    T(unary_specials),     T(gelu_left_tail),       T(squash_and_grads),
+    T(unary_specials),     T(gelu_left_tail),       T(softmax),
+    T(squash_and_grads),
     T(transpose_perms),    T(cast_bool),            T(reduce_sum_mean),
     T(reduce_noop_empty_axes), T(delegates_other_dtypes), T(program_gemm_all_attributes),
     T(program_mlp_with_gradients), T(default_target_env),

@@ -57,6 +57,8 @@ static const cpu_fn cpu_table[IR_OP_COUNT] = {
     [IR_OP_UpperLeakyHardGrad] = cpu_UpperLeakyHardGrad,
     [IR_OP_ReduceSum] = cpu_ReduceSum,
     [IR_OP_ReduceMean] = cpu_ReduceMean,
+    [IR_OP_Softmax] = cpu_Softmax,
+    [IR_OP_LogSoftmax] = cpu_LogSoftmax,
     [IR_OP_ChunkedKL] = cpu_ChunkedKL,
     [IR_OP_ChunkedKLGrad] = cpu_ChunkedKLGrad,
 #endif
