@@ -29,7 +29,7 @@ static int unary_f32(enum ir_op op)
     case IR_OP_Softplus: case IR_OP_Gelu: case IR_OP_LowerLeakyHard: case IR_OP_UpperLeakyHard:
     case IR_OP_LowerLeakyHardGrad: case IR_OP_UpperLeakyHardGrad:
     case IR_OP_Add: case IR_OP_Sub: case IR_OP_Mul: case IR_OP_Div: case IR_OP_Pow:
-    case IR_OP_Max: case IR_OP_Min: case IR_OP_Sum:
+    case IR_OP_Max: case IR_OP_Min: case IR_OP_Sum: case IR_OP_Clip:
         return 1;
     default:
         return 0;
@@ -72,6 +72,9 @@ int cg_fusible(const struct ir_graph *g, const struct ir_node *n)
     for (uint32_t i = 0; i < n->n_in; i++)
         if (n->in[i] == IR_NONE || g->t[n->in[i]].rank > y->rank || ir_numel(&g->t[n->in[i]]) <= 0)
             return 0;
+    for (uint32_t i = 1; n->op == IR_OP_Clip && i < n->n_in; i++)
+        if (ir_numel(&g->t[n->in[i]]) != 1)
+            return 0; /* ONNX's bounds are scalars; anything else is ref's to reject */
     if (n->op == IR_OP_Gelu) {
         const char *a = ir_attr_str(n, "approximate", "none");
         if (strcmp(a, "none") != 0 && strcmp(a, "tanh") != 0)
@@ -193,22 +196,84 @@ static void add_member(struct fstate *s, uint32_t gr, uint32_t k)
     s->tail[gr] = k;
 }
 
-/* the group of one of n's producers that n can join, else a new group */
+/* the largest group of n's producers that n can join, else a new group (the largest:
+ * a lone producer left behind can still sink into it, sink_lone_nodes) */
 static void place_node(struct fstate *s, uint32_t k, int fusible)
 {
     const struct ir_graph *g = s->g;
     const struct ir_node *n = &g->n[g->topo[k]];
+    uint32_t best = NO_GROUP;
     for (uint32_t i = 0; fusible && i < n->n_in; i++) {
         uint32_t pr = g->t[n->in[i]].producer;
         if (pr == IR_NONE || pr >= g->nn || s->pos[pr] == NO_GROUP)
             continue;
         uint32_t gr = s->gid[s->pos[pr]];
-        if (gr != NO_GROUP && cg_fusible(g, &g->n[pr]) && can_join(s, gr, k)) {
-            add_member(s, gr, k);
-            return;
-        }
+        if (gr != NO_GROUP && gr != best && cg_fusible(g, &g->n[pr]) &&
+            (best == NO_GROUP || s->count[gr] > s->count[best]) && can_join(s, gr, k))
+            best = gr;
     }
-    add_member(s, s->ngroups++, k);
+    add_member(s, best != NO_GROUP ? best : s->ngroups++, k);
+}
+
+/* A fusible node left alone (its producers are not fused: a GEMM's or a copy's
+ * output) whose result only one fused group reads joins that group: the group runs
+ * later than it, so its inputs exist by then, and its value never goes to memory.
+ * The greedy pass cannot do this, since a group only grows by readers of its
+ * members: the VJP of a per-component MLP's hidden layer, dh = dy·W2ᵀ (an outer
+ * product made Mul) times GELU'(x), was a kernel writing 5 MB for the next one.
+ * Latest first, so a chain of such nodes sinks one after another. */
+static uint32_t lone_reader_group(const struct fstate *s, uint32_t k)
+{
+    const struct ir_graph *g = s->g;
+    const struct ir_node *n = &g->n[g->topo[k]];
+    uint32_t t = n->out[0], gr = NO_GROUP;
+    if (s->count[s->gid[k]] != 1 || !cg_fusible(g, n) || (g->t[t].flags & (IR_T_OUTPUT | IR_T_KEEP)))
+        return NO_GROUP;
+    for (uint32_t c = s->cons_at[t]; c < s->cons_at[t + 1]; c++) {
+        uint32_t q = s->gid[s->pos[s->cons[c]]];
+        if ((gr != NO_GROUP && q != gr) || !cg_fusible(g, &g->n[s->cons[c]]))
+            return NO_GROUP;
+        gr = q;
+    }
+    return gr;
+}
+
+static int sink_fits(const struct fstate *s, uint32_t gr, uint32_t k)
+{
+    const struct ir_graph *g = s->g;
+    const struct ir_node *n = &g->n[g->topo[k]], *h = &g->n[g->topo[s->head[gr]]];
+    if (s->count[gr] >= CG_GROUP_MAX_NODES || !same_shape(&g->t[n->out[0]], &g->t[h->out[0]]))
+        return 0;
+    uint32_t bufs = n->n_in; /* duplicates over-count: a safe bound, as can_join's */
+    for (uint32_t p = s->head[gr]; p != NO_GROUP; p = s->next[p]) {
+        const struct ir_node *m = &g->n[g->topo[p]];
+        bufs += needed_outside(s, m->out[0], gr, NO_GROUP);
+        for (uint32_t i = 0; i < m->n_in; i++)
+            bufs += m->in[i] != n->out[0] && !made_inside(s, m->in[i], gr, NO_GROUP);
+    }
+    return bufs <= CG_GROUP_MAX_BUFS;
+}
+
+static void sink_lone_nodes(struct fstate *s)
+{
+    for (uint32_t k = s->g->ntopo; k-- > 0;) {
+        uint32_t gr = lone_reader_group(s, k);
+        if (gr == NO_GROUP || gr == s->gid[k] || !sink_fits(s, gr, k))
+            continue;
+        s->count[s->gid[k]] = 0;
+        s->gid[k] = gr;
+        s->count[gr]++;
+        if (k < s->head[gr]) { /* the members stay in position order */
+            s->next[k] = s->head[gr];
+            s->head[gr] = k;
+            continue;
+        }
+        uint32_t q = s->head[gr];
+        while (s->next[q] != NO_GROUP && s->next[q] < k)
+            q = s->next[q];
+        s->next[k] = s->next[q];
+        s->next[q] = k;
+    }
 }
 
 /* ---- the plan ------------------------------------------------------------- */
@@ -334,6 +399,8 @@ int cg_fuse(const struct ir_graph *g, uint32_t min_nodes, struct cg_plan *p)
     int err = fstate_init(&s, g);
     for (uint32_t k = 0; !err && k < g->ntopo; k++)
         place_node(&s, k, cg_fusible(g, &g->n[g->topo[k]]));
+    if (!err)
+        sink_lone_nodes(&s);
     if (!err)
         err = build_plan(&s, min_nodes ? min_nodes : 1, p);
     fstate_free(&s);

@@ -214,7 +214,7 @@ static int compare_f32(const float *a, const float *b, int64_t n, enum fam fam, 
     return *at >= 0;
 }
 
-static int mismatch(struct rt_prog *p, const uint32_t *ids, uint32_t nn, uint32_t t,
+static int mismatch(struct rt_prog *p, const uint32_t *ids, uint32_t nn, int kernel, uint32_t t,
                     const void *got, const void *want, enum fam fam, double in_scale,
                     struct diag *d)
 {
@@ -223,8 +223,9 @@ static int mismatch(struct rt_prog *p, const uint32_t *ids, uint32_t nn, uint32_
     int64_t n = ir_numel(tt), at = -1;
     double err = 0, tol = 0;
     char what[160];
-    if (nn > 1)
-        snprintf(what, sizeof what, "fused kernel of %u nodes from '%s'", nn, n0->name);
+    if (kernel) /* (a target with min_fuse 1 makes kernels of lone nodes too) */
+        snprintf(what, sizeof what, "fused kernel of %u node%s from '%s' (%s)", nn,
+                 nn > 1 ? "s" : "", n0->name, ir_ops[n0->op].name);
     else
         snprintf(what, sizeof what, "node '%s' (%s)", n0->name, ir_ops[n0->op].name);
     if (tt->dtype == IR_F32) {
@@ -274,7 +275,7 @@ int rt_check_unit(struct rt_prog *p, uint32_t gi, const struct ir_node *n, struc
         for (uint32_t o = 0; !st && o < m->n_out; o++) {
             uint32_t t = m->out[o];
             if (t != IR_NONE && p->buf[t] && !p->plan.internal[t])
-                st = mismatch(p, ids, nn, t, p->buf[t], sh_get(&s, t), fam, in_scale, d);
+                st = mismatch(p, ids, nn, !n, t, p->buf[t], sh_get(&s, t), fam, in_scale, d);
         }
     }
     sh_free(&s);

@@ -283,6 +283,51 @@ TEST(pow_constant_exponents)
     }
 }
 
+/* Clip by scalar bounds, alone and as min only: NaN, infinities, signed zeros and
+ * bounds crossed (min > max gives max, as ONNX says) keep ref's bits */
+TEST(clip_scalar_bounds)
+{
+    static const float b[][2] = {{-1.0f, 2.0f}, {0.0f, 0.0f}, {3.0f, -3.0f}, {-INFINITY, INFINITY}};
+    float x[2000];
+    for (int i = 0; i < 2000; i++)
+        x[i] = (float)(i % 97) * 0.1f - 4.8f;
+    x[0] = NAN, x[1] = INFINITY, x[2] = -INFINITY, x[3] = -0.0f, x[4] = 0.0f;
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
+        for (uint32_t nin = 2; nin <= 3; nin++) {
+            struct ir_graph *g = ir_graph_new();
+            int64_t dims[2] = {40, 50};
+            uint32_t in[3] = {ir_tensor_new(g, "x"), ir_tensor_new(g, "lo"), ir_tensor_new(g, "hi")};
+            ir_tensor_set_const(g, in[0], IR_F32, 2, dims, x);
+            ir_tensor_set_const(g, in[1], IR_F32, 0, NULL, &b[i][0]);
+            ir_tensor_set_const(g, in[2], IR_F32, 0, NULL, &b[i][1]);
+            uint32_t o = ir_tensor_new(g, "y");
+            uint32_t id = ir_node_new(g, IR_OP_Clip, NULL, nin, in, 1, &o);
+            struct ir_node *n = &g->n[id];
+            struct diag d = {0};
+            struct cg_plan plan;
+            ir_graph_add_output(g, o);
+            CHECK(!ir_infer_node(g, n, &d) && !ir_fill_topo(g, &d) && !cg_fuse(g, 1, &plan));
+            CHECK(plan.n_groups == 1 && plan.groups[0].fused);
+            float want[2000], got[2000];
+            void *ins[3] = {g->t[in[0]].data, g->t[in[1]].data, g->t[in[2]].data}, *w = want;
+            void *bufs[4];
+            for (uint32_t k = 0; k < plan.groups[0].n_in; k++)
+                bufs[k] = g->t[plan.groups[0].in[k]].data;
+            bufs[plan.groups[0].n_in] = got;
+            struct cg_kernel *k = NULL;
+            CHECK_EQ(cg_ref.run(g, n, ins, &w), ST_OK);
+            CHECK_EQ(cg_llvm.compile(g, &plan.groups[0], &k, &d), ST_OK);
+            if (k) {
+                cg_llvm.launch(k, bufs);
+                int64_t first = 0;
+                CHECK_EQ(count_diff(got, want, IR_F32, 2000, &first), 0);
+                cg_llvm.release(k);
+            }
+            cg_plan_free(&plan);
+            ir_graph_free(g);
+        }
+}
+
 TEST(each_op_against_ref)
 {
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
@@ -672,7 +717,7 @@ TEST(disk_cache_hit_and_corrupt_entry)
 
 static const struct test_case tests[] = {
     T(each_op_against_ref),
-    T(pow_constant_exponents),
+    T(pow_constant_exponents), T(clip_scalar_bounds),
     T(fused_chain_through_executor),
     T(memplan_of_fused_schedules),
     T(spd_step_llvm_vs_ref),

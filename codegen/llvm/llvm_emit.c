@@ -29,6 +29,10 @@ struct emit {
     LLVMValueRef *val;  /* per tensor: its value for the current element */
     LLVMValueRef idx;   /* the element index (i64) */
     const struct ir_tensor *shape; /* the group's output shape */
+    /* host row loops (host_rows): per tensor, its offset at the row's first element and
+     * whether it steps along the row (else it is the same value all along it) */
+    LLVMValueRef *row_base, j;
+    unsigned char *row_step;
 };
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -141,7 +145,9 @@ static LLVMValueRef load_input(struct emit *e, uint32_t t)
         return isb ? LLVMConstInt(e->i1, *(const uint8_t *)x->data != 0, 0)
                    : cf(e, (double)*(const float *)x->data);
     LLVMTypeRef ty = isb ? e->i8 : e->f32;
-    LLVMValueRef off = input_offset(e, x);
+    LLVMValueRef off = !e->row_base   ? input_offset(e, x)
+                       : e->row_step[t] ? LLVMBuildAdd(e->b, e->row_base[t], e->j, "")
+                                        : e->row_base[t];
     LLVMValueRef p = LLVMBuildInBoundsGEP2(e->b, ty, e->bufp[buf_slot(e->grp, t, 0)], &off, 1, "");
     LLVMValueRef v = LLVMBuildLoad2(e->b, ty, p, "");
     LLVMSetAlignment(v, isb ? 1 : 4);
@@ -171,14 +177,22 @@ static void store_output(struct emit *e, uint32_t t, LLVMValueRef v)
 /* ---- exp, erf, erfc: codegen/cpu/cpu_math.h, operation for operation -------------
  * glibc's exp/erf/erfc are scalar calls of 10-60 ns that stop a loop from vectorising
  * (a GELU-MLP CI function spends most of a train step in them). These are the cpu
- * target's branch-free double formulas, emitted op by op in the same order, so
- * results are the cpu target's bits: within one float ulp of the reference. */
+ * target's branch-free double formulas, emitted op by op in the same order (the
+ * Horner steps as fused multiply-adds, like cpu_math.h), so results are the cpu
+ * target's bits: within one float ulp of the reference. */
 
+/* c[0] x^(n-1) + ... + c[n-1], one llvm.fma per step as cpu_math.h's fma() */
 static LLVMValueRef horner(struct emit *e, LLVMValueRef x, const double *c, int n)
 {
     LLVMValueRef p = cd(e, c[0]);
-    for (int i = 1; i < n; i++)
-        p = LLVMBuildFAdd(e->b, LLVMBuildFMul(e->b, p, x, ""), cd(e, c[i]), "");
+    unsigned id = LLVMLookupIntrinsicID("llvm.fma", 8);
+    LLVMTypeRef t = e->f64;
+    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(e->mod, id, &t, 1);
+    LLVMTypeRef fty = LLVMIntrinsicGetType(e->ctx, id, &t, 1);
+    for (int i = 1; i < n; i++) {
+        LLVMValueRef a[3] = {p, x, cd(e, c[i])};
+        p = LLVMBuildCall2(e->b, fty, fn, a, 3, "");
+    }
     return p;
 }
 
@@ -376,6 +390,12 @@ static LLVMValueRef node_value(struct emit *e, const struct ir_node *n)
     case IR_OP_Gelu: return gelu(e, n, x);
     case IR_OP_Cast: return cast(e, n, x);
     case IR_OP_Where: return sel(e, x, operand(e, n, 1), operand(e, n, 2));
+    case IR_OP_Clip: /* x < min -> min, then > max -> max: ref_unary.c's order, NaN passes */
+        for (uint32_t i = 1; i < n->n_in; i++) {
+            LLVMValueRef bound = operand(e, n, i);
+            x = sel(e, fcmp(e, i == 1 ? LLVMRealOLT : LLVMRealOGT, x, bound), bound, x);
+        }
+        return x;
     case IR_OP_LowerLeakyHard: case IR_OP_UpperLeakyHard: return squash(e, n, x, NULL);
     case IR_OP_LowerLeakyHardGrad: case IR_OP_UpperLeakyHardGrad:
         return squash(e, n, x, operand(e, n, 1));
@@ -464,12 +484,108 @@ static void element_at(struct emit *e, LLVMValueRef fn, LLVMValueRef i, void *ar
     emit_element(e);
 }
 
-/* for (i = lo; i < hi; i++) element(i) */
+/* ---- host row loops ----------------------------------------------------------
+ * Over a flat index, an input broadcast along some dims is read at ((i / a) % b) * c
+ * offsets, which vectorise as gathers: on the AMD EPYC here a GELU kernel of a CI
+ * MLP ([C, N, h] from [C, N, 1] and [C, 1, h]) ran 1.7x slower than the same loop
+ * with plain loads. So the host loop runs rows: the longest run of trailing dims along
+ * which every input either steps contiguously with the output or stays put. Each
+ * row's offsets are computed once; inside it, loads are contiguous or invariant. */
+
+/* does t move over output dims d.. (else it is broadcast along all of them)? */
+static int steps_along(const struct emit *e, const struct ir_tensor *t, int d)
+{
+    const struct ir_tensor *o = e->shape;
+    int64_t st[IR_MAX_RANK];
+    ir_broadcast_strides(t->rank, t->dims, o->rank, o->dims, st);
+    for (int k = d; k < o->rank; k++)
+        if (o->dims[k] > 1 && st[k] != 0)
+            return 1;
+    return 0;
+}
+
+/* elements per row (1 when no trailing dim qualifies); *first: the row's first dim */
+static int64_t row_length(const struct emit *e, int *first)
+{
+    const struct ir_tensor *o = e->shape;
+    int64_t len = 1;
+    *first = o->rank;
+    for (int d = o->rank - 1; d >= 0; d--) {
+        int64_t next = len * o->dims[d];
+        for (uint32_t i = 0; i < e->grp->n_in && o->dims[d] > 1; i++) {
+            const struct ir_tensor *t = &e->g->t[e->grp->in[i]];
+            int64_t st[IR_MAX_RANK];
+            ir_broadcast_strides(t->rank, t->dims, o->rank, o->dims, st);
+            int step = 0, stay = 0; /* over dims d.., skipping those of size 1 */
+            for (int k = d, inner = 1; k < o->rank; inner *= (int)o->dims[k], k++)
+                if (o->dims[k] > 1)
+                    st[k] == 0 ? stay++ : st[k] == inner ? step++ : (step = stay = -99);
+            if (step < 0 || (step && stay))
+                return len;
+        }
+        len = next;
+        *first = d;
+    }
+    return len;
+}
+
+static void row_element(struct emit *e, LLVMValueRef fn, LLVMValueRef j, void *row0)
+{
+    (void)fn;
+    e->j = j;
+    e->idx = LLVMBuildAdd(e->b, (LLVMValueRef)row0, j, "");
+    emit_element(e);
+}
+
+struct row_ctx {
+    LLVMValueRef lo, hi;
+    int64_t len;
+    int first; /* the row's first dim */
+};
+
+/* row r: its elements max(lo - r0, 0) .. min(hi - r0, len), r0 = r len */
+static void row_at(struct emit *e, LLVMValueRef fn, LLVMValueRef r, void *arg)
+{
+    const struct row_ctx *rc = arg;
+    LLVMValueRef r0 = LLVMBuildMul(e->b, r, ci64(e, rc->len), "");
+    LLVMValueRef jlo = LLVMBuildSub(e->b, rc->lo, r0, ""), jhi = LLVMBuildSub(e->b, rc->hi, r0, "");
+    jlo = sel(e, LLVMBuildICmp(e->b, LLVMIntSLT, jlo, ci64(e, 0), ""), ci64(e, 0), jlo);
+    jhi = sel(e, LLVMBuildICmp(e->b, LLVMIntSGT, jhi, ci64(e, rc->len), ""), ci64(e, rc->len), jhi);
+    e->idx = r0;
+    for (uint32_t i = 0; i < e->grp->n_in; i++) {
+        uint32_t t = e->grp->in[i];
+        e->row_base[t] = input_offset(e, &e->g->t[t]);
+        e->row_step[t] = (unsigned char)steps_along(e, &e->g->t[t], rc->first);
+    }
+    range_loop(e, fn, jlo, jhi, "j", row_element, r0);
+}
+
+/* for (i = lo; i < hi; i++) element(i), by rows when rows are long enough to pay */
 static void host_loop(struct emit *e, LLVMValueRef fn)
 {
     uint32_t nb = n_bufs(e);
+    LLVMValueRef lo = LLVMGetParam(fn, nb), hi = LLVMGetParam(fn, nb + 1);
     LLVMPositionBuilderAtEnd(e->b, LLVMAppendBasicBlockInContext(e->ctx, fn, "entry"));
-    range_loop(e, fn, LLVMGetParam(fn, nb), LLVMGetParam(fn, nb + 1), "i", element_at, NULL);
+    int first;
+    int64_t len = row_length(e, &first);
+    if (len < 8 || len == ir_numel(e->shape)) {
+        range_loop(e, fn, lo, hi, "i", element_at, NULL);
+        LLVMBuildRetVoid(e->b);
+        return;
+    }
+    struct row_ctx rc = {lo, hi, len, first};
+    LLVMValueRef r_lo = LLVMBuildSDiv(e->b, lo, ci64(e, len), "");
+    LLVMValueRef r_hi = LLVMBuildSDiv(e->b, LLVMBuildAdd(e->b, hi, ci64(e, len - 1), ""), ci64(e, len), "");
+    e->row_base = calloc((size_t)e->g->nt + 1, sizeof *e->row_base);
+    e->row_step = calloc((size_t)e->g->nt + 1, 1);
+    if (e->row_base && e->row_step)
+        range_loop(e, fn, r_lo, r_hi, "r", row_at, &rc);
+    else /* out of memory: the flat loop is as right, only slower */
+        range_loop(e, fn, lo, hi, "i", element_at, NULL);
+    free(e->row_base);
+    free(e->row_step);
+    e->row_base = NULL;
+    e->row_step = NULL;
     LLVMBuildRetVoid(e->b);
 }
 
