@@ -14,8 +14,9 @@
  *               alike). A GEMM call per batch for M·N multiplies that fusion then
  *               joins to the elementwise work around it (a per-component CI MLP's first
  *               layer and the gradient into its hidden units: 12 % of a tms-5-2 step).
- *   Each gives the same sums (Σ_k a·b, then + C; a K = 1 sum is its one product); the
- *   Transposes and Adds left without readers are for pass_dce.
+ *   Each gives the same sums (Σ_k a·b, then + C; a K = 1 sum is its one product, up to
+ *   the sign of a zero product); the Transposes and Adds left without readers are for
+ *   pass_dce.
  * Reverse-mode autodiff writes dA = dY·Bᵀ and dB = Aᵀ·dY for every product of a step
  * (each transpose a full copy of an activation or weight: 5-8 % of a toy SPD step on
  * the cpu target), and sums the gradient contributions of a tensor read twice with

@@ -205,8 +205,51 @@ TEST(adds_become_gemm_epilogues)
     ir_graph_free(g);
 }
 
+/* K = 1 products become Mul, 2-D and batched with broadcast batch dims, with the same
+ * values (the one product per element; only a zero's sign may differ, ref's sum
+ * starting from +0); a K = 2 product and a vector operand stay */
+TEST(outer_products_become_mul)
+{
+    struct diag d = {0};
+    struct pass_ctx pc = {0};
+    struct ir_graph *g = ir_graph_new();
+    g->opset = 20;
+    int64_t cd[2] = {4, 1}, rd[2] = {1, 5}, bcd[3] = {3, 4, 1}, brd[4] = {2, 1, 1, 5}, vd[1] = {1};
+    int64_t kd[2] = {4, 2}, k2d[2] = {2, 5};
+    uint32_t c = g_input(g, "c", IR_F32, 2, cd), r = g_input(g, "r", IR_F32, 2, rd);
+    uint32_t bc = g_input(g, "bc", IR_F32, 3, bcd), br = g_input(g, "br", IR_F32, 4, brd);
+    uint32_t v = g_input(g, "v", IR_F32, 1, vd), k = g_input(g, "k", IR_F32, 2, kd);
+    uint32_t k2 = g_input(g, "k2", IR_F32, 2, k2d);
+    struct ir_builder b = bld_begin(g, "t", &d);
+    uint32_t outs[4] = {bld_matmul(&b, c, r),  /* [4,1]·[1,5] */
+                        bld_matmul(&b, bc, br), /* [3,4,1]·[2,1,1,5] → [2,3,4,5] */
+                        bld_matmul(&b, c, v),   /* [4,1]·[1]: a vector, stays */
+                        bld_matmul(&b, k, k2)}; /* K = 2: stays */
+    for (int i = 0; i < 4; i++)
+        ir_graph_add_output(g, outs[i]);
+    CHECK_EQ(b.err, ST_OK);
+    CHECK_EQ(pass_infer_fold(g, &pc, &d), ST_OK);
+    float bufs[7][40];
+    struct ir_value in[7];
+    fill(&in[0], "c", 4, 1, bufs[0]);
+    fill(&in[1], "r", 1, 5, bufs[1]);
+    fill(&in[2], "bc", 12, 1, bufs[2]);
+    in[2].rank = 3, in[2].dims[0] = 3, in[2].dims[1] = 4, in[2].dims[2] = 1;
+    fill(&in[3], "br", 10, 1, bufs[3]);
+    in[3].rank = 4, in[3].dims[0] = 2, in[3].dims[1] = 1, in[3].dims[2] = 1, in[3].dims[3] = 5;
+    fill(&in[4], "v", 1, 1, bufs[4]);
+    in[4].rank = 1;
+    fill(&in[5], "k", 4, 2, bufs[5]);
+    fill(&in[6], "k2", 2, 5, bufs[6]);
+    pass_keeps_values(g, pass_fold_gemm, in, 7, 4, 1e-30);
+    CHECK_EQ(count_ops(g, IR_OP_Mul), 2);
+    CHECK_EQ(count_ops(g, IR_OP_MatMul) + count_ops(g, IR_OP_Gemm), 2);
+    ir_graph_free(g);
+}
+
 static const struct test_case tests[] = {
     T(merges_equal_nodes_only),
+    T(outer_products_become_mul),
     T(transposed_operands_become_gemm_flags),
     T(adds_become_gemm_epilogues),
 };
