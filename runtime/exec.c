@@ -36,6 +36,7 @@ void rt_prog_free(struct rt_prog *p)
     for (uint32_t i = 0; p->prep && i < p->g->nn; i++)
         free(p->prep[i]);
     free(p->prep);
+    free(p->view);
     cg_plan_free(&p->plan);
     free(p->buf);
     free(p->owned);
@@ -128,6 +129,11 @@ static int place(struct rt_prog *p, struct diag *d)
     for (uint32_t t = 0; t < g->nt; t++)
         if (off[t] != RT_NOT_PLANNED)
             p->buf[t] = p->block + off[t];
+    for (uint32_t k = 0; k < g->ntopo; k++) {
+        const struct ir_node *n = &g->n[g->topo[k]];
+        uint32_t src = rt_memplan_view(g, n);
+        p->view[g->topo[k]] = src != IR_NONE && off[src] != RT_NOT_PLANNED && off[src] == off[n->out[0]];
+    }
     free(off);
     return ST_OK;
 }
@@ -274,7 +280,8 @@ int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt
     }
     p->buf = calloc((size_t)g->nt + 1, sizeof *p->buf);
     p->owned = calloc((size_t)g->nt + 1, 1);
-    int st = (!p->buf || !p->owned) ? diag_set(d, ST_ERR_NOMEM, "out of memory") : ST_OK;
+    p->view = calloc((size_t)g->nn + 1, 1);
+    int st = (!p->buf || !p->owned || !p->view) ? diag_set(d, ST_ERR_NOMEM, "out of memory") : ST_OK;
     for (uint32_t t = 0; !st && !tgt->mem && t < g->nt; t++)
         p->buf[t] = g->t[t].data;
     if (!st)
@@ -450,6 +457,8 @@ int rt_prog_run(struct rt_prog *p, struct diag *d)
         }
         for (uint32_t i = 0; !st && i < gr->n_nodes; i++) {
             const struct ir_node *n = &p->g->n[gr->nodes[i]];
+            if (p->view[gr->nodes[i]])
+                continue; /* its output shares its input's bytes (memplan.c, views) */
             st = p->check  ? rt_check_unit(p, gi, n, d)
                  : p->prof ? rt_prof_unit(p, gi, n, d)
                            : rt_run_node(p, n, d);

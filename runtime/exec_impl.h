@@ -17,6 +17,7 @@ struct rt_prog {
     struct cg_plan plan;     /* the groups, in execution order */
     struct cg_kernel **kern; /* per group: its compiled kernel, or NULL (node by node) */
     void **prep;             /* per node id: the target's prepared state (target.h), or NULL */
+    unsigned char *view;     /* per node id: a view node whose output shares its input's bytes */
     int check;               /* PDC_CHECK=ref: every unit rerun on cg_ref (exec_check.c) */
     unsigned char early[64]; /* rt_prog_read_start's bytes on a host target */
     double *prof;            /* PDC_DEBUG=prof: seconds per group (exec_prof.c), or NULL */

@@ -17,11 +17,17 @@ struct rt_memplan_stats {
     size_t planned; /* bytes of the activation block */
     size_t naive;   /* bytes with one buffer per planned tensor */
     uint32_t n_planned;
+    uint32_t n_views; /* planned tensors sharing another's bytes (memplan.c, views) */
 };
 
 int rt_memplan_planned(const struct ir_graph *g, uint32_t t);
+/* n's input when n's output may be a view of its bytes (a Reshape, Flatten, Squeeze,
+ * Unsqueeze or Identity between two planned tensors of one size), else IR_NONE; the
+ * plan then gives both one offset unless a fused kernel keeps either in registers */
+uint32_t rt_memplan_view(const struct ir_graph *g, const struct ir_node *n);
 /* off[t] for every tensor of g (RT_NOT_PLANNED where it is not planned); with reuse 0
- * every planned tensor gets bytes of its own (PDC_MEMPLAN=0, to rule the planner out).
+ * every planned tensor gets bytes of its own (PDC_MEMPLAN=0, to rule the planner out),
+ * views included.
  * Returns -1 when out of memory. */
 int rt_memplan(const struct ir_graph *g, int reuse, size_t *off, struct rt_memplan_stats *s);
 /* an execution order with kernel groups (codegen/fuse.h cg_plan): order[k] the node ids,

@@ -7,6 +7,7 @@
 
 #include "decompose_fixture.h"
 #include "fuse.h"
+#include "memplan.h"
 
 /* the train step of `method` on the target bf builds; *p owns the program */
 static inline int build_step(const char *method, build_fn bf, struct dc_prog *p, struct diag *d)
@@ -119,6 +120,32 @@ static inline struct ir_graph *every_op_plan(struct cg_plan *plan)
         return NULL;
     }
     return g;
+}
+
+/* A plan's views, recomputed for the plan checkers: the output of a Reshape, Flatten,
+ * Squeeze, Unsqueeze or Identity holds its input's bytes, so the planner may give it
+ * the input's offset. root[t] is the tensor whose bytes t then shares (t itself
+ * otherwise); the root's lifetime is stretched to its views' (last[], in the order's
+ * positions), and only tensors of one root may overlap. */
+static inline void plan_view_roots(const struct ir_graph *g, const uint32_t *order,
+                                   const size_t *off, uint32_t *root, int64_t *last)
+{
+    for (uint32_t t = 0; t < g->nt; t++)
+        root[t] = t;
+    for (uint32_t k = 0; k < g->ntopo; k++) {
+        const struct ir_node *n = &g->n[order[k]];
+        int view = n->op == IR_OP_Reshape || n->op == IR_OP_Flatten || n->op == IR_OP_Squeeze ||
+                   n->op == IR_OP_Unsqueeze || n->op == IR_OP_Identity;
+        if (!view || n->n_in < 1 || n->in[0] == IR_NONE || n->out[0] == IR_NONE)
+            continue;
+        uint32_t x = n->in[0], y = n->out[0];
+        if (off[x] != RT_NOT_PLANNED && off[x] == off[y] &&
+            rt_tensor_bytes(&g->t[x]) == rt_tensor_bytes(&g->t[y]))
+            root[y] = root[x];
+    }
+    for (uint32_t t = 0; t < g->nt; t++)
+        if (last[root[t]] < last[t])
+            last[root[t]] = last[t];
 }
 
 #endif

@@ -44,7 +44,13 @@ static void check_plan(const struct ir_graph *g, const char *what)
         goto out;
     }
     lifetimes(g, first, last);
-    long pairs = 0, clashes = 0, wrongly = 0;
+    uint32_t *root = malloc(((size_t)g->nt + 1) * sizeof *root);
+    if (!root) {
+        test_failed_ = 1;
+        goto out;
+    }
+    plan_view_roots(g, g->topo, off, root, last);
+    long pairs = 0, clashes = 0, wrongly = 0, views = 0;
     for (uint32_t a = 0; a < g->nt; a++) {
         const struct ir_tensor *t = &g->t[a];
         int must_own = t->data || (t->flags & (IR_T_INPUT | IR_T_OUTPUT | IR_T_KEEP));
@@ -52,8 +58,10 @@ static void check_plan(const struct ir_graph *g, const char *what)
         if (off[a] == RT_NOT_PLANNED)
             continue;
         CHECK(off[a] % 64 == 0 && off[a] + rt_tensor_bytes(t) <= s.planned);
+        views += root[a] != a;
         for (uint32_t b = a + 1; b < g->nt; b++) {
-            if (off[b] == RT_NOT_PLANNED || last[a] < first[b] || last[b] < first[a])
+            if (off[b] == RT_NOT_PLANNED || last[a] < first[b] || last[b] < first[a] ||
+                root[a] == root[b])
                 continue;
             pairs++;
             size_t ea = off[a] + rt_tensor_bytes(t), eb = off[b] + rt_tensor_bytes(&g->t[b]);
@@ -69,8 +77,10 @@ static void check_plan(const struct ir_graph *g, const char *what)
            (double)s.planned / 1048576.0, (double)s.naive / 1048576.0);
     CHECK_EQ(clashes, 0);
     CHECK_EQ(wrongly, 0);
+    CHECK_EQ(views, (long)s.n_views);
     CHECK(pairs > 100);
     CHECK(s.planned * 2 < s.naive); /* training programs free most temporaries early */
+    free(root);
 out:
     free(off);
     free(first);
