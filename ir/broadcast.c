@@ -51,14 +51,22 @@ int ir_norm_axis(int64_t axis, int rank)
     return (int)axis;
 }
 
-void ir_matmul_view(const struct ir_tensor *a, const struct ir_tensor *b, const struct ir_tensor *y,
-                    struct ir_matmul_view *v)
+void ir_matmul_trans(const struct ir_node *n, const struct ir_tensor *a,
+                     const struct ir_tensor *b, int *ta, int *tb)
+{
+    *ta = a->rank >= 2 && ir_attr_int(n, "transA", 0) != 0;
+    *tb = b->rank >= 2 && ir_attr_int(n, "transB", 0) != 0;
+}
+
+void ir_matmul_view(const struct ir_node *n, const struct ir_tensor *a, const struct ir_tensor *b,
+                    const struct ir_tensor *y, struct ir_matmul_view *v)
 {
     memset(v, 0, sizeof *v);
     v->nb = 1;
-    v->M = a->rank >= 2 ? a->dims[a->rank - 2] : 1;
-    v->K = a->dims[a->rank - 1];
-    v->N = b->rank >= 2 ? b->dims[b->rank - 1] : 1;
+    ir_matmul_trans(n, a, b, &v->ta, &v->tb);
+    v->M = a->rank >= 2 ? a->dims[a->rank - 2 + v->ta] : 1;
+    v->K = a->dims[a->rank - 1 - v->ta];
+    v->N = b->rank >= 2 ? b->dims[b->rank - 1 - v->tb] : 1;
     v->rb = y->rank - (a->rank >= 2) - (b->rank >= 2);
     ir_broadcast_strides(a->rank > 2 ? a->rank - 2 : 0, a->dims, v->rb, y->dims, v->astr);
     ir_broadcast_strides(b->rank > 2 ? b->rank - 2 : 0, b->dims, v->rb, y->dims, v->bstr);

@@ -288,17 +288,22 @@ int ir_broadcast_shape(int ra, const int64_t *da, int rb, const int64_t *db,
 /* strides of a tensor of rank r broadcast into rank ro (0 stride on broadcast dims) */
 void ir_broadcast_strides(int r, const int64_t *dims, int ro, const int64_t *dout,
                           int64_t *strides);
-/* MatMul as a batch of products: Y (batch..., M, N) = A (batch..., M, K) @ B (batch...,
- * K, N), 1-D operands promoted as numpy does (already reflected in Y's shape); rb
- * batch dims (Y's), A's and B's element offsets per batch index (0 where broadcast),
- * nb products in all. Shared by the cpu target and the CUDA lowering. */
+/* MatMul as a batch of products: Y (batch..., M, N) = op(A) (batch..., M, K) @ op(B)
+ * (batch..., K, N), 1-D operands promoted as numpy does (already reflected in Y's shape);
+ * rb batch dims (Y's), A's and B's element offsets per batch index (0 where broadcast),
+ * nb products in all. op() is the transpose of the last two dims where the node has
+ * pdc's own transA / transB (ir_matmul_trans; ONNX's MatMul has no attributes: built
+ * programs only, gemm_fold.c). Shared by ref, the cpu target and the CUDA lowering. */
 struct ir_matmul_view {
     int64_t M, N, K, nb;
-    int rb;
+    int rb, ta, tb;
     int64_t dims[IR_MAX_RANK], astr[IR_MAX_RANK], bstr[IR_MAX_RANK];
 };
-void ir_matmul_view(const struct ir_tensor *a, const struct ir_tensor *b, const struct ir_tensor *y,
-                    struct ir_matmul_view *v);
+void ir_matmul_view(const struct ir_node *n, const struct ir_tensor *a, const struct ir_tensor *b,
+                    const struct ir_tensor *y, struct ir_matmul_view *v);
+/* a MatMul's transA / transB (only on operands of rank >= 2) */
+void ir_matmul_trans(const struct ir_node *n, const struct ir_tensor *a,
+                     const struct ir_tensor *b, int *ta, int *tb);
 /* Gemm's attributes and sizes: Y (M, N) = alpha·op(A)·op(B) + beta·C */
 struct ir_gemm_view {
     int ta, tb;

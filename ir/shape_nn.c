@@ -52,8 +52,10 @@ SHAPE_RULE(MatMul)
     if (a->rank < 1 || b->rank < 1)
         return shp_err(d, n, ST_ERR_SHAPE, "MatMul operands must have rank >= 1 (got %d and %d)",
                        a->rank, b->rank);
-    int64_t ka = a->dims[a->rank - 1];
-    int64_t kb = b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2];
+    int ta, tb; /* pdc's own, on built programs (ir_matmul_view) */
+    ir_matmul_trans(n, a, b, &ta, &tb);
+    int64_t ka = a->dims[a->rank - 1 - ta];
+    int64_t kb = b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2 + tb];
     if (ka != kb)
         return shp_err(d, n, ST_ERR_SHAPE, "inner dims differ: '%s' has K=%lld, '%s' has K=%lld",
                        a->name, (long long)ka, b->name, (long long)kb);
@@ -63,9 +65,9 @@ SHAPE_RULE(MatMul)
         return shp_err(d, n, ST_ERR_SHAPE, "batch dims of '%s' and '%s' do not broadcast",
                        a->name, b->name);
     if (a->rank >= 2)
-        dims[rank++] = a->dims[a->rank - 2];
+        dims[rank++] = a->dims[a->rank - 2 + ta];
     if (b->rank >= 2)
-        dims[rank++] = b->dims[b->rank - 1];
+        dims[rank++] = b->dims[b->rank - 1 - tb];
     return shp_set(g, n, 0, a->dtype, rank, dims, d);
 }
 

@@ -9,6 +9,10 @@
  *               read by nothing but this Add and C broadcasts to P's [M, N] →
  *               Gemm(A, B, C, beta = 1) writing the Add's output: the GEMM starts
  *               from C and accumulates, instead of a separate pass reading both.
+ *   batched     MatMul(Transpose(A), B) with an operand of rank > 2, the Transpose swapping
+ *               the last two dims only → MatMul(A, B, transA = 1) (pdc's attribute, read
+ *               through ir_matmul_view), likewise for B: autodiff's dW = Xᵀ·dY of a
+ *               per-component layer transposed a [C, N, h] activation every step;
  *   outer       MatMul(A [.., M, 1], B [.., 1, N]), any float32 batch: → Mul(A, B), whose
  *               broadcast is the product's (one term per element, batch dims broadcast
  *               alike). A GEMM call per batch for M·N multiplies that fusion then
@@ -56,6 +60,54 @@ static int make_gemm(struct ir_graph *g, struct ir_node *n, int ta, int tb, stru
     n->op = IR_OP_Gemm;
     n->attr = at;
     n->n_attr = 2;
+    return ST_OK;
+}
+
+/* t, the output of a Transpose that swaps the last two of rank >= 2 dims and keeps the
+ * rest: its input */
+static uint32_t swapped_from(const struct ir_graph *g, uint32_t t)
+{
+    uint32_t p = g->t[t].producer;
+    int r = g->t[t].rank;
+    if (p == IR_NONE || g->n[p].op != IR_OP_Transpose || r < 2)
+        return IR_NONE;
+    const int64_t *perm;
+    int64_t n = ir_attr_ints(&g->n[p], "perm", &perm);
+    if (n < 0)
+        return r == 2 ? g->n[p].in[0] : IR_NONE; /* the default reverses: a swap at rank 2 */
+    if (n != r || perm[r - 2] != r - 1 || perm[r - 1] != r - 2)
+        return IR_NONE;
+    for (int i = 0; i < r - 2; i++)
+        if (perm[i] != i)
+            return IR_NONE;
+    return g->n[p].in[0];
+}
+
+/* a batched product (an operand of rank > 2) reading a swapped operand reads it as it
+ * lies instead: pdc's transA / transB on MatMul (ir_matmul_view) */
+static int fold_batched_transposes(struct ir_graph *g, int *folded, struct diag *d)
+{
+    for (uint32_t i = 0; i < g->nn; i++) {
+        struct ir_node *n = &g->n[i];
+        if ((n->flags & IR_N_DEAD) || n->op != IR_OP_MatMul || n->n_in != 2 || n->n_attr)
+            continue;
+        const struct ir_tensor *a = &g->t[n->in[0]], *b = &g->t[n->in[1]];
+        if (a->dtype != IR_F32 || b->dtype != IR_F32 || (a->rank <= 2 && b->rank <= 2))
+            continue;
+        uint32_t sa = swapped_from(g, n->in[0]), sb = swapped_from(g, n->in[1]);
+        if (sa == IR_NONE && sb == IR_NONE)
+            continue;
+        struct ir_attr *at = ir_arena_alloc(g->arena, 2 * sizeof *at);
+        if (!at)
+            return diag_set(d, ST_ERR_NOMEM, "out of memory folding GEMMs");
+        at[0] = (struct ir_attr){.name = "transA", .type = IR_ATTR_INT, .i = sa != IR_NONE};
+        at[1] = (struct ir_attr){.name = "transB", .type = IR_ATTR_INT, .i = sb != IR_NONE};
+        n->in[0] = sa != IR_NONE ? sa : n->in[0];
+        n->in[1] = sb != IR_NONE ? sb : n->in[1];
+        n->attr = at;
+        n->n_attr = 2;
+        ++*folded;
+    }
     return ST_OK;
 }
 
@@ -162,9 +214,9 @@ static int fold_epilogue(struct ir_graph *g, struct ir_node *add, const uint32_t
 int pass_fold_gemm(struct ir_graph *g, struct pass_ctx *cx, struct diag *d)
 {
     (void)cx;
-    int nt = 0, ne = 0, no = 0;
+    int nt = 0, ne = 0, no = 0, nbt = 0;
     fold_outer(g, &no);
-    if (fold_transposes(g, &nt, d))
+    if (fold_transposes(g, &nt, d) || fold_batched_transposes(g, &nbt, d))
         return d->status;
     uint32_t *uses = calloc((size_t)g->nt + 1, sizeof *uses);
     if (!uses)
@@ -185,8 +237,9 @@ int pass_fold_gemm(struct ir_graph *g, struct pass_ctx *cx, struct diag *d)
         return st;
     const char *dbg = getenv("PDC_DEBUG");
     if (dbg && strstr(dbg, "gemm"))
-        fprintf(stderr, "gemm: %d transposes and %d adds folded into Gemm, %d outer products "
-                "made Mul\n", nt, ne, no);
+        fprintf(stderr, "gemm: %d transposes and %d adds folded into Gemm, %d batched "
+                "products read operands transposed, %d outer products made Mul\n", nt, ne, nbt,
+                no);
     ir_invalidate(g);
     return ir_fill_topo(g, d);
 }

@@ -200,7 +200,7 @@ static void compare_node(struct ctx *c, const struct ir_node *n, enum tol tol, c
     double scale = 1;
     if (tol == GEMM) { /* K max|A| max|B| bounds the product's terms; 1 for beta C */
         const struct ir_tensor *ta = &c->g->t[n->in[0]];
-        int trA = n->op == IR_OP_Gemm && ir_attr_int(n, "transA", 0);
+        int trA = ta->rank >= 2 && ir_attr_int(n, "transA", 0); /* Gemm's, or a built MatMul's */
         int64_t K = ta->rank == 1 ? ta->dims[0] : ta->dims[ta->rank - 1 - trA];
         scale = (double)(K + 1) * maxabs(ta) * maxabs(&c->g->t[n->in[1]]) + 1;
     }
@@ -265,6 +265,35 @@ TEST(matmul_shapes)
         char what[64];
         snprintf(what, sizeof what, "MatMul case %zu", i);
         compare_node(&c, node(&c, IR_OP_MatMul, 2, in, NULL), GEMM, what);
+        ir_graph_free(c.g);
+    }
+}
+
+/* a built program's MatMul reading A and/or B transposed in their last two dims
+ * (pdc's transA / transB, gemm_fold.c): every path of the cpu kernel, against ref */
+TEST(matmul_transposed_operands)
+{
+    static const struct { struct mm_case m; int ta, tb; } cases[] = {
+        {{3, 3, {5, 40, 64}, {5, 40, 33}}, 1, 0},    /* batched sgemm, Aᵀ */
+        {{3, 3, {5, 64, 40}, {5, 33, 40}}, 0, 1},    /* Bᵀ */
+        {{3, 2, {4, 40, 64}, {33, 40}}, 1, 1},       /* both, B 2-D */
+        {{4, 3, {2, 1, 40, 16}, {3, 40, 20}}, 1, 0}, /* broadcast batch */
+        {{3, 3, {20, 300, 16}, {20, 300, 1}}, 1, 0}, /* N = 1: a CI layer's dW2 = hᵀ dy */
+        {{3, 3, {20, 300, 1}, {20, 300, 16}}, 1, 0}, /* M = 1: its dW1 = xᵀ dpre */
+        {{3, 3, {7, 3, 5}, {7, 2, 3}}, 1, 1},        /* tiny: the direct loop */
+        {{3, 3, {6, 1, 9}, {6, 4, 1}}, 1, 1},        /* K = 1 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct mm_case *m = &cases[i].m;
+        struct ctx c;
+        ctx_init(&c, 200 + i);
+        uint32_t in[2] = {frand(&c, m->ra, m->da, -1, 1), frand(&c, m->rb, m->db, -1, 1)};
+        struct at tr[] = {{"transA", IR_ATTR_INT, cases[i].ta, 0, NULL},
+                          {"transB", IR_ATTR_INT, cases[i].tb, 0, NULL},
+                          {0, 0, 0, 0, NULL}};
+        char what[64];
+        snprintf(what, sizeof what, "MatMul transposed case %zu", i);
+        compare_node(&c, node(&c, IR_OP_MatMul, 2, in, tr), GEMM, what);
         ir_graph_free(c.g);
     }
 }
@@ -900,7 +929,7 @@ static const struct test_case tests[] = {
     T(matmul_shapes),      T(matmul_k1_exact),      T(gemm_attributes),
     T(binary_ops),         T(comparisons),          T(binary_specials),
     T(pow_scalar_exponent), T(where_broadcast),     T(unary_ops),
-    T(unary_specials),     T(gelu_left_tail),       T(softmax),
+    T(unary_specials),     T(gelu_left_tail),       T(softmax), T(matmul_transposed_operands),
     T(squash_and_grads),
     T(transpose_perms),    T(cast_bool),            T(reduce_sum_mean),
     T(reduce_noop_empty_axes), T(delegates_other_dtypes), T(program_gemm_all_attributes),

@@ -136,7 +136,7 @@ TEST(transposed_operands_become_gemm_flags)
     uint32_t y1 = bld_matmul(&b, bld_transpose(&b, A, 2, sw), B);           /* Aᵀ·B [3,5] */
     uint32_t y2 = bld_matmul(&b, y1, bld_transpose(&b, y1, 2, sw));         /* [3,3] */
     uint32_t y3 = bld_matmul(&b, bld_transpose(&b, Cm, 2, sw), bld_transpose(&b, B, 2, sw));
-    uint32_t y4 = bld_matmul(&b, S, bld_transpose(&b, S, 3, p3));           /* batched: stays */
+    uint32_t y4 = bld_matmul(&b, S, bld_transpose(&b, S, 3, p3));           /* batched: transB */
     int64_t same[2] = {0, 1};
     uint32_t y5 = bld_matmul(&b, bld_transpose(&b, y2, 2, same), y2);       /* no swap: stays */
     ir_graph_add_output(g, y1);
@@ -156,7 +156,7 @@ TEST(transposed_operands_become_gemm_flags)
     pass_keeps_values(g, pass_fold_gemm, in, 4, 5, 1e-6);
     CHECK_EQ(count_ops(g, IR_OP_Gemm), 3);
     CHECK_EQ(count_ops(g, IR_OP_MatMul), 2);
-    CHECK_EQ(count_ops(g, IR_OP_Transpose), 2); /* the batched one's, the identity's */
+    CHECK_EQ(count_ops(g, IR_OP_Transpose), 1); /* the identity's */
     ir_graph_free(g);
 }
 
@@ -247,8 +247,56 @@ TEST(outer_products_become_mul)
     ir_graph_free(g);
 }
 
+/* batched products read swapped operands as they lie (pdc's transA / transB on MatMul)
+ * with ref's values: A, B or both swapped, a 2-D B under a batched A, broadcast batch
+ * dims; a Transpose that moves a batch dim stays */
+TEST(batched_transposes_become_matmul_flags)
+{
+    struct diag d = {0};
+    struct pass_ctx pc = {0};
+    struct ir_graph *g = ir_graph_new();
+    g->opset = 20;
+    int64_t xd[3] = {3, 5, 4}, wd[2] = {6, 5}, vd[4] = {2, 1, 5, 4}, sw[3] = {0, 2, 1};
+    int64_t sw2[2] = {1, 0}, sw4[4] = {0, 1, 3, 2}, mv[3] = {1, 0, 2};
+    uint32_t X = g_input(g, "X", IR_F32, 3, xd), W = g_input(g, "W", IR_F32, 2, wd);
+    uint32_t V = g_input(g, "V", IR_F32, 4, vd);
+    struct ir_builder b = bld_begin(g, "t", &d);
+    uint32_t Xt = bld_transpose(&b, X, 3, sw); /* [3, 4, 5] */
+    int64_t wd2[2] = {4, 6};
+    uint32_t W2 = g_input(g, "W2", IR_F32, 2, wd2);
+    uint32_t outs[5] = {
+        bld_matmul(&b, Xt, X),                            /* Xᵀ X: transA [3,4,4] */
+        bld_matmul(&b, X, Xt),                            /* X Xᵀ: transB [3,5,5] */
+        bld_matmul(&b, Xt, bld_transpose(&b, W, 2, sw2)), /* both, B 2-D: [3,4,6] */
+        bld_matmul(&b, bld_transpose(&b, V, 4, sw4), X),  /* [2,1,4,5]·[3,5,4] → [2,3,4,4] */
+        bld_matmul(&b, bld_transpose(&b, X, 3, mv), W2),  /* [5,3,4]·[4,6]: not a swap */
+    };
+    for (int i = 0; i < 5; i++)
+        ir_graph_add_output(g, outs[i]);
+    CHECK_EQ(b.err, ST_OK);
+    CHECK_EQ(pass_infer_fold(g, &pc, &d), ST_OK);
+    float xb[60], wb[30], vb[40], w2b[24];
+    struct ir_value in[4];
+    fill(&in[0], "X", 15, 4, xb);
+    in[0].rank = 3, in[0].dims[0] = 3, in[0].dims[1] = 5, in[0].dims[2] = 4;
+    fill(&in[1], "W", 6, 5, wb);
+    fill(&in[2], "V", 10, 4, vb);
+    in[2].rank = 4, in[2].dims[0] = 2, in[2].dims[1] = 1, in[2].dims[2] = 5, in[2].dims[3] = 4;
+    fill(&in[3], "W2", 4, 6, w2b);
+    pass_keeps_values(g, pass_fold_gemm, in, 4, 5, 0);
+    int with_flags = 0;
+    for (uint32_t k = 0; k < g->ntopo; k++) {
+        const struct ir_node *n = &g->n[g->topo[k]];
+        with_flags += n->op == IR_OP_MatMul && n->n_attr == 2;
+    }
+    CHECK_EQ(with_flags, 4);
+    CHECK_EQ(count_ops(g, IR_OP_Transpose), 1); /* the batch-moving one */
+    ir_graph_free(g);
+}
+
 static const struct test_case tests[] = {
     T(merges_equal_nodes_only),
+    T(batched_transposes_become_matmul_flags),
     T(outer_products_become_mul),
     T(transposed_operands_become_gemm_flags),
     T(adds_become_gemm_epilogues),

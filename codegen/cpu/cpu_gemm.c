@@ -245,9 +245,9 @@ CPU_KERNEL(MatMul)
     if (!out[0])
         return ST_OK;
     struct ir_matmul_view v;
-    ir_matmul_view(ta, tb, ty, &v);
+    ir_matmul_view(n, ta, tb, ty, &v);
     struct mm m = {.alpha = 1.0f, .a = in[0], .b = in[1], .y = out[0], .nb = v.nb, .M = v.M,
-                   .N = v.N, .K = v.K, .rb = v.rb};
+                   .N = v.N, .K = v.K, .rb = v.rb, .ta = v.ta, .tb = v.tb};
     memcpy(m.dims, v.dims, sizeof m.dims);
     memcpy(m.astr, v.astr, sizeof m.astr);
     memcpy(m.bstr, v.bstr, sizeof m.bstr);

@@ -368,8 +368,9 @@ static int matmul(const struct ir_graph *g, const struct ir_node *n, struct cu_l
     if (ta->dtype != IR_F32 || tb->dtype != IR_F32 || ty->dtype != IR_F32)
         return UNSUPPORTED;
     struct ir_matmul_view v;
-    ir_matmul_view(ta, tb, ty, &v);
-    struct cu_gemm m = {.alpha = 1.0f, .nb = v.nb, .M = v.M, .N = v.N, .K = v.K, .rb = v.rb};
+    ir_matmul_view(n, ta, tb, ty, &v);
+    struct cu_gemm m = {.alpha = 1.0f, .nb = v.nb, .M = v.M, .N = v.N, .K = v.K, .rb = v.rb,
+                        .ta = v.ta, .tb = v.tb};
     memcpy(m.dims, v.dims, sizeof m.dims);
     memcpy(m.astr, v.astr, sizeof m.astr);
     memcpy(m.bstr, v.bstr, sizeof m.bstr);

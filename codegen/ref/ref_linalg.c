@@ -139,12 +139,18 @@ static int64_t box_offset(int64_t lin, int r, const int64_t *dims, const int64_t
 }
 
 /* Y (batch..., M, N) = A (batch..., M, K) @ B (batch..., K, N); batch dims
- * broadcast, 1-D operands promoted as numpy does (already reflected in Y). */
+ * broadcast, 1-D operands promoted as numpy does (already reflected in Y). A built
+ * program's MatMul may read A or B transposed in its last two dims (ir_matmul_trans). */
 REF_KERNEL(MatMul)
 {
     const struct ir_tensor *ta = ref_in(g, n, 0), *tb = ref_in(g, n, 1), *ty = ref_out(g, n, 0);
-    int64_t M = ta->rank >= 2 ? ta->dims[ta->rank - 2] : 1, K = ta->dims[ta->rank - 1];
-    int64_t N = tb->rank >= 2 ? tb->dims[tb->rank - 1] : 1;
+    int trA, trB;
+    ir_matmul_trans(n, ta, tb, &trA, &trB);
+    int64_t M = ta->rank >= 2 ? ta->dims[ta->rank - 2 + trA] : 1;
+    int64_t K = ta->dims[ta->rank - 1 - trA];
+    int64_t N = tb->rank >= 2 ? tb->dims[tb->rank - 1 - trB] : 1;
+    /* op(A)[i][k] = a[i*ars + k*as]; op(B)[k][j] = b[k*brs + j*bcs] */
+    int64_t ars = trA ? 1 : K, as = trA ? M : 1, brs = trB ? 1 : N, bcs = trB ? K : 1;
     int rb = ty->rank - (ta->rank >= 2) - (tb->rank >= 2); /* batch rank of Y */
     int64_t astr[IR_MAX_RANK], bstr[IR_MAX_RANK], nbatch = 1;
     ir_broadcast_strides(ta->rank > 2 ? ta->rank - 2 : 0, ta->dims, rb, ty->dims, astr);
@@ -158,7 +164,7 @@ REF_KERNEL(MatMul)
         int64_t boff = box_offset(bi, rb, ty->dims, bstr) * K * N;
         for (int64_t i = 0; i < M; i++) {
             int64_t yoff = (bi * M + i) * N;
-            mm_row(&o, aoff + i * K, 1, boff, N, 1, K, N);
+            mm_row(&o, aoff + i * ars, as, boff, brs, bcs, K, N);
             for (int64_t j = 0; j < N; j++) {
                 if (o.cls == MM_F32)
                     ((float *)out[0])[yoff + j] = (float)o.accd[j];
