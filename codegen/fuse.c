@@ -197,7 +197,7 @@ static void add_member(struct fstate *s, uint32_t gr, uint32_t k)
 }
 
 /* the largest group of n's producers that n can join, else a new group (the largest:
- * a lone producer left behind can still sink into it, sink_lone_nodes) */
+ * a smaller one left behind can still sink into it, sink_groups) */
 static void place_node(struct fstate *s, uint32_t k, int fusible)
 {
     const struct ir_graph *g = s->g;
@@ -215,64 +215,94 @@ static void place_node(struct fstate *s, uint32_t k, int fusible)
     add_member(s, best != NO_GROUP ? best : s->ngroups++, k);
 }
 
-/* A fusible node left alone (its producers are not fused: a GEMM's or a copy's
- * output) whose result only one fused group reads joins that group: the group runs
- * later than it, so its inputs exist by then, and its value never goes to memory.
- * The greedy pass cannot do this, since a group only grows by readers of its
- * members: the VJP of a per-component MLP's hidden layer, dh = dy·W2ᵀ (an outer
- * product made Mul) times GELU'(x), was a kernel writing 5 MB for the next one.
- * Latest first, so a chain of such nodes sinks one after another. */
-static uint32_t lone_reader_group(const struct fstate *s, uint32_t k)
+/* A fused group whose results only one other fused group reads joins it: that group
+ * runs later (it reads them), so the joiner's inputs exist by then, and its values
+ * never go to memory. The greedy pass cannot do this, since a group grows only by
+ * readers of its members: a lone node behind a GEMM (the VJP of a per-component MLP's
+ * hidden layer, dh = dy·W2ᵀ, an outer product made Mul, times GELU'(x)), or a whole
+ * chain beside another (GELU's VJP: its erf half and its exp half, both read by one
+ * Add), wrote [C, N, h] for the next kernel. Latest first, so chains merge in turn. */
+static uint32_t sole_reader_group(const struct fstate *s, uint32_t gr)
 {
     const struct ir_graph *g = s->g;
-    const struct ir_node *n = &g->n[g->topo[k]];
-    uint32_t t = n->out[0], gr = NO_GROUP;
-    if (s->count[s->gid[k]] != 1 || !cg_fusible(g, n) || (g->t[t].flags & (IR_T_OUTPUT | IR_T_KEEP)))
-        return NO_GROUP;
-    for (uint32_t c = s->cons_at[t]; c < s->cons_at[t + 1]; c++) {
-        uint32_t q = s->gid[s->pos[s->cons[c]]];
-        if ((gr != NO_GROUP && q != gr) || !cg_fusible(g, &g->n[s->cons[c]]))
-            return NO_GROUP;
-        gr = q;
-    }
-    return gr;
-}
-
-static int sink_fits(const struct fstate *s, uint32_t gr, uint32_t k)
-{
-    const struct ir_graph *g = s->g;
-    const struct ir_node *n = &g->n[g->topo[k]], *h = &g->n[g->topo[s->head[gr]]];
-    if (s->count[gr] >= CG_GROUP_MAX_NODES || !same_shape(&g->t[n->out[0]], &g->t[h->out[0]]))
-        return 0;
-    uint32_t bufs = n->n_in; /* duplicates over-count: a safe bound, as can_join's */
+    uint32_t to = NO_GROUP;
     for (uint32_t p = s->head[gr]; p != NO_GROUP; p = s->next[p]) {
         const struct ir_node *m = &g->n[g->topo[p]];
-        bufs += needed_outside(s, m->out[0], gr, NO_GROUP);
-        for (uint32_t i = 0; i < m->n_in; i++)
-            bufs += m->in[i] != n->out[0] && !made_inside(s, m->in[i], gr, NO_GROUP);
+        uint32_t t = m->out[0];
+        if (!cg_fusible(g, m) || (g->t[t].flags & (IR_T_OUTPUT | IR_T_KEEP)))
+            return NO_GROUP;
+        for (uint32_t c = s->cons_at[t]; c < s->cons_at[t + 1]; c++) {
+            uint32_t q = s->gid[s->pos[s->cons[c]]];
+            if (q == gr)
+                continue;
+            if ((to != NO_GROUP && q != to) || !cg_fusible(g, &g->n[s->cons[c]]))
+                return NO_GROUP;
+            to = q;
+        }
     }
+    return to;
+}
+
+static int in_either(const struct fstate *s, uint32_t t, uint32_t a, uint32_t b)
+{
+    uint32_t pr = s->g->t[t].producer;
+    return pr != IR_NONE && pr < s->g->nn && (in_group(s, pr, a) || in_group(s, pr, b));
+}
+
+/* would groups a and b together stay within a kernel's bounds? */
+static int merge_fits(const struct fstate *s, uint32_t a, uint32_t b)
+{
+    const struct ir_graph *g = s->g;
+    if (s->count[a] + s->count[b] > CG_GROUP_MAX_NODES ||
+        !same_shape(&g->t[g->n[g->topo[s->head[a]]].out[0]], &g->t[g->n[g->topo[s->head[b]]].out[0]]))
+        return 0;
+    uint32_t bufs = 0; /* duplicates over-count: a safe bound, as can_join's */
+    for (int side = 0; side < 2; side++)
+        for (uint32_t p = s->head[side ? b : a]; p != NO_GROUP; p = s->next[p]) {
+            const struct ir_node *m = &g->n[g->topo[p]];
+            for (uint32_t i = 0; i < m->n_in; i++)
+                bufs += !in_either(s, m->in[i], a, b);
+            uint32_t t = m->out[0];
+            int outside = (g->t[t].flags & (IR_T_OUTPUT | IR_T_KEEP)) != 0;
+            for (uint32_t c = s->cons_at[t]; !outside && c < s->cons_at[t + 1]; c++) {
+                uint32_t q = s->gid[s->pos[s->cons[c]]];
+                outside = q != a && q != b;
+            }
+            bufs += (uint32_t)outside;
+        }
     return bufs <= CG_GROUP_MAX_BUFS;
 }
 
-static void sink_lone_nodes(struct fstate *s)
+/* group a's members into group b, both lists kept in position order */
+static void merge_into(struct fstate *s, uint32_t a, uint32_t b)
+{
+    uint32_t pa = s->head[a], pb = s->head[b], head = NO_GROUP, last = NO_GROUP;
+    while (pa != NO_GROUP || pb != NO_GROUP) {
+        uint32_t *take = pb == NO_GROUP || (pa != NO_GROUP && pa < pb) ? &pa : &pb, q = *take;
+        *take = s->next[q];
+        s->gid[q] = b;
+        if (last == NO_GROUP)
+            head = q;
+        else
+            s->next[last] = q;
+        last = q;
+    }
+    s->next[last] = NO_GROUP;
+    s->head[b] = head;
+    s->tail[b] = last;
+    s->count[b] += s->count[a];
+    s->count[a] = 0;
+}
+
+static void sink_groups(struct fstate *s)
 {
     for (uint32_t k = s->g->ntopo; k-- > 0;) {
-        uint32_t gr = lone_reader_group(s, k);
-        if (gr == NO_GROUP || gr == s->gid[k] || !sink_fits(s, gr, k))
-            continue;
-        s->count[s->gid[k]] = 0;
-        s->gid[k] = gr;
-        s->count[gr]++;
-        if (k < s->head[gr]) { /* the members stay in position order */
-            s->next[k] = s->head[gr];
-            s->head[gr] = k;
-            continue;
-        }
-        uint32_t q = s->head[gr];
-        while (s->next[q] != NO_GROUP && s->next[q] < k)
-            q = s->next[q];
-        s->next[k] = s->next[q];
-        s->next[q] = k;
+        uint32_t gr = s->gid[k];
+        if (gr == NO_GROUP || s->count[gr] == 0 || s->tail[gr] != k)
+            continue; /* each group once, at its last member */
+        uint32_t to = sole_reader_group(s, gr);
+        if (to != NO_GROUP && merge_fits(s, gr, to))
+            merge_into(s, gr, to);
     }
 }
 
@@ -400,7 +430,7 @@ int cg_fuse(const struct ir_graph *g, uint32_t min_nodes, struct cg_plan *p)
     for (uint32_t k = 0; !err && k < g->ntopo; k++)
         place_node(&s, k, cg_fusible(g, &g->n[g->topo[k]]));
     if (!err)
-        sink_lone_nodes(&s);
+        sink_groups(&s);
     if (!err)
         err = build_plan(&s, min_nodes ? min_nodes : 1, p);
     fstate_free(&s);
