@@ -95,7 +95,8 @@ static const struct opcase ops[] = {
 #undef F
 #undef B
 
-/* operand shapes: same shape, a bias row, a column, a scalar constant (immediate) */
+/* operand shapes: same shape, a bias row, a column, a scalar constant (immediate), a
+ * matrix broadcast over the batch */
 struct shapes {
     int r[3];
     int64_t d[3][3];
@@ -105,6 +106,7 @@ static const struct shapes shape_sets[] = {
     {{3, 1, 2}, {{4, 50, 233}, {233}, {50, 1}}},
     {{2, 3, 0}, {{50, 1}, {4, 50, 233}, {0}}},
     {{1, 3, 3}, {{233}, {4, 1, 233}, {4, 50, 233}}},
+    {{3, 2, 1}, {{4, 50, 233}, {50, 233}, {1}}}, /* host rows of two dims (50 x 233) */
 };
 
 static int same_bits(const void *a, const void *b, enum ir_dtype dt, int64_t i)

@@ -516,11 +516,12 @@ static int64_t row_length(const struct emit *e, int *first)
             const struct ir_tensor *t = &e->g->t[e->grp->in[i]];
             int64_t st[IR_MAX_RANK];
             ir_broadcast_strides(t->rank, t->dims, o->rank, o->dims, st);
-            int step = 0, stay = 0; /* over dims d.., skipping those of size 1 */
-            for (int k = d, inner = 1; k < o->rank; inner *= (int)o->dims[k], k++)
+            int step = 0, stay = 0, other = 0; /* over dims d.., those of size 1 aside */
+            int64_t inner = 1; /* the output's stride of dim k: contiguous */
+            for (int k = o->rank - 1; k >= d; inner *= o->dims[k], k--)
                 if (o->dims[k] > 1)
-                    st[k] == 0 ? stay++ : st[k] == inner ? step++ : (step = stay = -99);
-            if (step < 0 || (step && stay))
+                    st[k] == 0 ? stay++ : st[k] == inner ? step++ : other++;
+            if (other || (step && stay))
                 return len;
         }
         len = next;
