@@ -5,9 +5,14 @@
  *     one whose fused kernel writes a wrong element, naming the node or kernel, and
  *     the same broken targets run without complaint when the mode is off (so the
  *     check, not something else, caught them);
- *   - one ulp on a GEMM output is within its tolerance. */
+ *   - one ulp on a GEMM output is within its tolerance.
+ * And PDC_DEBUG=prof (runtime/exec_prof.c), its neighbour in the executor: a program run
+ * three times reports three runs, its units and the time summed by op. */
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "exec.h"
 #include "program_fixture.h"
@@ -149,8 +154,50 @@ TEST(a_wrong_fused_kernel_is_caught_and_named)
 #endif
 }
 
+TEST(prof_reports_units_and_ops)
+{
+    struct dc_prog p;
+    struct rt_prog *rp = NULL;
+    struct diag d = {0};
+    char path[] = "/tmp/pdc_prof_XXXXXX";
+    int fd = mkstemp(path), saved = dup(2);
+    CHECK(fd >= 0 && saved >= 0);
+    setenv("PDC_DEBUG", "prof", 1);
+    int st = build_step("spd", build_tms, &p, &d);
+    if (!st)
+        st = rt_prog_new(p.g, &cg_cpu, &rp, &d);
+    fflush(stderr);
+    dup2(fd, 2); /* the report goes to stderr when the program is freed */
+    for (int i = 0; !st && i < 3; i++) {
+        fill_step_inputs(p.g, rp);
+        st = rt_prog_run(rp, &d);
+    }
+    rt_prog_free(rp);
+    fflush(stderr);
+    dup2(saved, 2);
+    unsetenv("PDC_DEBUG");
+    CHECK_EQ(st, ST_OK);
+    char buf[8192] = "";
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    buf[n] = 0;
+    if (f)
+        fclose(f);
+    remove(path);
+    close(fd);
+    close(saved);
+    char want[64];
+    snprintf(want, sizeof want, "prof: %u units, 3 runs, ", p.g->ntopo);
+    CHECK_STR_CONTAINS(buf, want); /* cpu: every node its own unit */
+    CHECK_STR_CONTAINS(buf, "node  [");
+    CHECK_STR_CONTAINS(buf, "prof: by op ");
+    CHECK_STR_CONTAINS(buf, "MatMul");
+    dc_prog_free(&p);
+}
+
 static const struct test_case tests[] = {
     T(train_steps_pass_on_generated_targets),
+    T(prof_reports_units_and_ops),
     T(a_wrong_matmul_is_caught_and_named),
     T(a_wrong_fused_kernel_is_caught_and_named),
 };
