@@ -115,8 +115,8 @@ static void fold_outer(struct ir_graph *g, int *folded)
 {
     for (uint32_t i = 0; i < g->nn; i++) {
         struct ir_node *n = &g->n[i];
-        if ((n->flags & IR_N_DEAD) || n->op != IR_OP_MatMul || n->n_in != 2)
-            continue;
+        if ((n->flags & IR_N_DEAD) || n->op != IR_OP_MatMul || n->n_in != 2 || n->n_attr)
+            continue; /* (attributes: transposed operands, whose K is elsewhere) */
         const struct ir_tensor *a = &g->t[n->in[0]], *b = &g->t[n->in[1]];
         if (a->dtype != IR_F32 || b->dtype != IR_F32 || a->rank < 2 || b->rank < 2 ||
             a->dims[a->rank - 1] != 1 || b->dims[b->rank - 2] != 1)

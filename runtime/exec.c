@@ -132,7 +132,8 @@ static int place(struct rt_prog *p, struct diag *d)
     for (uint32_t k = 0; k < g->ntopo; k++) {
         const struct ir_node *n = &g->n[g->topo[k]];
         uint32_t src = rt_memplan_view(g, n);
-        p->view[g->topo[k]] = src != IR_NONE && off[src] != RT_NOT_PLANNED && off[src] == off[n->out[0]];
+        p->view[g->topo[k]] =
+            src != IR_NONE && off[src] != RT_NOT_PLANNED && off[src] == off[n->out[0]];
     }
     free(off);
     return ST_OK;
@@ -286,7 +287,8 @@ int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt
         p->buf[t] = g->t[t].data;
     if (!st)
         st = plan_groups(p, d);
-    if (!st && rt_prof_enabled() && !(p->prof = calloc((size_t)p->plan.n_groups + 1, sizeof *p->prof)))
+    if (!st && rt_prof_enabled() &&
+        !(p->prof = calloc((size_t)p->plan.n_groups + 1, sizeof *p->prof)))
         st = diag_set(d, ST_ERR_NOMEM, "out of memory");
     if (!st)
         st = place(p, d);

@@ -45,8 +45,9 @@ static void print_unit(const struct rt_prog *p, uint32_t gi, double total)
     const struct cg_group *gr = &p->plan.groups[gi];
     const struct ir_graph *g = p->g;
     const struct ir_node *last = &g->n[gr->nodes[gr->n_nodes - 1]];
-    char shape[64], ins[200] = "";
-    put_shape(shape, sizeof shape, &g->t[last->out[0]]);
+    char shape[64] = "-", ins[200] = "";
+    if (last->n_out && last->out[0] != IR_NONE)
+        put_shape(shape, sizeof shape, &g->t[last->out[0]]);
     for (uint32_t i = 0, len = 0; !gr->fused && i < last->n_in && i < 3; i++) {
         char one[64] = "-";
         if (last->in[i] != IR_NONE)

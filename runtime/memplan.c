@@ -9,8 +9,7 @@
  * writes over something it reads. A schedule with kernel groups (codegen/fuse.h) treats
  * each group as one step: all its outputs are placed before any of its inputs goes.
  *
- * Views: the output of a Reshape, Flatten, Squeeze, Unsqueeze or Identity has its
- * input's bytes, so when both are planned it gets the input's offset instead of a copy
+ * Views: the output of a Reshape, Flatten, Squeeze or Unsqueeze has its input's bytes, so when both are planned it gets the input's offset instead of a copy
  * (rt_memplan_view; the executor skips such a node). Tensors are written once, by
  * their producer, so sharing bytes is safe while the root (the first tensor of a chain
  * of views) lives as long as its last view's last reader. */
@@ -110,9 +109,8 @@ int rt_memplan_planned(const struct ir_graph *g, uint32_t t)
 
 uint32_t rt_memplan_view(const struct ir_graph *g, const struct ir_node *n)
 {
-    switch (n->op) {
-    case IR_OP_Reshape: case IR_OP_Flatten: case IR_OP_Squeeze: case IR_OP_Unsqueeze:
-    case IR_OP_Identity: break;
+    switch (n->op) { /* not Identity: it is fusible, and a kernel runs (codegen/fuse.c) */
+    case IR_OP_Reshape: case IR_OP_Flatten: case IR_OP_Squeeze: case IR_OP_Unsqueeze: break;
     default: return IR_NONE;
     }
     if (n->n_in < 1 || n->n_out != 1 || n->in[0] == IR_NONE || n->out[0] == IR_NONE)

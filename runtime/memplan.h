@@ -21,8 +21,8 @@ struct rt_memplan_stats {
 };
 
 int rt_memplan_planned(const struct ir_graph *g, uint32_t t);
-/* n's input when n's output may be a view of its bytes (a Reshape, Flatten, Squeeze,
- * Unsqueeze or Identity between two planned tensors of one size), else IR_NONE; the
+/* n's input when n's output may be a view of its bytes (a Reshape, Flatten, Squeeze or
+ * Unsqueeze between two planned tensors of one size), else IR_NONE; the
  * plan then gives both one offset unless a fused kernel keeps either in registers */
 uint32_t rt_memplan_view(const struct ir_graph *g, const struct ir_node *n);
 /* off[t] for every tensor of g (RT_NOT_PLANNED where it is not planned); with reuse 0

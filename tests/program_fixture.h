@@ -123,7 +123,7 @@ static inline struct ir_graph *every_op_plan(struct cg_plan *plan)
 }
 
 /* A plan's views, recomputed for the plan checkers: the output of a Reshape, Flatten,
- * Squeeze, Unsqueeze or Identity holds its input's bytes, so the planner may give it
+ * Squeeze or Unsqueeze holds its input's bytes, so the planner may give it
  * the input's offset. root[t] is the tensor whose bytes t then shares (t itself
  * otherwise); the root's lifetime is stretched to its views' (last[], in the order's
  * positions), and only tensors of one root may overlap. */
@@ -135,7 +135,7 @@ static inline void plan_view_roots(const struct ir_graph *g, const uint32_t *ord
     for (uint32_t k = 0; k < g->ntopo; k++) {
         const struct ir_node *n = &g->n[order[k]];
         int view = n->op == IR_OP_Reshape || n->op == IR_OP_Flatten || n->op == IR_OP_Squeeze ||
-                   n->op == IR_OP_Unsqueeze || n->op == IR_OP_Identity;
+                   n->op == IR_OP_Unsqueeze;
         if (!view || n->n_in < 1 || n->in[0] == IR_NONE || n->out[0] == IR_NONE)
             continue;
         uint32_t x = n->in[0], y = n->out[0];

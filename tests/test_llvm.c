@@ -252,6 +252,38 @@ out:
     ir_graph_free(g);
 }
 
+/* y = op(in[0..nin)) over constant [40, 50] and scalar operands, as one fused kernel,
+ * bit for bit against ref */
+static void const_node_vs_ref(struct ir_graph *g, enum ir_op op, const uint32_t *in, uint32_t nin)
+{
+    uint32_t o = ir_tensor_new(g, "y");
+    uint32_t id = ir_node_new(g, op, NULL, nin, in, 1, &o);
+    struct ir_node *n = &g->n[id]; /* (after the call: it may move g->n) */
+    struct diag d = {0};
+    struct cg_plan plan;
+    ir_graph_add_output(g, o);
+    CHECK(!ir_infer_node(g, n, &d) && !ir_fill_topo(g, &d) && !cg_fuse(g, 1, &plan));
+    CHECK(plan.n_groups == 1 && plan.groups[0].fused);
+    float want[2000], got[2000];
+    void *ins[3] = {NULL, NULL, NULL}, *w = want, *bufs[4];
+    for (uint32_t i = 0; i < nin; i++)
+        ins[i] = g->t[in[i]].data;
+    for (uint32_t i = 0; i < plan.groups[0].n_in; i++)
+        bufs[i] = g->t[plan.groups[0].in[i]].data;
+    bufs[plan.groups[0].n_in] = got;
+    struct cg_kernel *k = NULL;
+    CHECK_EQ(cg_ref.run(g, n, ins, &w), ST_OK);
+    CHECK_EQ(cg_llvm.compile(g, &plan.groups[0], &k, &d), ST_OK);
+    if (k) {
+        cg_llvm.launch(k, bufs);
+        int64_t first = 0;
+        CHECK_EQ(count_diff(got, want, IR_F32, 2000, &first), 0);
+        cg_llvm.release(k);
+    }
+    cg_plan_free(&plan);
+    ir_graph_free(g);
+}
+
 /* Pow by a scalar constant exponent: 1 and 2 are emitted as a copy and a product */
 TEST(pow_constant_exponents)
 {
@@ -261,27 +293,7 @@ TEST(pow_constant_exponents)
         int64_t dims[2] = {40, 50}, one = 1;
         uint32_t in[2] = {const_input(g, IR_F32, 2, dims, -3, 3, 1), ir_tensor_new(g, "e")};
         ir_tensor_set_const(g, in[1], IR_F32, 1, &one, &ex[i]);
-        uint32_t o = ir_tensor_new(g, "y");
-        uint32_t id = ir_node_new(g, IR_OP_Pow, NULL, 2, in, 1, &o);
-        struct ir_node *n = &g->n[id]; /* (after the call: it may move g->n) */
-        struct diag d = {0};
-        struct cg_plan plan;
-        ir_graph_add_output(g, o);
-        CHECK(!ir_infer_node(g, n, &d) && !ir_fill_topo(g, &d) && !cg_fuse(g, 1, &plan));
-        float want[2000], got[2000];
-        void *ins[2] = {g->t[in[0]].data, g->t[in[1]].data}, *w = want;
-        void *bufs[3] = {ins[0], ins[1], got};
-        struct cg_kernel *k = NULL;
-        CHECK_EQ(cg_ref.run(g, n, ins, &w), ST_OK);
-        CHECK_EQ(cg_llvm.compile(g, &plan.groups[0], &k, &d), ST_OK);
-        if (k) {
-            cg_llvm.launch(k, bufs);
-            int64_t first = 0;
-            CHECK_EQ(count_diff(got, want, IR_F32, 2000, &first), 0);
-            cg_llvm.release(k);
-        }
-        cg_plan_free(&plan);
-        ir_graph_free(g);
+        const_node_vs_ref(g, IR_OP_Pow, in, 2);
     }
 }
 
@@ -302,31 +314,7 @@ TEST(clip_scalar_bounds)
             ir_tensor_set_const(g, in[0], IR_F32, 2, dims, x);
             ir_tensor_set_const(g, in[1], IR_F32, 0, NULL, &b[i][0]);
             ir_tensor_set_const(g, in[2], IR_F32, 0, NULL, &b[i][1]);
-            uint32_t o = ir_tensor_new(g, "y");
-            uint32_t id = ir_node_new(g, IR_OP_Clip, NULL, nin, in, 1, &o);
-            struct ir_node *n = &g->n[id];
-            struct diag d = {0};
-            struct cg_plan plan;
-            ir_graph_add_output(g, o);
-            CHECK(!ir_infer_node(g, n, &d) && !ir_fill_topo(g, &d) && !cg_fuse(g, 1, &plan));
-            CHECK(plan.n_groups == 1 && plan.groups[0].fused);
-            float want[2000], got[2000];
-            void *ins[3] = {g->t[in[0]].data, g->t[in[1]].data, g->t[in[2]].data}, *w = want;
-            void *bufs[4];
-            for (uint32_t k = 0; k < plan.groups[0].n_in; k++)
-                bufs[k] = g->t[plan.groups[0].in[k]].data;
-            bufs[plan.groups[0].n_in] = got;
-            struct cg_kernel *k = NULL;
-            CHECK_EQ(cg_ref.run(g, n, ins, &w), ST_OK);
-            CHECK_EQ(cg_llvm.compile(g, &plan.groups[0], &k, &d), ST_OK);
-            if (k) {
-                cg_llvm.launch(k, bufs);
-                int64_t first = 0;
-                CHECK_EQ(count_diff(got, want, IR_F32, 2000, &first), 0);
-                cg_llvm.release(k);
-            }
-            cg_plan_free(&plan);
-            ir_graph_free(g);
+            const_node_vs_ref(g, IR_OP_Clip, in, nin);
         }
 }
 

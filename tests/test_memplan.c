@@ -147,7 +147,55 @@ static void program_case(const char *method, build_fn bf)
 TEST(spd_step_on_batched_matmul) { program_case("spd", build_batched); }
 TEST(vpd_step_on_fused_qkv) { program_case("vpd", build_qkv); }
 
+/* x → Relu → Reshape → Unsqueeze (views of the Relu's bytes, read again after other
+ * tensors were placed) and an Identity (fusible: a kernel on llvm, so never a view);
+ * every target gives ref's values with one buffer per tensor */
+TEST(views_share_bytes_and_keep_them_alive)
+{
+    struct diag d = {0};
+    struct ir_graph *g = ir_graph_new();
+    g->opset = 20;
+    int64_t xd[2] = {8, 12}, rd[2] = {4, 24}, zero = 0;
+    uint32_t x = g_input(g, "x", IR_F32, 2, xd);
+    struct ir_builder b = bld_begin(g, "v", &d);
+    uint32_t r = bld_op1(&b, IR_OP_Relu, x), s = bld_reshape(&b, r, 2, rd);
+    uint32_t uin[2] = {s, bld_i64s(&b, 1, &zero)};
+    uint32_t u = bld_node(&b, IR_OP_Unsqueeze, 2, uin, 0, NULL, 1, NULL); /* [1, 4, 24] */
+    uint32_t e = bld_op1(&b, IR_OP_Exp, bld_op1(&b, IR_OP_Neg, bld_op1(&b, IR_OP_Exp, u)));
+    uint32_t id = bld_op1(&b, IR_OP_Identity, bld_op1(&b, IR_OP_Sigmoid, e));
+    uint32_t y = bld_add(&b, bld_add(&b, id, u), s); /* u and s read last */
+    ir_graph_add_output(g, y);
+    CHECK_EQ(b.err, ST_OK);
+    CHECK(!ir_infer_shapes(g, &d) && !ir_fill_topo(g, &d));
+    float xin[96], want[96], got[96];
+    for (int i = 0; i < 96; i++)
+        xin[i] = (float)((i * 37) % 19) * 0.25f - 2.0f;
+    const struct cg_target *tg[3] = {&cg_ref, &cg_cpu, cg_default()};
+    for (int k = -1; k < 3; k++) {
+        struct rt_prog *rp = NULL;
+        k < 0 ? setenv("PDC_MEMPLAN", "0", 1) : unsetenv("PDC_MEMPLAN");
+        CHECK_EQ(rt_prog_new(g, tg[k < 0 ? 0 : k], &rp, &d), ST_OK);
+        if (!rp)
+            continue;
+        CHECK_EQ(rt_prog_write(rp, x, xin, sizeof xin, &d), ST_OK);
+        CHECK_EQ(rt_prog_run(rp, &d), ST_OK);
+        CHECK_EQ(rt_prog_read(rp, y, k < 0 ? want : got, sizeof got, &d), ST_OK);
+        if (k < 0) {
+            CHECK(rt_prog_buf(rp, s) != rt_prog_buf(rp, r)); /* no views without the planner */
+        } else { /* ref: bit for bit; cpu and llvm: exp and sigmoid within an ulp */
+            if (k == 0)
+                CHECK(memcmp(got, want, sizeof got) == 0);
+            CHECK_TENSOR(got, want, 96, 1e-6, 1e-6);
+            CHECK(rt_prog_buf(rp, s) == rt_prog_buf(rp, r) && rt_prog_buf(rp, u) == rt_prog_buf(rp, r));
+        }
+        rt_prog_free(rp);
+    }
+    unsetenv("PDC_MEMPLAN");
+    ir_graph_free(g);
+}
+
 static const struct test_case tests[] = {
+    T(views_share_bytes_and_keep_them_alive),
     T(spd_step_on_batched_matmul),
     T(vpd_step_on_fused_qkv),
 };

@@ -24,9 +24,11 @@
 #define CPU_TSAN 1
 #endif
 #endif
-/* (ThreadSanitizer's runtime is not up yet when the loader runs ifunc resolvers) */
+/* (ThreadSanitizer's runtime is not up yet when the loader runs ifunc resolvers;
+ * x86-64-v3, AVX2 with FMA, is picked by the CPU's features, where an arch=<cpu> clone
+ * would be picked by its model only) */
 #if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__) && !defined(CPU_TSAN)
-#define CPU_CLONES __attribute__((target_clones("avx512f", "arch=haswell", "default")))
+#define CPU_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 #else
 #define CPU_CLONES
 #endif

@@ -518,9 +518,16 @@ static int64_t row_length(const struct emit *e, int *first)
             ir_broadcast_strides(t->rank, t->dims, o->rank, o->dims, st);
             int step = 0, stay = 0, other = 0; /* over dims d.., those of size 1 aside */
             int64_t inner = 1; /* the output's stride of dim k: contiguous */
-            for (int k = o->rank - 1; k >= d; inner *= o->dims[k], k--)
-                if (o->dims[k] > 1)
-                    st[k] == 0 ? stay++ : st[k] == inner ? step++ : other++;
+            for (int k = o->rank - 1; k >= d; inner *= o->dims[k], k--) {
+                if (o->dims[k] == 1)
+                    continue;
+                if (st[k] == 0)
+                    stay++;
+                else if (st[k] == inner)
+                    step++;
+                else
+                    other++;
+            }
             if (other || (step && stay))
                 return len;
         }
