@@ -253,8 +253,9 @@ static int in_either(const struct fstate *s, uint32_t t, uint32_t a, uint32_t b)
 static int merge_fits(const struct fstate *s, uint32_t a, uint32_t b)
 {
     const struct ir_graph *g = s->g;
+    const struct ir_node *ha = &g->n[g->topo[s->head[a]]], *hb = &g->n[g->topo[s->head[b]]];
     if (s->count[a] + s->count[b] > CG_GROUP_MAX_NODES ||
-        !same_shape(&g->t[g->n[g->topo[s->head[a]]].out[0]], &g->t[g->n[g->topo[s->head[b]]].out[0]]))
+        !same_shape(&g->t[ha->out[0]], &g->t[hb->out[0]]))
         return 0;
     uint32_t bufs = 0; /* duplicates over-count: a safe bound, as can_join's */
     for (int side = 0; side < 2; side++)

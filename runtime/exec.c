@@ -282,7 +282,8 @@ int rt_prog_new(const struct ir_graph *g, const struct cg_target *tgt, struct rt
     p->buf = calloc((size_t)g->nt + 1, sizeof *p->buf);
     p->owned = calloc((size_t)g->nt + 1, 1);
     p->view = calloc((size_t)g->nn + 1, 1);
-    int st = (!p->buf || !p->owned || !p->view) ? diag_set(d, ST_ERR_NOMEM, "out of memory") : ST_OK;
+    int st = !p->buf || !p->owned || !p->view ? diag_set(d, ST_ERR_NOMEM, "out of memory")
+                                              : ST_OK;
     for (uint32_t t = 0; !st && !tgt->mem && t < g->nt; t++)
         p->buf[t] = g->t[t].data;
     if (!st)

@@ -48,7 +48,7 @@ static void print_unit(const struct rt_prog *p, uint32_t gi, double total)
     char shape[64] = "-", ins[200] = "";
     if (last->n_out && last->out[0] != IR_NONE)
         put_shape(shape, sizeof shape, &g->t[last->out[0]]);
-    for (uint32_t i = 0, len = 0; !gr->fused && i < last->n_in && i < 3; i++) {
+    for (uint32_t i = 0, len = 0; !gr->fused && i < last->n_in && i < 3 && len < 128; i++) {
         char one[64] = "-";
         if (last->in[i] != IR_NONE)
             put_shape(one, sizeof one, &g->t[last->in[i]]);
@@ -101,7 +101,7 @@ void rt_prof_report(const struct rt_prog *p)
             ord[j - 1] = tmp;
         }
     fprintf(stderr, "prof: %u units, %llu runs, %.3f ms per run\n", n,
-            (unsigned long long)p->prof_runs, 1e3 * total / (double)(p->prof_runs ? p->prof_runs : 1));
+            (unsigned long long)p->prof_runs, 1e3 * total / (double)p->prof_runs);
     const char *dbg = getenv("PDC_DEBUG");
     uint32_t top = dbg && strstr(dbg, "prof-all") ? n : 40; /* prof-all: every unit */
     for (uint32_t i = 0; i < n && i < top && total > 0; i++)

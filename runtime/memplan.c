@@ -9,7 +9,8 @@
  * writes over something it reads. A schedule with kernel groups (codegen/fuse.h) treats
  * each group as one step: all its outputs are placed before any of its inputs goes.
  *
- * Views: the output of a Reshape, Flatten, Squeeze or Unsqueeze has its input's bytes, so when both are planned it gets the input's offset instead of a copy
+ * Views: the output of a Reshape, Flatten, Squeeze or Unsqueeze has its input's bytes,
+ * so when both are planned it gets the input's offset instead of a copy
  * (rt_memplan_view; the executor skips such a node). Tensors are written once, by
  * their producer, so sharing bytes is safe while the root (the first tensor of a chain
  * of views) lives as long as its last view's last reader. */

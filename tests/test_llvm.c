@@ -310,7 +310,8 @@ TEST(clip_scalar_bounds)
         for (uint32_t nin = 2; nin <= 3; nin++) {
             struct ir_graph *g = ir_graph_new();
             int64_t dims[2] = {40, 50};
-            uint32_t in[3] = {ir_tensor_new(g, "x"), ir_tensor_new(g, "lo"), ir_tensor_new(g, "hi")};
+            uint32_t in[3] = {ir_tensor_new(g, "x"), ir_tensor_new(g, "lo"),
+                              ir_tensor_new(g, "hi")};
             ir_tensor_set_const(g, in[0], IR_F32, 2, dims, x);
             ir_tensor_set_const(g, in[1], IR_F32, 0, NULL, &b[i][0]);
             ir_tensor_set_const(g, in[2], IR_F32, 0, NULL, &b[i][1]);

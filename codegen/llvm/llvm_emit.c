@@ -29,7 +29,7 @@ struct emit {
     LLVMValueRef *val;  /* per tensor: its value for the current element */
     LLVMValueRef idx;   /* the element index (i64) */
     const struct ir_tensor *shape; /* the group's output shape */
-    /* host row loops (host_rows): per tensor, its offset at the row's first element and
+    /* host row loops (host_loop): per tensor, its offset at the row's first element and
      * whether it steps along the row (else it is the same value all along it) */
     LLVMValueRef *row_base, j;
     unsigned char *row_step;
@@ -583,7 +583,8 @@ static void host_loop(struct emit *e, LLVMValueRef fn)
     }
     struct row_ctx rc = {lo, hi, len, first};
     LLVMValueRef r_lo = LLVMBuildSDiv(e->b, lo, ci64(e, len), "");
-    LLVMValueRef r_hi = LLVMBuildSDiv(e->b, LLVMBuildAdd(e->b, hi, ci64(e, len - 1), ""), ci64(e, len), "");
+    LLVMValueRef r_hi = LLVMBuildAdd(e->b, hi, ci64(e, len - 1), "");
+    r_hi = LLVMBuildSDiv(e->b, r_hi, ci64(e, len), "");
     e->row_base = calloc((size_t)e->g->nt + 1, sizeof *e->row_base);
     e->row_step = calloc((size_t)e->g->nt + 1, 1);
     if (e->row_base && e->row_step)
