@@ -12,6 +12,7 @@
  * can check is this file's CUDA calls and cu_kernels.cu's synchronisation. */
 #if defined PDC_HAVE_CUDA && defined PDC_HAVE_LLVM
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,42 @@ static struct {
     cudaStream_t stream;
     cublasHandle_t blas;
 } cu = {PTHREAD_ONCE_INIT, NULL, {0}, 80, NULL, NULL};
+
+/* cuBLAS is opened when a device is set up, not linked: loading libcublas and
+ * libcublasLt costs ~210 MiB of resident memory in every process (their relocations),
+ * which every CPU run of a CUDA-enabled build paid for nothing. Three entry points. */
+static struct {
+    __typeof__(cublasCreate_v2) *create;
+    __typeof__(cublasSetStream_v2) *set_stream;
+    __typeof__(cublasSgemmStridedBatched_64) *sgemm;
+} blas;
+
+static int load_cublas(char *msg, size_t cap)
+{
+    char name[64];
+    snprintf(name, sizeof name, "libcublas.so.%d", CUBLAS_VER_MAJOR);
+    void *h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+#ifdef PDC_CUBLAS_DIR /* the toolkit's, found at configure time: often not on the path */
+    if (!h) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", PDC_CUBLAS_DIR, name);
+        h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    }
+#endif
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(msg, cap, "cuBLAS could not be loaded (%s): %s", name, e ? e : "?");
+        return -1;
+    }
+    blas.create = (__typeof__(blas.create))dlsym(h, "cublasCreate_v2");
+    blas.set_stream = (__typeof__(blas.set_stream))dlsym(h, "cublasSetStream_v2");
+    blas.sgemm = (__typeof__(blas.sgemm))dlsym(h, "cublasSgemmStridedBatched_64");
+    if (blas.create && blas.set_stream && blas.sgemm)
+        return 0;
+    snprintf(msg, cap, "%s lacks cublasCreate_v2, cublasSetStream_v2 or "
+             "cublasSgemmStridedBatched_64: a cuBLAS older than this build's", name);
+    return -1;
+}
 
 /* what is missing, in the words a user can act on */
 static void probe_once(void)
@@ -80,9 +117,13 @@ static void probe_once(void)
         return;
     }
     cu.sm = p.major >= 9 ? 90 : 80;
+    if (load_cublas(cu.msg, sizeof cu.msg)) {
+        cu.why = cu.msg;
+        return;
+    }
     if (cudaSetDevice(0) != cudaSuccess || cudaStreamCreate(&cu.stream) != cudaSuccess ||
-        cublasCreate(&cu.blas) != CUBLAS_STATUS_SUCCESS ||
-        cublasSetStream(cu.blas, cu.stream) != CUBLAS_STATUS_SUCCESS) {
+        blas.create(&cu.blas) != CUBLAS_STATUS_SUCCESS ||
+        blas.set_stream(cu.blas, cu.stream) != CUBLAS_STATUS_SUCCESS) {
         snprintf(cu.msg, sizeof cu.msg, "device 0 (%.200s) could not be set up for pdc (a stream "
                  "and a cuBLAS handle)", p.name);
         cu.why = cu.msg;
@@ -230,7 +271,7 @@ static int gemm(const struct cu_gemm *m, const float *a, const float *b, float *
     for (int i = 0; i < nc; i++) {
         const struct cu_sgemm_call *c = &calls[i];
         /* cuBLAS's first operand is B (cu_gemm_calls) */
-        cublasStatus_t s = cublasSgemmStridedBatched_64(
+        cublasStatus_t s = blas.sgemm(
             cu.blas, c->transa ? CUBLAS_OP_T : CUBLAS_OP_N, c->transb ? CUBLAS_OP_T : CUBLAS_OP_N,
             c->m, c->n, c->k, &c->alpha, b + c->a_off, c->lda, c->sa, a + c->b_off, c->ldb, c->sb,
             &c->beta, y + c->c_off, c->ldc, c->sc, c->count);
