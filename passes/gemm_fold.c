@@ -17,7 +17,7 @@
  *               broadcast is the product's (one term per element, batch dims broadcast
  *               alike). A GEMM call per batch for M·N multiplies that fusion then
  *               joins to the elementwise work around it (a per-component CI MLP's first
- *               layer and the gradient into its hidden units: 12 % of a tms-5-2 step).
+ *               layer and the gradient into its hidden units: 6 % of a tms-5-2 step).
  *   Each gives the same sums (Σ_k a·b, then + C; a K = 1 sum is its one product, up to
  *   the sign of a zero product); the Transposes and Adds left without readers are for
  *   pass_dce.

@@ -77,6 +77,6 @@ const struct cg_target cg_llvm = {
     .release = llvm_release,
     /* a lone elementwise node too: the cpu target's broadcast loops walk an index per
      * element, where a kernel has every stride baked in (a [C, N, 1] + [C, 1, 1] bias
-     * add of a CI function ran 15x faster as one) */
+     * add of a CI function ran 9x faster as one: 370 -> 40 us) */
     .min_fuse = 1,
 };
