@@ -293,7 +293,8 @@ void ir_broadcast_strides(int r, const int64_t *dims, int ro, const int64_t *dou
  * rb batch dims (Y's), A's and B's element offsets per batch index (0 where broadcast),
  * nb products in all. op() is the transpose of the last two dims where the node has
  * pdc's own transA / transB (ir_matmul_trans; ONNX's MatMul has no attributes: built
- * programs only, gemm_fold.c). Shared by ref, the cpu target and the CUDA lowering. */
+ * programs only, gemm_fold.c). Shared by the cpu target and the CUDA lowering; ref, the
+ * oracle, reads only the flags (ir_matmul_trans) and walks the batch its own way. */
 struct ir_matmul_view {
     int64_t M, N, K, nb;
     int rb, ta, tb;

@@ -342,6 +342,14 @@ static uint32_t op(struct ir_graph *g, enum ir_op o, uint32_t a, uint32_t b, con
     return out;
 }
 
+/* the outputs rt_run returned (v may be NULL) */
+static void free_values(struct ir_value *v, int n)
+{
+    for (int i = 0; v && i < n; i++)
+        ir_value_free(&v[i]);
+    free(v);
+}
+
 /* y = sigmoid(x m + b) (an output), z = clamp(y), w = where(y > h, z, y y) - m */
 static struct ir_graph *chain_graph(void)
 {
@@ -406,17 +414,11 @@ TEST(fused_chain_through_executor)
 #endif
         CHECK_TENSOR((float *)b[i].data, (float *)a[i].data, 64 * 96, 1e-6, 1e-6);
     }
-    for (int i = 0; c && i < nc; i++)
-        ir_value_free(&c[i]);
-    free(c);
+    free_values(c, nc);
     for (int i = 0; i < 4; i++)
         free(in[i].data);
-    for (int i = 0; a && i < na; i++)
-        ir_value_free(&a[i]);
-    for (int i = 0; b && i < nb; i++)
-        ir_value_free(&b[i]);
-    free(a);
-    free(b);
+    free_values(a, na);
+    free_values(b, nb);
     ir_graph_free(g);
 }
 
@@ -475,12 +477,8 @@ TEST(smaller_groups_sink_into_their_reader)
     CHECK(na == 2 && nb == 2);
     for (int i = 0; i < 5; i++)
         free(in[i].data);
-    for (int i = 0; a && i < na; i++)
-        ir_value_free(&a[i]);
-    for (int i = 0; b && i < nb; i++)
-        ir_value_free(&b[i]);
-    free(a);
-    free(b);
+    free_values(a, na);
+    free_values(b, nb);
     ir_graph_free(g);
 }
 
