@@ -82,10 +82,7 @@ static int source_grads(struct dc_ctx *cx, uint32_t loss, const uint32_t *s, uin
 {
     if (cx->b.err)
         return cx->b.err;
-    int st = pass_autodiff(cx->g, loss, (uint32_t)cx->ns, s, gs, cx->b.d);
-    if (st)
-        cx->b.err = st;
-    return cx->b.err;
+    return dc_grad(cx, loss, (uint32_t)cx->ns, s, gs);
 }
 
 /* one projected ascent step: sign (lr·sign(g)) or Adam (lr·m̂/(√v̂ + eps) with the

@@ -587,6 +587,20 @@ int dc_forward_routed(struct dc_ctx *cx, const uint32_t *m, const uint32_t *delt
     return cx->b.err;
 }
 
+int dc_grad(struct dc_ctx *cx, uint32_t loss, uint32_t n, const uint32_t *wrt, uint32_t *grads)
+{
+    if (cx->b.err)
+        return cx->b.err;
+    int leaves = 1;
+    for (uint32_t i = 0; i < n; i++)
+        leaves &= cx->g->t[wrt[i]].producer == IR_NONE;
+    struct pass_ctx pc = {0};
+    int st = leaves ? pass_reassoc(cx->g, &pc, cx->b.d) : ST_OK;
+    if (!st)
+        st = pass_autodiff(cx->g, loss, n, wrt, grads, cx->b.d);
+    return cx->b.err = st;
+}
+
 int dc_finish(struct dc_ctx *cx)
 {
     if (cx->b.err)
@@ -609,7 +623,9 @@ int dc_finish(struct dc_ctx *cx)
         if (!(g->t[p->tap[i].t].flags & IR_T_OUTPUT))
             ir_graph_add_output(g, p->tap[i].t);
     struct pass_ctx pc = {0};
-    int st = pass_fold_gemm(g, &pc, cx->b.d); /* autodiff's Aᵀ·dY, dY·Bᵀ and sums */
+    int st = pass_reassoc(g, &pc, cx->b.d); /* programs without autodiff; backward chains */
+    if (!st)
+        st = pass_fold_gemm(g, &pc, cx->b.d); /* autodiff's Aᵀ·dY, dY·Bᵀ and sums */
     /* CSE keeps output and kept tensors; the gradients dc_prog names (read through
      * dc_prog_keep_grads) must keep their producers too, so they are kept meanwhile */
     unsigned char *pinned = calloc((size_t)p->n_st + 1, 1);

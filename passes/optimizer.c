@@ -97,9 +97,7 @@ int dc_adamw_with(struct dc_ctx *cx, uint32_t loss, double wd, double clip, cons
         }
     for (int k = 0; k < n_extra; k++) /* after the parameters: `which` indexes those only */
         params[n + k] = extra[k];
-    int st = pass_autodiff(cx->g, loss, (uint32_t)(n + n_extra), params, grads, b->d);
-    if (st)
-        b->err = st;
+    int st = dc_grad(cx, loss, (uint32_t)(n + n_extra), params, grads);
     for (int k = 0; k < n_extra && !st; k++)
         extra_grad[k] = grads[n + k];
     p->beta1 = ADAM_BETA1;

@@ -31,6 +31,9 @@ int pass_dce(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
 /* gemm_fold.c (built programs): MatMul(Transpose(A), B) → Gemm(A, B, transA), and
  * Add(product, C) → Gemm(A, B, C), for 2-D float32 products */
 int pass_fold_gemm(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
+/* reassoc.c (built programs): MatMul(X, W) pushed into X's producers (A·B, P ± Q, a row
+ * scale) where that saves at least half of its FLOPs: A·(B·W), P·W ± Q·W, s ⊙ (Z·W) */
+int pass_reassoc(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
 /* cse.c: equal nodes on equal inputs computed once (small constants by content) */
 int pass_cse(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
 int pass_verify(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);

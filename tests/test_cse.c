@@ -294,12 +294,161 @@ TEST(batched_transposes_become_matmul_flags)
     ir_graph_free(g);
 }
 
+/* FLOPs of g's live products (2·M·N·K each) */
+static double product_flops(const struct ir_graph *g)
+{
+    double f = 0;
+    for (uint32_t k = 0; k < g->ntopo; k++) {
+        const struct ir_node *n = &g->n[g->topo[k]];
+        const struct ir_tensor *a = &g->t[n->in[0]];
+        if (n->op == IR_OP_MatMul)
+            f += 2.0 * (double)ir_numel(&g->t[n->out[0]]) * (double)a->dims[a->rank - 1];
+    }
+    return f;
+}
+
+/* live tensors with these two trailing dims */
+static int count_shaped(const struct ir_graph *g, int64_t r, int64_t c)
+{
+    int n = 0;
+    for (uint32_t k = 0; k < g->ntopo; k++) {
+        const struct ir_tensor *t = &g->t[g->n[g->topo[k]].out[0]];
+        n += t->rank == 2 && t->dims[0] == r && t->dims[1] == c;
+    }
+    return n;
+}
+
+/* A residual MLP the width of resid-mlp-1's stream over fewer features (METHOD §6.3)
+ * with one masked site, as decompose.c builds it:
+ *   r  = x·W_E [64, 200]           a = Relu(r·W_in)
+ *   mo = ((a·V) ⊙ m)·U + (a·W_out) ⊙ δ     (δ [64, 1]: a row scale; m [64, 12]: not)
+ *   y  = (r + mo)·W_U [64, 10],    h = r·V2 (the CI input: r read twice)
+ * Every product into or out of the 200-wide stream moves to the 10-wide side:
+ * x·(W_E·W_in), x·(W_E·W_U), ((a·V) ⊙ m)·(U·W_U), ((a·W_out)·W_U) ⊙ δ, x·(W_E·V2). */
+static struct ir_graph *residual(int keep_r, struct diag *d)
+{
+    struct ir_graph *g = ir_graph_new();
+    g->opset = 20;
+    int64_t B = 64, F = 10, D = 200, H = 5, C = 12;
+    int64_t xd[2] = {B, F}, ed[2] = {F, D}, ud[2] = {D, F}, id[2] = {D, H}, od[2] = {H, D};
+    int64_t vd[2] = {H, C}, Ud[2] = {C, D}, md[2] = {B, C}, dd[2] = {B, 1}, v2d[2] = {D, C};
+    uint32_t x = g_input(g, "x", IR_F32, 2, xd), WE = g_input(g, "WE", IR_F32, 2, ed);
+    uint32_t WU = g_input(g, "WU", IR_F32, 2, ud), Win = g_input(g, "Win", IR_F32, 2, id);
+    uint32_t Wout = g_input(g, "Wout", IR_F32, 2, od), V = g_input(g, "V", IR_F32, 2, vd);
+    uint32_t U = g_input(g, "U", IR_F32, 2, Ud), m = g_input(g, "m", IR_F32, 2, md);
+    uint32_t dl = g_input(g, "dl", IR_F32, 2, dd), V2 = g_input(g, "V2", IR_F32, 2, v2d);
+    struct ir_builder b = bld_begin(g, "t", d);
+    uint32_t r = bld_matmul(&b, x, WE);
+    uint32_t a = bld_op1(&b, IR_OP_Relu, bld_matmul(&b, r, Win));
+    uint32_t mo = bld_add(&b, bld_matmul(&b, bld_mul(&b, bld_matmul(&b, a, V), m), U),
+                          bld_mul(&b, bld_matmul(&b, a, Wout), dl));
+    ir_graph_add_output(g, bld_matmul(&b, bld_add(&b, r, mo), WU));
+    ir_graph_add_output(g, bld_matmul(&b, r, V2));
+    if (keep_r)
+        ir_graph_add_output(g, r);
+    if (b.err) {
+        ir_graph_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static void residual_inputs(struct ir_value *in, float *buf)
+{
+    static char *names[10] = {"x", "WE", "WU", "Win", "Wout", "V", "U", "m", "dl", "V2"};
+    static const int64_t dims[10][2] = {{64, 10}, {10, 200}, {200, 10}, {200, 5}, {5, 200},
+                                        {5, 12}, {12, 200}, {64, 12}, {64, 1}, {200, 12}};
+    for (int k = 0; k < 10; k++) {
+        fill(&in[k], names[k], dims[k][0], dims[k][1], buf);
+        buf += dims[k][0] * dims[k][1];
+    }
+}
+
+TEST(products_move_to_the_narrow_side)
+{
+    struct diag d = {0};
+    struct pass_ctx pc = {0};
+    struct ir_graph *g = residual(0, &d);
+    CHECK(g != NULL);
+    if (!g)
+        return;
+    CHECK_EQ(pass_infer_fold(g, &pc, &d), ST_OK);
+    CHECK_EQ(count_shaped(g, 64, 200), 6); /* r, the two site terms, δ ⊙ ·, mo, r + mo */
+    double before = product_flops(g);
+    static float buf[20000];
+    struct ir_value in[10];
+    residual_inputs(in, buf);
+    pass_keeps_values(g, pass_reassoc, in, 10, 2, 2e-5);
+    double after = product_flops(g);
+    CHECK(after < 0.25 * before);
+    CHECK_EQ(count_shaped(g, 64, 200), 0); /* the stream is never formed */
+    CHECK_EQ(count_shaped(g, 64, 12), 3);  /* a·V, its masked copy, and r·V2 as x·(W_E·V2) */
+    int mul_by_m = 0;
+    for (uint32_t k = 0; k < g->ntopo; k++) {
+        const struct ir_node *n = &g->n[g->topo[k]];
+        mul_by_m += n->op == IR_OP_Mul && (n->in[0] == ir_tensor_find(g, "m") ||
+                                           n->in[1] == ir_tensor_find(g, "m"));
+    }
+    CHECK_EQ(mul_by_m, 1); /* a per-column mask is not crossed: it stays where it was */
+    /* run again: nothing left that pays */
+    double once = product_flops(g);
+    CHECK_EQ(pass_reassoc(g, &pc, &d), ST_OK);
+    CHECK_EQ(pass_dce(g, &pc, &d), ST_OK);
+    CHECK(product_flops(g) == once);
+    ir_graph_free(g);
+}
+
+/* r written to an output stays computed (its id is held), and the rest still moves; a
+ * chain that gets dearer reassociated (2 → 5 wide, TMS's shape) and a batched right
+ * operand stay as they are */
+TEST(reassociation_keeps_what_is_held_or_dearer)
+{
+    struct diag d = {0};
+    struct pass_ctx pc = {0};
+    struct ir_graph *g = residual(1, &d);
+    CHECK(g != NULL);
+    if (!g)
+        return;
+    CHECK_EQ(pass_infer_fold(g, &pc, &d), ST_OK);
+    static float buf[20000];
+    struct ir_value in[10];
+    residual_inputs(in, buf);
+    pass_keeps_values(g, pass_reassoc, in, 10, 3, 2e-5);
+    CHECK_EQ(count_shaped(g, 64, 200), 1); /* r alone */
+    ir_graph_free(g);
+
+    g = ir_graph_new();
+    g->opset = 20;
+    int64_t xd[2] = {64, 5}, w1d[2] = {5, 2}, w2d[2] = {2, 5}, bd[3] = {3, 5, 4};
+    uint32_t x = g_input(g, "x", IR_F32, 2, xd), W1 = g_input(g, "W1", IR_F32, 2, w1d);
+    uint32_t W2 = g_input(g, "W2", IR_F32, 2, w2d), Bt = g_input(g, "Bt", IR_F32, 3, bd);
+    struct ir_builder b = bld_begin(g, "t", &d);
+    uint32_t h = bld_matmul(&b, x, W1);
+    ir_graph_add_output(g, bld_matmul(&b, h, W2));
+    ir_graph_add_output(g, bld_matmul(&b, bld_matmul(&b, h, W2), Bt)); /* [3, 64, 4] */
+    CHECK_EQ(b.err, ST_OK);
+    CHECK_EQ(pass_infer_fold(g, &pc, &d), ST_OK);
+    double before = product_flops(g);
+    float xb[320], w1b[10], w2b[10], btb[60];
+    struct ir_value vin[4];
+    fill(&vin[0], "x", 64, 5, xb);
+    fill(&vin[1], "W1", 5, 2, w1b);
+    fill(&vin[2], "W2", 2, 5, w2b);
+    fill(&vin[3], "Bt", 15, 4, btb);
+    vin[3].rank = 3, vin[3].dims[0] = 3, vin[3].dims[1] = 5, vin[3].dims[2] = 4;
+    pass_keeps_values(g, pass_reassoc, vin, 4, 2, 0);
+    CHECK(product_flops(g) == before);
+    ir_graph_free(g);
+}
+
 static const struct test_case tests[] = {
     T(merges_equal_nodes_only),
     T(batched_transposes_become_matmul_flags),
     T(outer_products_become_mul),
     T(transposed_operands_become_gemm_flags),
     T(adds_become_gemm_epilogues),
+    T(products_move_to_the_narrow_side),
+    T(reassociation_keeps_what_is_held_or_dearer),
 };
 
 TEST_MAIN(tests)
