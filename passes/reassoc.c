@@ -215,7 +215,9 @@ int pass_reassoc(struct ir_graph *g, struct pass_ctx *cx, struct diag *d)
     int st = ir_fill_topo(g, d);
     if (st)
         return st;
-    struct ra r = {g, calloc((size_t)g->nt + 1, sizeof(uint32_t)), bld_begin(g, "reassoc", d)};
+    char prefix[32]; /* node names stay unique when a program runs the pass twice */
+    snprintf(prefix, sizeof prefix, "reassoc%u", g->nn);
+    struct ra r = {g, calloc((size_t)g->nt + 1, sizeof(uint32_t)), bld_begin(g, prefix, d)};
     uint32_t *order = malloc(((size_t)g->ntopo + 1) * sizeof *order);
     if (!r.nread || !order) {
         free(r.nread);
