@@ -14,6 +14,7 @@
 #include "data.h"
 #include "io.h"
 #include "philox.h"
+#include "cpu/cpu_pool.h"
 
 /* Philox streams (data.h); the training driver's own streams start at 1000 */
 #define STREAM_TOY_VALUE 1u
@@ -524,19 +525,34 @@ int ds_check_input(struct ds_source *s, const struct ir_tensor *in, struct diag 
 }
 
 /* x_i = u_i · 1[r_i < p] with u from stream 1 and r from stream 2 (the generator
- * the toy targets were trained with: keep it bit for bit) */
-static void fill_toy(const struct ds_source *s, float *x, int64_t n, uint64_t seed, uint64_t step)
+ * the toy targets were trained with: keep it bit for bit); elements [lo, hi) of the
+ * batch, so the pool can split it */
+struct toy_fill {
+    const struct ds_source *s;
+    float *x;
+    uint64_t seed, step;
+};
+
+static void toy_range(void *ctx, int64_t lo, int64_t hi)
 {
+    const struct toy_fill *f = ctx;
     float active[1024]; /* stream 2 in slices: a slice of a fill is the same draws */
-    philox_uniform_fill(x, n, seed, step, STREAM_TOY_VALUE, 0);
-    for (int64_t i0 = 0; i0 < n; i0 += 1024) {
-        int64_t m = n - i0 < 1024 ? n - i0 : 1024;
-        philox_uniform_fill(active, m, seed, step, STREAM_TOY_ACTIVE, (uint64_t)i0);
+    philox_uniform_fill(f->x + lo, hi - lo, f->seed, f->step, STREAM_TOY_VALUE, (uint64_t)lo);
+    for (int64_t i0 = lo; i0 < hi; i0 += 1024) {
+        int64_t m = hi - i0 < 1024 ? hi - i0 : 1024;
+        philox_uniform_fill(active, m, f->seed, f->step, STREAM_TOY_ACTIVE, (uint64_t)i0);
         for (int64_t k = 0; k < m; k++) {
-            float *v = &x[i0 + k];
-            *v = (double)active[k] < s->p ? (float)(s->lo + (s->hi - s->lo) * (double)*v) : 0.0f;
+            float *v = &f->x[i0 + k];
+            *v = (double)active[k] < f->s->p ? (float)(f->s->lo + (f->s->hi - f->s->lo) * (double)*v)
+                                             : 0.0f;
         }
     }
+}
+
+static void fill_toy(const struct ds_source *s, float *x, int64_t n, uint64_t seed, uint64_t step)
+{
+    struct toy_fill f = {s, x, seed, step};
+    cpu_parallel(n, 8192, toy_range, &f);
 }
 
 /* L3D's generator (l3d: GenerateTMSInputs / GenerateCorrelatedData): row b of F

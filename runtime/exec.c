@@ -386,7 +386,7 @@ int rt_prog_uniform(struct rt_prog *p, uint32_t t, uint64_t seed, uint64_t step,
     const struct cg_mem *m = p->tgt->mem;
     int64_t n = ir_numel(&p->g->t[t]);
     if (!m) {
-        philox_uniform_fill(p->buf[t], n, seed, step, stream, 0);
+        philox_uniform_fill_par(p->buf[t], n, seed, step, stream, 0);
         return ST_OK;
     }
     return m->uniform(p->buf[t], n, seed, step, stream, 0)

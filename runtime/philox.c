@@ -3,6 +3,10 @@
 
 #include <math.h>
 
+#include "cpu/cpu_pool.h"
+
+#define PAR_GRAIN 16384 /* draws per chunk: ~50 us, well above waking a worker */
+
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
 #define PHILOX_W0 0x9E3779B9u /* golden ratio */
@@ -176,4 +180,24 @@ void philox_normal_fill(float *out, int64_t n, uint64_t seed, uint64_t step, uin
                         uint64_t offset)
 {
     fill(out, n, seed, step, stream, offset, block_to_normal);
+}
+
+struct par_fill {
+    float *out;
+    uint64_t seed, step, offset;
+    uint32_t stream;
+};
+
+static void par_range(void *ctx, int64_t lo, int64_t hi)
+{
+    const struct par_fill *f = ctx;
+    philox_uniform_fill(f->out + lo, hi - lo, f->seed, f->step, f->stream,
+                        f->offset + (uint64_t)lo);
+}
+
+void philox_uniform_fill_par(float *out, int64_t n, uint64_t seed, uint64_t step,
+                             uint32_t stream, uint64_t offset)
+{
+    struct par_fill f = {out, seed, step, offset, stream};
+    cpu_parallel(n, PAR_GRAIN, par_range, &f);
 }

@@ -158,7 +158,7 @@ static int feed_host(float *buf, const struct dc_prog *p, const struct dc_input 
         memcpy(buf, given, (size_t)n * sizeof *buf);
         break;
     case DC_FEED_UNIFORM:
-        philox_uniform_fill(buf, n, o->seed, gstep, STREAM_UNIFORM_BASE + in->stream, 0);
+        philox_uniform_fill_par(buf, n, o->seed, gstep, STREAM_UNIFORM_BASE + in->stream, 0);
         break;
     case DC_FEED_SCALAR:
         buf[0] = (float)rt_scalar_value(p, in, step);

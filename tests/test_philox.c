@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "harness.h"
+#include "cpu/cpu_pool.h"
 #include "philox.h"
 
 static void check_kat(const uint32_t ctr[4], const uint32_t key[2], const uint32_t want[4])
@@ -132,8 +133,30 @@ TEST(normal_pair_bounds)
     CHECK(fabsf(z[0]) < 1e-3f && fabsf(z[1]) < 1e-3f);
 }
 
+TEST(pool_split_fill_is_the_serial_fill)
+{
+    /* the training loop's draws split across the thread pool: the same bits for any
+     * pool size, length (chunk tails) and offset */
+    enum { N = 100003 };
+    float *a = malloc(N * sizeof *a), *b = malloc(N * sizeof *b);
+    CHECK(a && b);
+    for (int th = 1; a && b && th <= 3; th++) {
+        cpu_set_threads(th);
+        for (uint64_t off = 0; off < 3; off++) {
+            int64_t n = N - (int64_t)off * 40000;
+            philox_uniform_fill(a, n, 9, 11, 5, off);
+            philox_uniform_fill_par(b, n, 9, 11, 5, off);
+            CHECK(memcmp(a, b, (size_t)n * sizeof *a) == 0);
+        }
+    }
+    cpu_set_threads(0);
+    free(a);
+    free(b);
+}
+
 static const struct test_case tests[] = {
     T(kat_zero),         T(kat_ones),     T(kat_pi),       T(stream_layout),
     T(fill_matches_elementwise), T(uniform_stats), T(normal_stats), T(normal_pair_bounds),
+    T(pool_split_fill_is_the_serial_fill),
 };
 TEST_MAIN(tests)
