@@ -282,6 +282,9 @@ TEST(matmul_transposed_operands)
         {{3, 3, {20, 300, 1}, {20, 300, 16}}, 1, 0}, /* M = 1: its dW1 = xᵀ dpre */
         {{3, 3, {7, 3, 5}, {7, 2, 3}}, 1, 1},        /* tiny: the direct loop */
         {{3, 3, {6, 1, 9}, {6, 4, 1}}, 1, 1},        /* K = 1 */
+        {{2, 2, {1300, 100}, {1300, 70}}, 1, 0},     /* dW = Xᵀ·dY: K in 3 blocks */
+        {{2, 2, {1300, 100}, {70, 1300}}, 1, 1},
+        {{3, 2, {1, 9000, 40}, {9000, 30}}, 1, 0},   /* 16 blocks of 563 */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const struct mm_case *m = &cases[i].m;
@@ -341,6 +344,7 @@ TEST(gemm_attributes)
         {3, 5, 1},    {7, 4, 6},    {33, 17, 70}, {0, 4, 3},     {5, 3, 0},
         {1, 700, 30}, {700, 1, 30},                /* matrix-vector: sgemv */
         {520, 40, 30}, {20, 600, 9},               /* several blocks */
+        {30, 20, 1100},                            /* K in blocks, summed into C */
     };
     static const double alphas[] = {1.0, 0.5}, betas[] = {1.0, 0.0, 2.5};
     for (size_t s = 0; s < sizeof mnk / sizeof mnk[0]; s++)

@@ -14,6 +14,7 @@
 
 #include <cblas.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cpu_impl.h"
@@ -25,6 +26,8 @@
 #define JBLOCK 256 /* columns per pass of the direct loop (a stack row buffer) */
 #define BLOCK 256  /* rows (or columns) of Y per sgemm call */
 #define GRAIN_FLOPS 16384 /* multiply-adds per thread below which waking the pool costs more */
+#define KBLOCK 512    /* K per partial product when Y is one block (below) */
+#define KSPLIT_MAX 16 /* partial products at most: K blocks grow past 16·KBLOCK */
 
 struct mm {
     int ta, tb;             /* op(A) = A^T, op(B) = B^T */
@@ -194,6 +197,57 @@ static void blas_items(void *ctx, int64_t lo, int64_t hi)
     }
 }
 
+/* Y small enough to be one block, K long: a weight gradient Xᵀ·dY over a batch
+ * ([100, 100] from [2048, 100]ᵀ·[2048, 100] in resid-mlp-1) would run as one sgemm
+ * on one core. K is cut into fixed blocks instead, one sgemm each across the pool,
+ * block 0 into Y and the rest into scratch, then summed into Y in block order. The
+ * blocks depend on K only, so results do not depend on the thread count. */
+struct ksplit {
+    const struct mm *m;
+    float *part;      /* (nk - 1) · M · N: blocks 1.. */
+    int64_t kb, nk;   /* K per block, blocks */
+};
+
+static void k_items(void *ctx, int64_t lo, int64_t hi)
+{
+    const struct ksplit *s = ctx;
+    const struct mm *m = s->m;
+    int64_t M = m->M, N = m->N, K = m->K, lda = m->ta ? M : K, ldb = m->tb ? K : N;
+    for (int64_t c = lo; c < hi; c++) {
+        int64_t k0 = c * s->kb, kn = K - k0 < s->kb ? K - k0 : s->kb;
+        const float *a = m->a + (m->ta ? k0 * lda : k0), *b = m->b + (m->tb ? k0 : k0 * ldb);
+        float *y = c ? s->part + (c - 1) * M * N : m->y;
+        cblas_sgemm(CblasRowMajor, m->ta ? CblasTrans : CblasNoTrans,
+                    m->tb ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)kn,
+                    m->alpha, a, (blasint)lda, b, (blasint)ldb,
+                    c == 0 && m->accumulate ? 1.0f : 0.0f, y, (blasint)N);
+    }
+}
+
+/* 1 when it ran Y that way; 0 when the shape is not one for it (or no scratch) */
+static int mm_ksplit(const struct mm *m)
+{
+    if (m->nb != 1 || m->M < 2 || m->N < 2 || m->M > BLOCK || m->N > BLOCK ||
+        m->K < 2 * KBLOCK)
+        return 0;
+    struct ksplit s = {m, NULL, KBLOCK, 0};
+    if (m->K > KSPLIT_MAX * KBLOCK)
+        s.kb = (m->K + KSPLIT_MAX - 1) / KSPLIT_MAX;
+    s.nk = (m->K + s.kb - 1) / s.kb;
+    int64_t mn = m->M * m->N;
+    s.part = malloc((size_t)((s.nk - 1) * mn) * sizeof *s.part);
+    if (!s.part)
+        return 0;
+    cpu_parallel(s.nk, 1, k_items, &s);
+    for (int64_t c = 1; c < s.nk; c++) {
+        const float *p = s.part + (c - 1) * mn;
+        for (int64_t i = 0; i < mn; i++)
+            m->y[i] += p[i];
+    }
+    free(s.part);
+    return 1;
+}
+
 static void mm_run(const struct mm *m)
 {
     int64_t rows = m->nb * m->M, N = m->N, K = m->K;
@@ -208,6 +262,8 @@ static void mm_run(const struct mm *m)
         cpu_parallel(rows, 1 + GRAIN_FLOPS / (N * K), direct_rows, (void *)m);
         return;
     }
+    if (mm_ksplit(m))
+        return;
     int64_t len = m->M >= N ? m->M : N, nblk = (len + BLOCK - 1) / BLOCK;
     int64_t per_item = (len < BLOCK ? len : BLOCK) * (m->M >= N ? N : m->M) * K;
     cpu_parallel(m->nb * nblk, 1 + 8 * GRAIN_FLOPS / per_item, blas_items, (void *)m);
