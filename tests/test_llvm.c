@@ -3,7 +3,7 @@
  *   - every fusible op as a one-node kernel, on random inputs with broadcasting and
  *     with NaN, infinities, signed zeros and the squashing boundaries mixed in:
  *     bit-identical to cg_ref (the kernels do ref's float32 or double operations and
- *     call the same libm), except Exp, Erf, Sigmoid and exact GELU: bit-identical to
+ *     call the same libm), except Exp, Erf, Sigmoid, Pow and exact GELU: bit-identical to
  *     the cpu target (the same vectorisable formulas) and within one ulp of ref; on 1
  *     and 3 threads alike;
  *   - a fused chain with outputs read outside it, through rt_run: the cpu target's
@@ -167,7 +167,7 @@ static struct ir_node *case_node(struct ir_graph *g, const struct opcase *oc, co
 /* Exp, Erf, Sigmoid and exact GELU use the cpu target's exp/erf/erfc formulas */
 static int cpu_math_op(const struct ir_node *n)
 {
-    return n->op == IR_OP_Exp || n->op == IR_OP_Erf || n->op == IR_OP_Sigmoid ||
+    return n->op == IR_OP_Exp || n->op == IR_OP_Erf || n->op == IR_OP_Sigmoid || n->op == IR_OP_Pow ||
            (n->op == IR_OP_Gelu && strcmp(ir_attr_str(n, "approximate", "none"), "none") == 0);
 }
 
@@ -264,8 +264,8 @@ static void const_node_vs_ref(struct ir_graph *g, enum ir_op op, const uint32_t 
     ir_graph_add_output(g, o);
     CHECK(!ir_infer_node(g, n, &d) && !ir_fill_topo(g, &d) && !cg_fuse(g, 1, &plan));
     CHECK(plan.n_groups == 1 && plan.groups[0].fused);
-    float want[2000], got[2000];
-    void *ins[3] = {NULL, NULL, NULL}, *w = want, *bufs[4];
+    float want[2000], want_cpu[2000], got[2000];
+    void *ins[3] = {NULL, NULL, NULL}, *w = want, *wc = want_cpu, *bufs[4];
     for (uint32_t i = 0; i < nin; i++)
         ins[i] = g->t[in[i]].data;
     for (uint32_t i = 0; i < plan.groups[0].n_in; i++)
@@ -273,18 +273,19 @@ static void const_node_vs_ref(struct ir_graph *g, enum ir_op op, const uint32_t 
     bufs[plan.groups[0].n_in] = got;
     struct cg_kernel *k = NULL;
     CHECK_EQ(cg_ref.run(g, n, ins, &w), ST_OK);
+    CHECK_EQ(cg_cpu.run(g, n, ins, &wc), ST_OK);
     CHECK_EQ(cg_llvm.compile(g, &plan.groups[0], &k, &d), ST_OK);
     if (k) {
         cg_llvm.launch(k, bufs);
-        int64_t first = 0;
-        CHECK_EQ(count_diff(got, want, IR_F32, 2000, &first), 0);
+        CHECK_EQ(mismatches(g, &g->n[id], got, want, want_cpu), 0);
         cg_llvm.release(k);
     }
     cg_plan_free(&plan);
     ir_graph_free(g);
 }
 
-/* Pow by a scalar constant exponent: 1 and 2 are emitted as a copy and a product */
+/* Pow by a scalar constant exponent: 0, 1 and 2 are emitted as 1, a copy and a product
+ * (ref's bits); the rest go through cpu_pow (the cpu target's bits, an ulp of ref) */
 TEST(pow_constant_exponents)
 {
     static const float ex[] = {0.0f, 1.0f, 2.0f, 3.0f, 0.5f, -1.0f};
@@ -295,6 +296,26 @@ TEST(pow_constant_exponents)
         ir_tensor_set_const(g, in[1], IR_F32, 1, &one, &ex[i]);
         const_node_vs_ref(g, IR_OP_Pow, in, 2);
     }
+}
+
+/* Pow of every pair of C11 pow's special values (zeros and infinities of either sign,
+ * negative bases with integer and fractional exponents, +-1 against infinities, NaN):
+ * the cpu target's bits and within an ulp of ref */
+TEST(pow_special_pairs)
+{
+    static const float v[] = {0.0f, -0.0f, 1.0f, -1.0f, INFINITY, -INFINITY, NAN, 2.0f, -2.0f,
+                              0.5f, -0.5f, 3.0f, -3.0f, 1.5f, -1.5f, 1e-40f, 0.4f, 7e-3f,
+                              16777216.0f, -16777217.0f, 0.99999994f, 1.0000001f, 90.0f};
+    enum { NV = sizeof v / sizeof v[0] };
+    float bx[NV * NV], bp[NV * NV];
+    for (int i = 0; i < NV * NV; i++)
+        bx[i] = v[i / NV], bp[i] = v[i % NV];
+    struct ir_graph *g = ir_graph_new();
+    int64_t d = NV * NV;
+    uint32_t in[2] = {ir_tensor_new(g, "x"), ir_tensor_new(g, "p")};
+    ir_tensor_set_const(g, in[0], IR_F32, 1, &d, bx);
+    ir_tensor_set_const(g, in[1], IR_F32, 1, &d, bp);
+    const_node_vs_ref(g, IR_OP_Pow, in, 2);
 }
 
 /* Clip by scalar bounds, alone and as min only: NaN, infinities, signed zeros and
@@ -776,7 +797,7 @@ TEST(disk_cache_hit_and_corrupt_entry)
 
 static const struct test_case tests[] = {
     T(each_op_against_ref),
-    T(pow_constant_exponents), T(clip_scalar_bounds), T(smaller_groups_sink_into_their_reader),
+    T(pow_constant_exponents), T(pow_special_pairs), T(clip_scalar_bounds), T(smaller_groups_sink_into_their_reader),
     T(fused_chain_through_executor),
     T(memplan_of_fused_schedules),
     T(spd_step_llvm_vs_ref),

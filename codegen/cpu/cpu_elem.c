@@ -9,13 +9,14 @@
  * every element is computed the same way wherever a split falls, so results do
  * not depend on the thread count. Arithmetic is float32 exactly as the
  * reference's float32 paths, so Add..Min, the comparisons and Where are
- * bit-identical to cg_ref; Pow uses powf (the reference rounds a double pow,
- * which powf matches within an ulp) except for a few exact exponents. */
+ * bit-identical to cg_ref; Pow uses cpu_math.h's cpu_pow (within an ulp of the
+ * reference's rounded double pow, exact for the exponents 2, 1, 0, -1 and 1/2). */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "cpu_impl.h"
+#include "cpu_math.h"
 
 #define NOP_MAX 3
 #define GRAIN_CHEAP 32768 /* elements per thread below which waking the pool costs more */
@@ -120,7 +121,14 @@ enum bop { B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAX, B_MIN, B_EQ, B_LT, B_LE, B_
         }                                                                  \
     } while (0)
 
-/* Pow with one exponent for the whole tensor (the only Pow this target runs).
+/* x^z through cpu_math.h's cpu_pow, whose selects vectorise in the ISA clones */
+CPU_CLONES static void pow_loop(const float *a, int64_t sa, const float *b, int64_t sb,
+                                float *restrict o, int64_t cnt)
+{
+    ROW_LOOPS(cpu_pow(x, z));
+}
+
+/* Pow with one exponent for the whole tensor.
  * The exponents autodiff and the minimality loss produce (p and p - 1 with
  * p = 1 or 2, and 1/2) skip powf; these give exactly what the reference's
  * double pow rounds to, including pow(x, 0) = 1 for NaN and pow(-0, 1/2) = +0,
@@ -145,8 +153,7 @@ static void row_pow(const float *a, int64_t sa, float e, float *restrict o, int6
             o[j] = x == -INFINITY ? INFINITY : sqrtf(x) + 0.0f;
         }
     } else {
-        for (int64_t j = 0; j < cnt; j++)
-            o[j] = powf(a[j * sa], e);
+        pow_loop(a, sa, &e, 0, o, cnt);
     }
 }
 
@@ -161,7 +168,12 @@ static void row_bin(enum bop op, const float *a, int64_t sa, const float *b, int
     case B_DIV: ROW_LOOPS(x / z); return;
     case B_MAX: ROW_LOOPS(x != x || x > z ? x : z); return;
     case B_MIN: ROW_LOOPS(x != x || x < z ? x : z); return;
-    case B_POW: row_pow(a, sa, b[0], o, cnt); return; /* b is one value: sb is 0 */
+    case B_POW:
+        if (sb == 0)
+            row_pow(a, sa, b[0], o, cnt);
+        else
+            pow_loop(a, sa, b, sb, o, cnt);
+        return;
     case B_EQ: case B_LT: case B_LE: case B_GT: case B_GE: return; /* row_cmp */
     }
 }
@@ -223,8 +235,6 @@ static int binary(const struct ir_graph *g, const struct ir_node *n, void *const
                   void *const *out, enum bop op)
 {
     if (n->n_in != 2 || !f32_operands(g, n, op))
-        return CPU_DELEGATE;
-    if (op == B_POW && ir_numel(cpu_in(g, n, 1)) != 1)
         return CPU_DELEGATE;
     if (!out[0])
         return ST_OK;

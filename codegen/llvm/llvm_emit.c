@@ -11,6 +11,7 @@
  * Softplus call libm like ref (libdevice's __nv_* on the GPU, whose last double bit
  * can differ from glibc's). No fast-math flags and no contraction: a vectorised and a
  * scalar iteration compute the same bits, whatever the thread split. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,6 +260,76 @@ static LLVMValueRef m_erfc(struct emit *e, LLVMValueRef t)
     return sel(e, fcmp(e, LLVMRealOLT, t, cd(e, 0.0)), LLVMBuildFSub(e->b, cd(e, 2.0), v, ""), v);
 }
 
+/* cpu_log_pos: a = 2^e m, m in [sqrt(1/2), sqrt(2)), log m = 2 atanh((m-1)/(m+1)) */
+static LLVMValueRef m_log_pos(struct emit *e, LLVMValueRef a)
+{
+    static const double c[9] = {1.0 / 17, 1.0 / 15, 1.0 / 13, 1.0 / 11, 1.0 / 9,
+                                1.0 / 7,  1.0 / 5,  1.0 / 3,  1.0};
+    LLVMValueRef bits = LLVMBuildBitCast(e->b, a, e->i64, "");
+    LLVMValueRef ex = LLVMBuildSIToFP(e->b, LLVMBuildLShr(e->b, bits, LLVMConstInt(e->i64, 52, 0), ""),
+                                      e->f64, "");
+    ex = LLVMBuildFSub(e->b, ex, cd(e, 1023.0), "");
+    LLVMValueRef mb = LLVMBuildOr(e->b, LLVMBuildAnd(e->b, bits, LLVMConstInt(e->i64, 0x000fffffffffffffull, 0), ""),
+                                  LLVMConstInt(e->i64, 0x3ff0000000000000ull, 0), "");
+    LLVMValueRef m = LLVMBuildBitCast(e->b, mb, e->f64, "");
+    LLVMValueRef big = fcmp(e, LLVMRealOGT, m, cd(e, 1.4142135623730951));
+    m = sel(e, big, LLVMBuildFMul(e->b, m, cd(e, 0.5), ""), m);
+    ex = sel(e, big, LLVMBuildFAdd(e->b, ex, cd(e, 1.0), ""), ex);
+    LLVMValueRef s = LLVMBuildFDiv(e->b, LLVMBuildFSub(e->b, m, cd(e, 1.0), ""),
+                                   LLVMBuildFAdd(e->b, m, cd(e, 1.0), ""), "");
+    LLVMValueRef p = horner(e, LLVMBuildFMul(e->b, s, s, ""), c, 9);
+    return LLVMBuildFAdd(e->b, LLVMBuildFMul(e->b, ex, cd(e, 0.6931471805599453), ""),
+                         LLVMBuildFMul(e->b, LLVMBuildFMul(e->b, cd(e, 2.0), s, ""), p, ""), "");
+}
+
+static LLVMValueRef f_or(struct emit *e, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildOr(e->b, a, b, "");
+}
+
+static LLVMValueRef f_and(struct emit *e, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildAnd(e->b, a, b, "");
+}
+
+/* cpu_pow: the exact exponents, else e^(p log|x|), C11 pow's special cases as selects */
+static LLVMValueRef m_pow(struct emit *e, LLVMValueRef xf, LLVMValueRef pf)
+{
+    LLVMValueRef x = ext(e, xf), p = ext(e, pf), ax = intrinsic1(e, "llvm.fabs", x);
+    LLVMValueRef inf = cd(e, HUGE_VAL), zero = cd(e, 0.0), one = cd(e, 1.0);
+    LLVMValueRef fin = sel(e, f_and(e, fcmp(e, LLVMRealOGT, ax, zero), fcmp(e, LLVMRealOLT, ax, inf)),
+                           ax, one);
+    LLVMValueRef r = m_exp(e, LLVMBuildFMul(e->b, p, m_log_pos(e, fin), ""));
+    LLVMValueRef az = fcmp(e, LLVMRealOEQ, ax, zero);
+    LLVMValueRef zoi = f_or(e, az, fcmp(e, LLVMRealOEQ, ax, inf));
+    LLVMValueRef big = LLVMBuildICmp(e->b, LLVMIntEQ, az, fcmp(e, LLVMRealOLT, p, zero), "");
+    r = sel(e, zoi, sel(e, big, inf, zero), r);
+    LLVMValueRef hp = LLVMBuildFMul(e->b, cd(e, 0.5), p, "");
+    LLVMValueRef pint = fcmp(e, LLVMRealOEQ, p, intrinsic1(e, "llvm.floor", p));
+    LLVMValueRef podd = f_and(e, pint, fcmp(e, LLVMRealUNE, hp, intrinsic1(e, "llvm.floor", hp)));
+    LLVMValueRef sgn = LLVMBuildICmp(e->b, LLVMIntSLT, LLVMBuildBitCast(e->b, x, e->i64, ""),
+                                     LLVMConstInt(e->i64, 0, 0), "");
+    r = sel(e, f_and(e, podd, sgn), LLVMBuildFNeg(e->b, r, ""), r);
+    LLVMValueRef t = LLVMBuildNot(e->b, zoi, "");
+    t = f_and(e, f_and(e, fcmp(e, LLVMRealOLT, x, zero), t), LLVMBuildNot(e->b, pint, ""));
+    LLVMValueRef nan = cd(e, (double)NAN);
+    r = sel(e, t, nan, r);
+    r = sel(e, f_or(e, fcmp(e, LLVMRealUNE, x, x), fcmp(e, LLVMRealUNE, p, p)), nan, r);
+    LLVMValueRef ones = f_or(e, f_or(e, fcmp(e, LLVMRealOEQ, x, one), fcmp(e, LLVMRealOEQ, p, zero)),
+                             f_and(e, fcmp(e, LLVMRealOEQ, x, cd(e, -1.0)),
+                                   fcmp(e, LLVMRealOEQ, intrinsic1(e, "llvm.fabs", p), inf)));
+    r = sel(e, ones, one, r);
+    LLVMValueRef fr = trunc32(e, r);
+    LLVMValueRef exact = sel(e, fcmp(e, LLVMRealOEQ, pf, cf(e, -1.0)),
+                             LLVMBuildFDiv(e->b, cf(e, 1.0), xf, ""), fr);
+    exact = sel(e, fcmp(e, LLVMRealOEQ, pf, cf(e, 1.0)), xf, exact);
+    fr = sel(e, fcmp(e, LLVMRealOEQ, pf, cf(e, 2.0)), LLVMBuildFMul(e->b, xf, xf, ""), exact);
+    LLVMValueRef sq = sel(e, fcmp(e, LLVMRealOEQ, xf, cf(e, -HUGE_VAL)), cf(e, HUGE_VAL),
+                          LLVMBuildFAdd(e->b, intrinsic1(e, "llvm.sqrt", xf), cf(e, 0.0), ""));
+    fr = sel(e, fcmp(e, LLVMRealOEQ, pf, cf(e, 0.5)), sq, fr);
+    return sel(e, fcmp(e, LLVMRealOEQ, pf, cf(e, 0.0)), cf(e, 1.0), fr);
+}
+
 /* ---- the ops, as codegen/ref computes them ----------------------------------- */
 
 #define SQUASH_ALPHA 0.01 /* the default, as in ref_grad.c */
@@ -341,7 +412,7 @@ static LLVMValueRef squash(struct emit *e, const struct ir_node *n, LLVMValueRef
     return trunc32(e, r);
 }
 
-/* float32 binary ops as ref_binary.c row_f32; Pow through double pow */
+/* float32 binary ops as ref_binary.c row_f32; Pow as cpu_math.h's cpu_pow */
 static LLVMValueRef binary(struct emit *e, enum ir_op op, LLVMValueRef a, LLVMValueRef b)
 {
     switch (op) {
@@ -349,10 +420,7 @@ static LLVMValueRef binary(struct emit *e, enum ir_op op, LLVMValueRef a, LLVMVa
     case IR_OP_Sub: return LLVMBuildFSub(e->b, a, b, "");
     case IR_OP_Mul: return LLVMBuildFMul(e->b, a, b, "");
     case IR_OP_Div: return LLVMBuildFDiv(e->b, a, b, "");
-    case IR_OP_Pow: {
-        LLVMValueRef args[2] = {ext(e, a), ext(e, b)};
-        return trunc32(e, libm(e, "pow", args, 2));
-    }
+    case IR_OP_Pow: return m_pow(e, a, b);
     case IR_OP_Max: case IR_OP_Min: { /* isnan(a) || a > b ? a : b: NaN propagates */
         LLVMValueRef nan = fcmp(e, LLVMRealUNO, a, a);
         LLVMValueRef gt = fcmp(e, op == IR_OP_Max ? LLVMRealOGT : LLVMRealOLT, a, b);
