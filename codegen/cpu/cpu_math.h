@@ -1,4 +1,4 @@
-/* cpu_math.h — exp, erf and erfc for the cpu target's elementwise loops.
+/* cpu_math.h — exp, erf, erfc and pow for the cpu target's elementwise loops.
  *
  * glibc's erff/erfcf take 20-60 ns an element (a branch per interval, no
  * vector form), and the GELU of a CI function and its VJP evaluate them on

@@ -4,10 +4,10 @@
  * Numerics follow the reference kernels (codegen/ref) operation by operation: float32
  * arithmetic where ref does float32 (Add..Min, comparisons, Relu, Sqrt, Reciprocal:
  * the latter two are correctly rounded either way), and where ref computes in double
- * and rounds once (the transcendentals, the squashing functions with their alpha,
- * Pow) the same double operations. Those give the reference's bits, except Exp, Erf,
- * Sigmoid and exact GELU: they use the cpu target's vectorisable exp/erf/erfc
- * (cpu_math.h; within one ulp of ref, and the cpu target's bits). Tanh, Log, Pow,
+ * and rounds once (the transcendentals, the squashing functions with their alpha)
+ * the same double operations. Those give the reference's bits, except Exp, Erf,
+ * Sigmoid, exact GELU and Pow: they use the cpu target's vectorisable exp/erf/erfc/pow
+ * (cpu_math.h; within one ulp of ref, and the cpu target's bits). Tanh, Log and
  * Softplus call libm like ref (libdevice's __nv_* on the GPU, whose last double bit
  * can differ from glibc's). No fast-math flags and no contraction: a vectorised and a
  * scalar iteration compute the same bits, whatever the thread split. */
