@@ -484,6 +484,63 @@ TEST(pow_tensor_exponent)
     ir_graph_free(c.g);
 }
 
+/* the VJP of Slice: dY into zeros at the sliced positions, bit for bit as ref, on the
+ * cpu target's own kernel (whole rows, a stepped last axis, negative steps, axes given
+ * or implied, clamped ends, 8-byte elements) */
+TEST(slice_grad)
+{
+    static const struct {
+        int rank, ns, no_axes; /* no_axes: the axes input absent, so the first ns axes */
+        int64_t x[3], st[3], en[3], ax[3], sp[3];
+        enum ir_dtype dt;
+    } cases[] = {
+        {3, 1, 0, {8, 64, 129}, {0}, {128}, {2}, {1}, IR_F32},        /* the adversary's masks */
+        {3, 1, 0, {8, 64, 129}, {128}, {129}, {-1}, {1}, IR_F32},     /* and its δ */
+        {2, 2, 0, {50, 40}, {3, 1}, {47, 40}, {0, 1}, {2, 3}, IR_F32}, /* stepped rows */
+        {2, 1, 0, {50, 40}, {-2}, {-60}, {1}, {-3}, IR_F32},          /* negative step, clamped */
+        {3, 2, 1, {4, 5, 6}, {1, 2}, {3, 1000}, {0}, {1, 1}, IR_F32},
+        {2, 1, 0, {300, 70}, {10}, {290}, {0}, {1}, IR_F32},          /* rows across threads */
+        {2, 1, 0, {30, 70}, {5}, {65}, {1}, {2}, IR_F64},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct ctx c;
+        ctx_init(&c, 500 + i);
+        int r = cases[i].rank, ns = cases[i].ns;
+        int64_t cnt[3], dn[1] = {ns}, first;
+        for (int k = 0; k < r; k++)
+            cnt[k] = cases[i].x[k];
+        for (int k = 0; k < ns; k++) {
+            int64_t a = cases[i].no_axes ? k : cases[i].ax[k] < 0 ? cases[i].ax[k] + r : cases[i].ax[k];
+            cnt[a] = ir_slice_axis(cases[i].x[a], cases[i].st[k], cases[i].en[k], cases[i].sp[k],
+                                   &first);
+        }
+        size_t es = ir_dtype_size(cases[i].dt);
+        int64_t m = count(r, cnt);
+        unsigned char *buf = malloc((size_t)m * es);
+        for (int64_t j = 0; j < m * (int64_t)es; j++)
+            buf[j] = (unsigned char)(j * 37 % 251 + 1);
+        uint32_t in[5] = {cst(&c, cases[i].dt, r, cnt, buf), cst(&c, IR_I64, 1, dn, cases[i].st),
+                          cst(&c, IR_I64, 1, dn, cases[i].en),
+                          cases[i].no_axes ? IR_NONE : cst(&c, IR_I64, 1, dn, cases[i].ax),
+                          cst(&c, IR_I64, 1, dn, cases[i].sp)};
+        free(buf);
+        uint32_t o = ir_tensor_new(c.g, "dx");
+        uint32_t id = ir_node_new(c.g, IR_OP_SliceGrad, NULL, 5, in, 1, &o);
+        struct ir_node *n = &c.g->n[id]; /* after the call: it may move the node array */
+        struct diag d = {0};
+        n->attr = ir_arena_alloc(c.g->arena, sizeof *n->attr);
+        n->attr[0] = (struct ir_attr){.name = "shape", .type = IR_ATTR_INTS, .n = r,
+                                      .ints = (int64_t *)cases[i].x};
+        n->n_attr = 1;
+        CHECK_EQ(ir_infer_node(c.g, n, &d), ST_OK);
+        CHECK(n && cg_cpu.supports(c.g, n));
+        char what[48];
+        snprintf(what, sizeof what, "SliceGrad case %zu", i);
+        compare_node(&c, n, EXACT, what);
+        ir_graph_free(c.g);
+    }
+}
+
 TEST(where_broadcast)
 {
     struct { int rc, rx, ry; int64_t dc[2], dx[2], dy[2]; } cases[] = {
@@ -956,7 +1013,7 @@ TEST(default_target_env)
 static const struct test_case tests[] = {
     T(matmul_shapes),      T(matmul_k1_exact),      T(gemm_attributes),
     T(binary_ops),         T(comparisons),          T(binary_specials),
-    T(pow_scalar_exponent), T(pow_tensor_exponent), T(where_broadcast),     T(unary_ops),
+    T(pow_scalar_exponent), T(pow_tensor_exponent), T(slice_grad), T(where_broadcast),     T(unary_ops),
     T(unary_specials),     T(gelu_left_tail),       T(softmax), T(matmul_transposed_operands),
     T(squash_and_grads),
     T(transpose_perms),    T(cast_bool),            T(reduce_sum_mean),

@@ -80,6 +80,7 @@ CPU_KERNEL(UpperLeakyHardGrad);
 
 /* cpu_tensor.c: data movement */
 CPU_KERNEL(Transpose);
+CPU_KERNEL(SliceGrad);
 CPU_KERNEL(Cast);
 
 /* cpu_reduce.c */

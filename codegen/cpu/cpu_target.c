@@ -41,6 +41,7 @@ static const cpu_fn cpu_table[IR_OP_COUNT] = {
     [IR_OP_Where] = cpu_Where,
     [IR_OP_Transpose] = cpu_Transpose,
     [IR_OP_Cast] = cpu_Cast,
+    [IR_OP_SliceGrad] = cpu_SliceGrad,
     [IR_OP_Relu] = cpu_Relu,
     [IR_OP_Gelu] = cpu_Gelu,
     [IR_OP_Erf] = cpu_Erf,
