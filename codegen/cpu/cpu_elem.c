@@ -130,7 +130,7 @@ CPU_CLONES static void pow_loop(const float *a, int64_t sa, const float *b, int6
 
 /* Pow with one exponent for the whole tensor.
  * The exponents autodiff and the minimality loss produce (p and p - 1 with
- * p = 1 or 2, and 1/2) skip powf; these give exactly what the reference's
+ * p = 1 or 2, and 1/2) get their own loops; these give exactly what the reference's
  * double pow rounds to, including pow(x, 0) = 1 for NaN and pow(-0, 1/2) = +0,
  * pow(-inf, 1/2) = +inf (sqrt would give -0 and NaN). */
 static void row_pow(const float *a, int64_t sa, float e, float *restrict o, int64_t cnt)
