@@ -81,9 +81,9 @@ int dc_forward_routed(struct dc_ctx *cx, const uint32_t *m, const uint32_t *delt
 void dc_routes(struct dc_ctx *cx, uint32_t *rho);
 /* make the program's graph outputs the loss, metrics and next states; DCE; verify */
 int dc_finish(struct dc_ctx *cx);
-/* dloss/dwrt[i] (pass_autodiff); when every wrt is a leaf (a state or an input), products
- * are reassociated first (pass_reassoc) so the backward follows the cheaper forward. Not
- * for intermediates: a rewrite may route the loss around them. */
+/* dloss/dwrt[i] (pass_autodiff), products reassociated first (pass_reassoc_keep, the wrt
+ * as barriers: a rewrite may not route the loss around one) so the backward follows the
+ * cheaper forward */
 int dc_grad(struct dc_ctx *cx, uint32_t loss, uint32_t n, const uint32_t *wrt, uint32_t *grads);
 
 /* ci_fn.c: z, g_lo, g_up for every site from the clean forward's site inputs */

@@ -591,11 +591,7 @@ int dc_grad(struct dc_ctx *cx, uint32_t loss, uint32_t n, const uint32_t *wrt, u
 {
     if (cx->b.err)
         return cx->b.err;
-    int leaves = 1;
-    for (uint32_t i = 0; i < n; i++)
-        leaves &= cx->g->t[wrt[i]].producer == IR_NONE;
-    struct pass_ctx pc = {0};
-    int st = leaves ? pass_reassoc(cx->g, &pc, cx->b.d) : ST_OK;
+    int st = pass_reassoc_keep(cx->g, wrt, n, cx->b.d);
     if (!st)
         st = pass_autodiff(cx->g, loss, n, wrt, grads, cx->b.d);
     return cx->b.err = st;

@@ -34,6 +34,8 @@ int pass_fold_gemm(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
 /* reassoc.c (built programs): MatMul(X, W) pushed into X's producers (A·B, P ± Q, a row
  * scale) where that saves at least half of its FLOPs: A·(B·W), P·W ± Q·W, s ⊙ (Z·W) */
 int pass_reassoc(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
+/* the same, never pushing through the nkeep tensors of keep (they stay on their paths) */
+int pass_reassoc_keep(struct ir_graph *g, const uint32_t *keep, uint32_t nkeep, struct diag *d);
 /* cse.c: equal nodes on equal inputs computed once (small constants by content) */
 int pass_cse(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);
 int pass_verify(struct ir_graph *g, struct pass_ctx *cx, struct diag *d);

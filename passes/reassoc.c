@@ -1,12 +1,15 @@
 /* reassoc.c — products reassociated where that does less work.
- * needs: shapes inferred, static. Run on built programs before autodiff (dc_grad_prep)
- *   and in dc_finish; not on imported models (site selection reads the model's nodes).
+ * needs: shapes inferred, static. Run on built programs before autodiff (dc_grad, with
+ *   the tensors to differentiate by as barriers) and in dc_finish; not on imported
+ *   models (site selection reads the model's nodes).
  * guarantees: for Y = MatMul(X, W), W a 2-D float32 matrix [k, n], the product is pushed
  *   into X's producers when that saves at least half of the product's FLOPs:
  *     X = MatMul(A, B), B 2-D [j, k]    → A·(B·W)            (associativity)
  *     X = Add/Sub(P, Q), P, Q X's shape → P·W ± Q·W          (distributivity)
  *     X = Mul(s, Z), s constant along X's last axis (a row scale) → s ⊙ (Z·W)
- *   recursively, each step taken only where it saves. Y keeps its tensor id: its node is
+ *   recursively, each step taken only where it saves. A barrier tensor is never pushed
+ *   through (it stays on every path it was on: autodiff's wrt may be intermediates,
+ *   which a rewrite could otherwise route the loss around). Y keeps its tensor id: its node is
  *   replaced by the new one that writes it, so whoever holds Y (outputs, taps) still
  *   reads the same value. Nodes left without readers are for pass_dce.
  *   The sums change order, not what is summed: results move by rounding only.
@@ -28,7 +31,17 @@ struct ra {
     struct ir_graph *g;
     uint32_t *nread;  /* readers among live nodes; an output or kept tensor counts one more */
     struct ir_builder b;
+    const uint32_t *keep; /* barriers */
+    uint32_t nkeep;
 };
+
+static int is_barrier(const struct ra *r, uint32_t t)
+{
+    for (uint32_t i = 0; i < r->nkeep; i++)
+        if (r->keep[i] == t)
+            return 1;
+    return 0;
+}
 
 static int static_f32(const struct ir_graph *g, uint32_t t, int min_rank)
 {
@@ -88,7 +101,8 @@ static const struct ir_node *pushable(const struct ra *r, uint32_t t)
 {
     const struct ir_graph *g = r->g;
     uint32_t p = g->t[t].producer;
-    if (p == IR_NONE || (g->n[p].flags & IR_N_DEAD) || g->n[p].n_in != 2 || g->n[p].n_attr)
+    if (p == IR_NONE || (g->n[p].flags & IR_N_DEAD) || g->n[p].n_in != 2 || g->n[p].n_attr ||
+        is_barrier(r, t))
         return NULL;
     const struct ir_node *n = &g->n[p];
     switch (n->op) {
@@ -212,12 +226,18 @@ static int try_product(struct ra *r, uint32_t y, struct diag *d)
 int pass_reassoc(struct ir_graph *g, struct pass_ctx *cx, struct diag *d)
 {
     (void)cx;
+    return pass_reassoc_keep(g, NULL, 0, d);
+}
+
+int pass_reassoc_keep(struct ir_graph *g, const uint32_t *keep, uint32_t nkeep, struct diag *d)
+{
     int st = ir_fill_topo(g, d);
     if (st)
         return st;
     char prefix[32]; /* node names stay unique when a program runs the pass twice */
     snprintf(prefix, sizeof prefix, "reassoc%u", g->nn);
-    struct ra r = {g, calloc((size_t)g->nt + 1, sizeof(uint32_t)), bld_begin(g, prefix, d)};
+    struct ra r = {g, calloc((size_t)g->nt + 1, sizeof(uint32_t)), bld_begin(g, prefix, d), keep,
+                   nkeep};
     uint32_t *order = malloc(((size_t)g->ntopo + 1) * sizeof *order);
     if (!r.nread || !order) {
         free(r.nread);

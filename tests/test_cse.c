@@ -324,7 +324,7 @@ static int count_shaped(const struct ir_graph *g, int64_t r, int64_t c)
  *   mo = ((a·V) ⊙ m)·U + (a·W_out) ⊙ δ     (δ [64, 1]: a row scale; m [64, 12]: not)
  *   y  = (r + mo)·W_U [64, 10],    h = r·V2 (the CI input: r read twice)
  * Every product into or out of the 200-wide stream moves to the 10-wide side:
- * x·(W_E·W_in), x·(W_E·W_U), ((a·V) ⊙ m)·(U·W_U), ((a·W_out)·W_U) ⊙ δ, x·(W_E·V2). */
+ * x·(W_E·W_in), x·(W_E·W_U), ((a·V) ⊙ m)·(U·W_U), (a·(W_out·W_U)) ⊙ δ, x·(W_E·V2). */
 static struct ir_graph *residual(int keep_r, struct diag *d)
 {
     struct ir_graph *g = ir_graph_new();
@@ -398,9 +398,9 @@ TEST(products_move_to_the_narrow_side)
     ir_graph_free(g);
 }
 
-/* r written to an output stays computed (its id is held), and the rest still moves; a
- * chain that gets dearer reassociated (2 → 5 wide, TMS's shape) and a batched right
- * operand stay as they are */
+/* r written to an output stays computed (its id is held), and the rest still moves; r
+ * as a barrier stays on its paths; a chain that gets dearer reassociated (2 → 5 wide,
+ * TMS's shape) and a batched right operand stay as they are */
 TEST(reassociation_keeps_what_is_held_or_dearer)
 {
     struct diag d = {0};
@@ -415,6 +415,30 @@ TEST(reassociation_keeps_what_is_held_or_dearer)
     residual_inputs(in, buf);
     pass_keeps_values(g, pass_reassoc, in, 10, 3, 2e-5);
     CHECK_EQ(count_shaped(g, 64, 200), 1); /* r alone */
+    ir_graph_free(g);
+
+    /* r a barrier (a tensor autodiff differentiates by): every product that read r still
+     * does, so the loss's path runs through it; the rest still moves */
+    g = residual(0, &d);
+    CHECK(g != NULL);
+    if (!g)
+        return;
+    CHECK_EQ(pass_infer_fold(g, &pc, &d), ST_OK);
+    uint32_t r = IR_NONE;
+    for (uint32_t k = 0; k < g->nn; k++)
+        if (g->n[k].op == IR_OP_MatMul && g->n[k].in[1] == ir_tensor_find(g, "WE"))
+            r = g->n[k].out[0];
+    int readers_before = 0, readers_after = 0;
+    for (uint32_t k = 0; k < g->nn; k++)
+        readers_before += g->n[k].op == IR_OP_MatMul && g->n[k].in[0] == r;
+    double unbarred = product_flops(g);
+    CHECK_EQ(pass_reassoc_keep(g, &r, 1, &d), ST_OK);
+    CHECK_EQ(pass_dce(g, &pc, &d), ST_OK);
+    for (uint32_t k = 0; k < g->ntopo; k++)
+        readers_after += g->n[g->topo[k]].op == IR_OP_MatMul && g->n[g->topo[k]].in[0] == r;
+    CHECK_EQ(readers_before, 2); /* r·W_in, r·V2 */
+    CHECK_EQ(readers_after, 3);  /* and r·W_U, of (r + mo)·W_U = r·W_U + mo·W_U */
+    CHECK(product_flops(g) < unbarred); /* mo's products still moved */
     ir_graph_free(g);
 
     g = ir_graph_new();
