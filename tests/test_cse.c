@@ -325,7 +325,8 @@ static int count_shaped(const struct ir_graph *g, int64_t r, int64_t c)
  *   y  = (r + mo)·W_U [64, 10],    h = r·V2 (the CI input: r read twice)
  * Every product into or out of the 200-wide stream moves to the 10-wide side:
  * x·(W_E·W_in), x·(W_E·W_U), ((a·V) ⊙ m)·(U·W_U), (a·(W_out·W_U)) ⊙ δ, x·(W_E·V2). */
-static struct ir_graph *residual(int keep_r, struct diag *d)
+/* the graph with shapes inferred (NULL on failure); *r_out: r's tensor */
+static struct ir_graph *residual(int keep_r, uint32_t *r_out, struct diag *d)
 {
     struct ir_graph *g = ir_graph_new();
     g->opset = 20;
@@ -346,10 +347,12 @@ static struct ir_graph *residual(int keep_r, struct diag *d)
     ir_graph_add_output(g, bld_matmul(&b, r, V2));
     if (keep_r)
         ir_graph_add_output(g, r);
-    if (b.err) {
+    struct pass_ctx pc = {0};
+    if (b.err || pass_infer_fold(g, &pc, d)) {
         ir_graph_free(g);
         return NULL;
     }
+    *r_out = r;
     return g;
 }
 
@@ -368,11 +371,11 @@ TEST(products_move_to_the_narrow_side)
 {
     struct diag d = {0};
     struct pass_ctx pc = {0};
-    struct ir_graph *g = residual(0, &d);
+    uint32_t r;
+    struct ir_graph *g = residual(0, &r, &d);
     CHECK(g != NULL);
     if (!g)
         return;
-    CHECK_EQ(pass_infer_fold(g, &pc, &d), ST_OK);
     CHECK_EQ(count_shaped(g, 64, 200), 6); /* r, the two site terms, δ ⊙ ·, mo, r + mo */
     double before = product_flops(g);
     static float buf[20000];
@@ -405,11 +408,11 @@ TEST(reassociation_keeps_what_is_held_or_dearer)
 {
     struct diag d = {0};
     struct pass_ctx pc = {0};
-    struct ir_graph *g = residual(1, &d);
+    uint32_t r;
+    struct ir_graph *g = residual(1, &r, &d);
     CHECK(g != NULL);
     if (!g)
         return;
-    CHECK_EQ(pass_infer_fold(g, &pc, &d), ST_OK);
     static float buf[20000];
     struct ir_value in[10];
     residual_inputs(in, buf);
@@ -419,15 +422,10 @@ TEST(reassociation_keeps_what_is_held_or_dearer)
 
     /* r a barrier (a tensor autodiff differentiates by): every product that read r still
      * does, so the loss's path runs through it; the rest still moves */
-    g = residual(0, &d);
+    g = residual(0, &r, &d);
     CHECK(g != NULL);
     if (!g)
         return;
-    CHECK_EQ(pass_infer_fold(g, &pc, &d), ST_OK);
-    uint32_t r = IR_NONE;
-    for (uint32_t k = 0; k < g->nn; k++)
-        if (g->n[k].op == IR_OP_MatMul && g->n[k].in[1] == ir_tensor_find(g, "WE"))
-            r = g->n[k].out[0];
     int readers_before = 0, readers_after = 0;
     for (uint32_t k = 0; k < g->nn; k++)
         readers_before += g->n[k].op == IR_OP_MatMul && g->n[k].in[0] == r;
