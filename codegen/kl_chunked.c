@@ -2,7 +2,27 @@
 #include <math.h>
 #include <string.h>
 
+#include "cpu/cpu_impl.h"
+#include "cpu/cpu_math.h"
 #include "kl_chunked.h"
+
+/* The exponentials are cpu_math.h's (within a few 1e-9 relative of libm's exp, so
+ * below a float ulp of every result), computed into a stack buffer by a loop of
+ * their own (with the sums in it, GCC kept it scalar), and the row loops are ISA
+ * clones with LANES partial sums and maxima (element v in lane v % LANES, the lanes
+ * combined in lane order: a fixed order, the same on every target and thread
+ * count). libm's scalar exp, two per logit and pass, and one long chain of double
+ * adds per sum were most of a tiny-LM ChunkedKL: 745 -> 340 us forward, 725 -> 330
+ * us backward ([512, 64] rows, V = 256). */
+#define LANES 8
+
+/* zm[v] becomes dkl (q_v - p_v), q = e^(zm - lm), p = e^(zt - lt) */
+CPU_CLONES static void kl_dlogits(const float *restrict zt, float *restrict zm, double lt,
+                                  double lm, double dkl, int64_t n)
+{
+    for (int64_t v = 0; v < n; v++)
+        zm[v] = (float)(dkl * (cpu_exp((double)zm[v] - lm) - cpu_exp((double)zt[v] - lt)));
+}
 
 int64_t kl_scratch_floats(const struct kl_chunked *k, int64_t nr)
 {
@@ -28,18 +48,67 @@ struct run { /* one row's running softmax statistics */
     double mt, st, mm, sm, a;
 };
 
-static double row_max(const float *z, int64_t w)
+/* the largest of z[0..w) in double; NaN never wins */
+CPU_CLONES static double row_max(const float *restrict z, int64_t w)
 {
-    double m = -INFINITY;
-    for (int64_t v = 0; v < w; v++)
-        m = (double)z[v] > m ? (double)z[v] : m;
-    return m;
+    double m[LANES], r = -INFINITY;
+    for (int l = 0; l < LANES; l++)
+        m[l] = -INFINITY;
+    int64_t v = 0;
+    for (; v + LANES <= w; v += LANES)
+        for (int l = 0; l < LANES; l++)
+            m[l] = (double)z[v + l] > m[l] ? (double)z[v + l] : m[l];
+    for (int l = 0; v < w; v++, l++)
+        m[l] = (double)z[v] > m[l] ? (double)z[v] : m[l];
+    for (int l = 0; l < LANES; l++)
+        r = m[l] > r ? m[l] : r;
+    return r;
+}
+
+/* e[v] = e^(z[v] - m) */
+CPU_CLONES static void exp_shifted(const float *restrict z, double m, double *restrict e,
+                                   int64_t n)
+{
+    for (int64_t v = 0; v < n; v++)
+        e[v] = cpu_exp((double)z[v] - m);
+}
+
+#define EBLK 256 /* logits per stretch: their e^ live in a stack buffer */
+
+/* one chunk of a row: Σ e^(zt - mt), Σ e^(zt - mt)(zt - zm) and Σ e^(zm - mm) */
+CPU_CLONES static void chunk_sums(const float *restrict zt, const float *restrict zm, double mt,
+                                  double mm, int64_t w, double sum[3])
+{
+    double st[LANES] = {0}, a[LANES] = {0}, sm[LANES] = {0}, et[EBLK], em[EBLK];
+    for (int64_t v0 = 0; v0 < w; v0 += EBLK) {
+        int64_t n = w - v0 < EBLK ? w - v0 : EBLK, v = 0;
+        const float *t = zt + v0, *m = zm + v0;
+        exp_shifted(t, mt, et, n);
+        exp_shifted(m, mm, em, n);
+        for (; v + LANES <= n; v += LANES)
+            for (int l = 0; l < LANES; l++) {
+                st[l] += et[v + l];
+                a[l] += et[v + l] * ((double)t[v + l] - (double)m[v + l]);
+                sm[l] += em[v + l];
+            }
+        for (int l = 0; v < n; v++, l++) {
+            st[l] += et[v];
+            a[l] += et[v] * ((double)t[v] - (double)m[v]);
+            sm[l] += em[v];
+        }
+    }
+    sum[0] = sum[1] = sum[2] = 0.0;
+    for (int l = 0; l < LANES; l++) {
+        sum[0] += st[l];
+        sum[1] += a[l];
+        sum[2] += sm[l];
+    }
 }
 
 /* fold one chunk of a row into its statistics, rescaling to a new maximum first */
 static void fold(struct run *s, const float *zt, const float *zm, int64_t w)
 {
-    double cmt = row_max(zt, w), cmm = row_max(zm, w);
+    double cmt = row_max(zt, w), cmm = row_max(zm, w), sum[3];
     if (cmt > s->mt) {
         double f = s->st > 0 ? exp(s->mt - cmt) : 0.0;
         s->st *= f;
@@ -50,12 +119,10 @@ static void fold(struct run *s, const float *zt, const float *zm, int64_t w)
         s->sm *= s->sm > 0 ? exp(s->mm - cmm) : 0.0;
         s->mm = cmm;
     }
-    for (int64_t v = 0; v < w; v++) {
-        double et = exp((double)zt[v] - s->mt);
-        s->st += et;
-        s->a += et * ((double)zt[v] - (double)zm[v]);
-        s->sm += exp((double)zm[v] - s->mm);
-    }
+    chunk_sums(zt, zm, s->mt, s->mm, w, sum);
+    s->st += sum[0];
+    s->a += sum[1];
+    s->sm += sum[2];
 }
 
 void kl_chunked_forward(const struct kl_chunked *k, int64_t r0, int64_t r1, float *kl, float *lse,
@@ -92,13 +159,9 @@ void kl_chunked_backward(const struct kl_chunked *k, int64_t r0, int64_t r1, con
         int64_t w = k->V - c0 < k->chunk ? k->V - c0 : k->chunk;
         chunk_logits(k, k->ht, r0, nr, c0, w, zt);
         chunk_logits(k, k->hm, r0, nr, c0, w, zm);
-        for (int64_t r = 0; r < nr; r++) { /* zm becomes dkl (q − p), this chunk's dlogits */
-            double lt = lse[2 * (r0 + r)], lm = lse[2 * (r0 + r) + 1], g = dkl[r0 + r];
-            for (int64_t v = 0; v < w; v++) {
-                double q = exp((double)zm[r * w + v] - lm), p = exp((double)zt[r * w + v] - lt);
-                zm[r * w + v] = (float)(g * (q - p));
-            }
-        }
+        for (int64_t r = 0; r < nr; r++) /* zm becomes dkl (q − p), this chunk's dlogits */
+            kl_dlogits(zt + r * w, zm + r * w, lse[2 * (r0 + r)], lse[2 * (r0 + r) + 1],
+                       dkl[r0 + r], w);
         if (k->trans_w) /* dh += G · W[c0:c0+w, :] */
             k->gemm(0, nr, k->D, w, zm, w, k->w + c0 * k->D, k->D, 1.0f, dh, k->D);
         else /* dh += G · W[:, c0:c0+w]ᵀ */
