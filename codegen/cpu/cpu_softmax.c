@@ -38,10 +38,51 @@ CPU_CLONES static void sm_row(const float *restrict x, float *restrict y, int64_
         y[j] = (float)(cpu_exp((double)x[j] - md) / s);
 }
 
+#define LANES 8     /* rows whose sums run side by side */
+#define BUF_LEN 512 /* rows up to this long keep their e^ in a stack buffer */
+
+/* The max and the exponentials of a row vectorise; its sum in index order is one
+ * chain of dependent double adds, which took most of the time of short rows
+ * ([B, H, T, T] attention, T = 64). LANES rows are summed side by side, each in
+ * index order as before (the same bits), so the chains overlap. */
+CPU_CLONES static void sm_lanes(const float *restrict x, float *restrict y, int64_t len, int lg)
+{
+    double e[LANES][BUF_LEN], md[LANES], s[LANES];
+    for (int l = 0; l < LANES; l++) {
+        const float *xl = x + l * len;
+        float m = xl[0];
+        for (int64_t j = 1; j < len; j++)
+            m = xl[j] > m ? xl[j] : m;
+        md[l] = (double)m;
+        for (int64_t j = 0; j < len; j++)
+            e[l][j] = cpu_exp((double)xl[j] - md[l]);
+        s[l] = 0;
+    }
+    for (int64_t j = 0; j < len; j++)
+        for (int l = 0; l < LANES; l++)
+            s[l] += e[l][j];
+    for (int l = 0; l < LANES; l++) {
+        const float *xl = x + l * len;
+        float *yl = y + l * len;
+        if (lg) {
+            double ls = log(s[l]);
+            for (int64_t j = 0; j < len; j++)
+                yl[j] = (float)((double)xl[j] - md[l] - ls);
+        } else {
+            for (int64_t j = 0; j < len; j++)
+                yl[j] = (float)(e[l][j] / s[l]);
+        }
+    }
+}
+
 static void sm_rows(void *ctx, int64_t lo, int64_t hi)
 {
     const struct sm_job *jb = ctx;
-    for (int64_t r = lo; r < hi; r++)
+    int64_t r = lo;
+    if (jb->len <= BUF_LEN)
+        for (; r + LANES <= hi; r += LANES)
+            sm_lanes(jb->x + r * jb->len, jb->y + r * jb->len, jb->len, jb->log);
+    for (; r < hi; r++)
         sm_row(jb->x + r * jb->len, jb->y + r * jb->len, jb->len, jb->log);
 }
 
