@@ -453,6 +453,87 @@ TEST(cast_bool)
     ir_graph_free(c.g);
 }
 
+/* ---- LayerNormalization ------------------------------------------------------------------ */
+
+struct lncase {
+    int rank;
+    int64_t dims[3];
+    int axis;
+    int srank, brank; /* scale's and B's ranks (0: no B); their dims are x's last ones */
+    int64_t bdims[2]; /* B's dims when they differ from x's last ones (a delegated case) */
+    int nout;         /* 3: Mean and InvStdDev too */
+};
+
+/* Y, Mean and InvStdDev on ref and on cpu with 1, 2 and 3 threads, bit for bit */
+static void ln_compare(const struct lncase *k, uint64_t seed)
+{
+    struct ctx c;
+    ctx_init(&c, seed);
+    uint32_t in[3], out[3];
+    in[0] = frand(&c, k->rank, k->dims, 990, 1010); /* a large mean: the deviations matter */
+    in[1] = frand(&c, k->srank, k->dims + k->rank - k->srank, -2, 2);
+    if (k->brank)
+        in[2] = frand(&c, k->brank, k->bdims[0] ? k->bdims : k->dims + k->rank - k->brank, -1, 1);
+    for (int i = 0; i < k->nout; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "ln%d", i);
+        out[i] = ir_tensor_new(c.g, name);
+    }
+    uint32_t id = ir_node_new(c.g, IR_OP_LayerNormalization, NULL, k->brank ? 3 : 2, in,
+                              (uint32_t)k->nout, out);
+    struct ir_node *n = &c.g->n[id];
+    n->attr = ir_arena_alloc(c.g->arena, sizeof *n->attr);
+    n->attr[0] = (struct ir_attr){.name = "axis", .type = IR_ATTR_INT, .i = k->axis};
+    n->n_attr = 1;
+    struct diag d = {0};
+    if (ir_infer_node(c.g, n, &d)) {
+        fprintf(stderr, "  LayerNormalization: %s\n", d.msg);
+        test_failed_ = 1;
+        ir_graph_free(c.g);
+        return;
+    }
+    void *xin[3] = {0}, *want[3] = {0}, *got[3] = {0};
+    size_t nb[3];
+    for (int i = 0; i < (k->brank ? 3 : 2); i++)
+        xin[i] = c.g->t[in[i]].data;
+    for (int i = 0; i < k->nout; i++) {
+        nb[i] = (size_t)ir_numel(&c.g->t[out[i]]) * sizeof(float);
+        want[i] = calloc(1, nb[i] + 4);
+        got[i] = calloc(1, nb[i] + 4);
+    }
+    CHECK_EQ(cg_ref.run(c.g, n, xin, want), 0);
+    for (int th = 1; th <= 3; th++) {
+        cpu_set_threads(th);
+        CHECK_EQ(cg_cpu.run(c.g, n, xin, got), 0);
+        for (int i = 0; i < k->nout; i++)
+            if (memcmp(got[i], want[i], nb[i])) {
+                fprintf(stderr, "  LayerNormalization rank %d axis %d: output %d differs on %d "
+                                "threads\n", k->rank, k->axis, i, th);
+                test_failed_ = 1;
+            }
+    }
+    cpu_set_threads(0);
+    for (int i = 0; i < k->nout; i++) {
+        free(want[i]);
+        free(got[i]);
+    }
+    ir_graph_free(c.g);
+}
+
+/* the reference's bits: rows not a multiple of the kernel's 8 side by side, several
+ * normalised axes, no B, the optional outputs, threaded; and B varying along only
+ * some normalised axes, which the cpu kernel hands to the reference */
+TEST(layer_norm)
+{
+    static const struct lncase cases[] = {
+        {3, {8, 64, 64}, -1, 1, 1, {0}, 1},  {2, {13, 7}, 1, 1, 0, {0}, 3},
+        {3, {3, 5, 7}, 1, 2, 2, {0}, 3},     {2, {700, 33}, -1, 1, 1, {0}, 3},
+        {3, {3, 5, 7}, 1, 2, 2, {1, 7}, 1}, {1, {5}, 0, 1, 1, {0}, 3},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        ln_compare(&cases[i], 60 + i);
+}
+
 /* ---- reductions ------------------------------------------------------------------------ */
 
 struct rcase {
@@ -619,7 +700,7 @@ TEST(default_target_env)
 static const struct test_case tests[] = {
     T(binary_ops),         T(comparisons),          T(binary_specials),
     T(pow_scalar_exponent), T(pow_tensor_exponent), T(slice_grad), T(where_broadcast),     T(unary_ops),
-    T(unary_specials),     T(gelu_left_tail),       T(softmax),
+    T(unary_specials),     T(gelu_left_tail),       T(softmax),  T(layer_norm),
     T(squash_and_grads),
     T(transpose_perms),    T(cast_bool),            T(reduce_sum_mean),
     T(reduce_noop_empty_axes), T(delegates_other_dtypes),

@@ -91,6 +91,9 @@ CPU_KERNEL(ReduceMean);
 CPU_KERNEL(Softmax);
 CPU_KERNEL(LogSoftmax);
 
+/* cpu_norm.c */
+CPU_KERNEL(LayerNormalization);
+
 /* cpu_kl.c (only with OpenBLAS) */
 CPU_KERNEL(ChunkedKL);
 CPU_KERNEL(ChunkedKLGrad);

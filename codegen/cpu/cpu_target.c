@@ -60,6 +60,7 @@ static const cpu_fn cpu_table[IR_OP_COUNT] = {
     [IR_OP_ReduceMean] = cpu_ReduceMean,
     [IR_OP_Softmax] = cpu_Softmax,
     [IR_OP_LogSoftmax] = cpu_LogSoftmax,
+    [IR_OP_LayerNormalization] = cpu_LayerNormalization,
     [IR_OP_ChunkedKL] = cpu_ChunkedKL,
     [IR_OP_ChunkedKLGrad] = cpu_ChunkedKLGrad,
 #endif
