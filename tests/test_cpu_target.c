@@ -349,9 +349,11 @@ TEST(softmax)
             }
             ir_graph_free(c.g);
         }
-        float sp[4][4] = {{INFINITY, 0, 1, 2}, {-INFINITY, 0, 1, 2},
-                          {NAN, 0, 1, 2},      {-INFINITY, -INFINITY, -INFINITY, -INFINITY}};
-        int64_t d[2] = {4, 4};
+        float sp[12][4] = {{INFINITY, 0, 1, 2}, {-INFINITY, 0, 1, 2},
+                           {NAN, 0, 1, 2},      {-INFINITY, -INFINITY, -INFINITY, -INFINITY}};
+        for (int r = 4; r < 12; r++) /* 12 rows: 8 side by side (sm_lanes), 4 one at a time */
+            memcpy(sp[r], sp[r % 4], sizeof sp[r]);
+        int64_t d[2] = {12, 4};
         struct ctx c;
         ctx_init(&c, 50);
         uint32_t in = cst(&c, IR_F32, 2, d, sp);
@@ -459,21 +461,23 @@ struct lncase {
     int rank;
     int64_t dims[3];
     int axis;
-    int srank, brank; /* scale's and B's ranks (0: no B); their dims are x's last ones */
-    int64_t bdims[2]; /* B's dims when they differ from x's last ones (a delegated case) */
-    int nout;         /* 3: Mean and InvStdDev too */
+    int srank, brank;         /* Scale's and B's ranks (brank 0: no B) */
+    int64_t sdims[3], bdims[3];
+    int nout;                 /* 3: Mean and InvStdDev too */
+    int native;               /* the cpu kernel takes it (else it hands it to ref) */
 };
 
-/* Y, Mean and InvStdDev on ref and on cpu with 1, 2 and 3 threads, bit for bit */
+/* Y, Mean and InvStdDev on ref and on cpu with 1, 2 and 3 threads, bit for bit; the
+ * cpu kernel called directly must take the case, or delegate it, as the case says */
 static void ln_compare(const struct lncase *k, uint64_t seed)
 {
     struct ctx c;
     ctx_init(&c, seed);
     uint32_t in[3], out[3];
     in[0] = frand(&c, k->rank, k->dims, 990, 1010); /* a large mean: the deviations matter */
-    in[1] = frand(&c, k->srank, k->dims + k->rank - k->srank, -2, 2);
+    in[1] = frand(&c, k->srank, k->sdims, -2, 2);
     if (k->brank)
-        in[2] = frand(&c, k->brank, k->bdims[0] ? k->bdims : k->dims + k->rank - k->brank, -1, 1);
+        in[2] = frand(&c, k->brank, k->bdims, -1, 1);
     for (int i = 0; i < k->nout; i++) {
         char name[16];
         snprintf(name, sizeof name, "ln%d", i);
@@ -502,6 +506,8 @@ static void ln_compare(const struct lncase *k, uint64_t seed)
         got[i] = calloc(1, nb[i] + 4);
     }
     CHECK_EQ(cg_ref.run(c.g, n, xin, want), 0);
+    int st = cpu_LayerNormalization(c.g, n, xin, got);
+    CHECK_EQ(st, k->native ? 0 : CPU_DELEGATE);
     for (int th = 1; th <= 3; th++) {
         cpu_set_threads(th);
         CHECK_EQ(cg_cpu.run(c.g, n, xin, got), 0);
@@ -520,15 +526,22 @@ static void ln_compare(const struct lncase *k, uint64_t seed)
     ir_graph_free(c.g);
 }
 
-/* the reference's bits: rows not a multiple of the kernel's 8 side by side, several
- * normalised axes, no B, the optional outputs, threaded; and B varying along only
- * some normalised axes, which the cpu kernel hands to the reference */
+/* the reference's bits: row counts not a multiple of the kernel's 8 side by side,
+ * several normalised axes, Scale with leading 1s, no B, the optional outputs, 4096
+ * rows split across threads (chunk edges inside a block of 8); Scale or B that vary
+ * along only some normalised axes, or along a leading one, go to the reference */
 TEST(layer_norm)
 {
     static const struct lncase cases[] = {
-        {3, {8, 64, 64}, -1, 1, 1, {0}, 1},  {2, {13, 7}, 1, 1, 0, {0}, 3},
-        {3, {3, 5, 7}, 1, 2, 2, {0}, 3},     {2, {700, 33}, -1, 1, 1, {0}, 3},
-        {3, {3, 5, 7}, 1, 2, 2, {1, 7}, 1}, {1, {5}, 0, 1, 1, {0}, 3},
+        {3, {8, 64, 64}, -1, 1, 1, {64}, {64}, 1, 1},
+        {2, {13, 7}, 1, 1, 0, {7}, {0}, 3, 1},
+        {3, {3, 5, 7}, 1, 2, 2, {5, 7}, {5, 7}, 3, 1},
+        {2, {700, 33}, -1, 1, 1, {33}, {33}, 3, 1},
+        {2, {4096, 16}, -1, 1, 1, {16}, {16}, 3, 1},
+        {3, {3, 5, 7}, 2, 3, 0, {1, 1, 7}, {0}, 3, 1},
+        {1, {5}, 0, 1, 1, {5}, {5}, 3, 1},
+        {3, {3, 5, 7}, 1, 2, 2, {5, 7}, {1, 7}, 1, 0},
+        {3, {3, 5, 7}, 1, 3, 0, {3, 1, 1}, {0}, 3, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         ln_compare(&cases[i], 60 + i);

@@ -1,4 +1,5 @@
-/* cpu_impl.h — private to the cpu target (codegen/cpu/).
+/* cpu_impl.h — private to the cpu target (codegen/cpu/), and to kl_chunked.c, the row
+ * arithmetic the cpu ChunkedKL shares with the reference (for CPU_CLONES).
  *
  * The cpu target runs the hot float32 ops with its own kernels (OpenBLAS GEMMs,
  * elementwise loops the compiler vectorises, split across a small thread pool)

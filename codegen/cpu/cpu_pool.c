@@ -16,12 +16,12 @@
  * jobs of 10-100 us, and a futex sleep and wake-up per job (tens of us on this
  * VM) made a 20 us chunk of the worker finish long after the caller's, or run on
  * the caller after all (perf: 14 % of the step in futex wake/switch). The spin is
- * bounded, so a worker still holds no core while the caller runs long serial
- * code (a ref kernel, host work between steps), and it spins on sched_yield, not
- * pause: with another busy process on the cores (ctest -j2, two runs side by
- * side) a pause loop took the time slices that process needed (two tiny-LM runs
- * side by side: 17.1 s with sleeping workers, 18.9 s spinning on pause, 13.0 s
- * on sched_yield; alone 13.5, 8.1-10.3 and 8.6-9.9 s). OpenBLAS is
+ * bounded (SPIN_NS of wall time), so a worker holds no core while the caller runs
+ * long serial code (a ref kernel, host work between steps). It spins on
+ * sched_yield, not pause: with another busy process on the cores (ctest -j2, two
+ * runs side by side) a pause loop took the time slices that process needed, where
+ * a yield hands them over: two tiny-LM runs side by side took 18.9 s spinning on
+ * pause and 13.0 s on sched_yield (alone: 8.1-10.3 and 8.5-9.9 s). OpenBLAS is
  * kept to one thread: its own pool would compete with this one for the cores,
  * and its results depend on its thread count; cpu_gemm.c instead splits GEMMs
  * into fixed blocks run on this pool. A job posted from inside a job runs inline. */
@@ -108,7 +108,6 @@ static int64_t now_ns(void)
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-
 /* Spin without the mutex until ready() or SPIN_NS has passed; 1 when ready */
 static int spin_until(int (*ready)(const void *), const void *arg)
 {
@@ -116,8 +115,8 @@ static int spin_until(int (*ready)(const void *), const void *arg)
     for (unsigned i = 1;; i++) {
         if (ready(arg))
             return 1;
-        sched_yield(); /* a syscall: the clock (vDSO, ~20 ns) costs little beside it */
-        if (i % 8 == 0 && now_ns() - t0 > SPIN_NS)
+        sched_yield();
+        if (i % 8 == 0 && now_ns() - t0 > SPIN_NS) /* the clock: a vDSO call */
             return 0;
     }
 }

@@ -4,8 +4,9 @@
  * The reference's arithmetic row by row (ref_norm.c): the row's maximum m, the sum
  * s of e^(x - m) in double in index order, then e^(x - m) / s (or x - m - log s)
  * rounded once. e^ is cpu_math.h's vectorisable exp (within an ulp of the
- * reference's), evaluated twice per element rather than kept in a double buffer:
- * the second pass costs less than the buffer's traffic for rows of any length.
+ * reference's). Rows up to BUF_LEN long go LANES at a time with their e^ in a stack
+ * buffer (sm_lanes); longer rows, and a chunk's last few, evaluate e^ twice per
+ * element (sm_row), which costs less than a heap buffer's traffic for long rows.
  * An attention's softmax over [B, H, T, T] spent 12 % of a tiny-LM VPD step in the
  * reference's scalar loop. Strided rows (an axis before the last) are delegated. */
 #include <math.h>
