@@ -6,14 +6,15 @@
 #include "cpu/cpu_math.h"
 #include "kl_chunked.h"
 
-/* The exponentials are cpu_math.h's (within a few 1e-9 relative of libm's exp, so
- * below a float ulp of every result), computed into a stack buffer by a loop of
- * their own (with the sums in it, GCC kept it scalar), and the row loops are ISA
- * clones with LANES partial sums and maxima (element v in lane v % LANES, the lanes
- * combined in lane order: a fixed order, the same on every target and thread
- * count). libm's scalar exp, two per logit and pass, and one long chain of double
- * adds per sum were most of a tiny-LM ChunkedKL: 745 -> 340 us forward, 725 -> 330
- * us backward ([512, 64] rows, V = 256). */
+/* The exponentials are cpu_math.h's (within a few 1e-9 relative of libm's exp: a
+ * few 1e-9 absolute in the log-sum-exps and the KL, where rounding the log-sum-exps
+ * to float costs ~5e-7 at a vocabulary's |lse| ~ 5), computed into a stack buffer by
+ * a loop of their own (with the sums in it, GCC kept it scalar), and the row loops
+ * are ISA clones with LANES partial sums and maxima (element v in lane v % LANES,
+ * the lanes combined in lane order: a fixed order, the same on every target and
+ * thread count). libm's scalar exp, two per logit and pass, and one long chain of
+ * double adds per sum were most of a tiny-LM ChunkedKL: 745 -> 340 us forward,
+ * 725 -> 330 us backward ([512, 64] rows, V = 256). */
 #define LANES 8
 
 /* zm[v] becomes dkl (q_v - p_v), q = e^(zm - lm), p = e^(zt - lt) */
