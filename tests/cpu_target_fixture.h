@@ -17,6 +17,7 @@
 #include "exec.h"
 #include "harness.h"
 #include "ir.h"
+#include "node_attrs.h"
 #include "onnx.h"
 #include "pass.h"
 #include "target.h"
@@ -89,40 +90,25 @@ static inline uint32_t brand(struct ctx *c, int rank, const int64_t *dims)
     return t;
 }
 
-struct at {
-    const char *name;
-    int type; /* IR_ATTR_INT / FLOAT / STRING; 0 ends the list */
-    int64_t i;
-    double f;
-    const char *s;
-};
-
-static inline struct ir_node *node(struct ctx *c, enum ir_op op, int n_in, const uint32_t *in,
-                            const struct at *attrs)
+/* op(in...) with n_out outputs and attrs, shapes inferred; NULL (and a message) when
+ * inference refuses it */
+static inline struct ir_node *node_n(struct ctx *c, enum ir_op op, int n_in, const uint32_t *in,
+                                     int n_out, const struct at *attrs)
 {
-    char name[32];
-    snprintf(name, sizeof name, "o%d", c->nt++);
-    uint32_t o = ir_tensor_new(c->g, name);
-    uint32_t id = ir_node_new(c->g, op, NULL, (uint32_t)n_in, in, 1, &o);
-    struct ir_node *n = &c->g->n[id];
-    int na = 0;
-    while (attrs && attrs[na].type)
-        na++;
-    n->attr = ir_arena_alloc(c->g->arena, (size_t)(na + 1) * sizeof *n->attr);
-    n->n_attr = (uint32_t)na;
-    for (int k = 0; k < na; k++) {
-        n->attr[k].name = attrs[k].name;
-        n->attr[k].type = (enum ir_attr_type)attrs[k].type;
-        n->attr[k].i = attrs[k].i;
-        n->attr[k].f = attrs[k].f;
-        n->attr[k].s = attrs[k].s;
-    }
+    uint32_t o[4];
+    struct ir_node *n = node_build(c->g, &c->nt, op, n_in, in, n_out, attrs, o);
     struct diag d = {0};
     if (ir_infer_node(c->g, n, &d)) {
         fprintf(stderr, "  %s: %s\n", ir_ops[op].name, d.msg);
         return NULL;
     }
     return n;
+}
+
+static inline struct ir_node *node(struct ctx *c, enum ir_op op, int n_in, const uint32_t *in,
+                                   const struct at *attrs)
+{
+    return node_n(c, op, n_in, in, 1, attrs);
 }
 
 /* ---- comparison ------------------------------------------------------------- */

@@ -70,9 +70,9 @@ TEST(matmul_transposed_operands)
         struct ctx c;
         ctx_init(&c, 200 + i);
         uint32_t in[2] = {frand(&c, m->ra, m->da, -1, 1), frand(&c, m->rb, m->db, -1, 1)};
-        struct at tr[] = {{"transA", IR_ATTR_INT, cases[i].ta, 0, NULL},
-                          {"transB", IR_ATTR_INT, cases[i].tb, 0, NULL},
-                          {0, 0, 0, 0, NULL}};
+        struct at tr[] = {{"transA", IR_ATTR_INT, cases[i].ta, 0, NULL, 0, NULL},
+                          {"transB", IR_ATTR_INT, cases[i].tb, 0, NULL, 0, NULL},
+                          {0, 0, 0, 0, NULL, 0, NULL}};
         char what[64];
         snprintf(what, sizeof what, "MatMul transposed case %zu", i);
         compare_node(&c, node(&c, IR_OP_MatMul, 2, in, tr), GEMM, what);
@@ -106,9 +106,9 @@ static void gemm_case(const int64_t *mnk, int ta, int tb, double alpha, double b
     if (ck)
         in[2] = frand(&c, crank[ck - 1], dcs[ck - 1], -1, 1);
     struct at attrs[] = {
-        {"transA", IR_ATTR_INT, ta, 0, NULL}, {"transB", IR_ATTR_INT, tb, 0, NULL},
-        {"alpha", IR_ATTR_FLOAT, 0, alpha, NULL}, {"beta", IR_ATTR_FLOAT, 0, beta, NULL},
-        {0, 0, 0, 0, NULL},
+        {"transA", IR_ATTR_INT, ta, 0, NULL, 0, NULL}, {"transB", IR_ATTR_INT, tb, 0, NULL, 0, NULL},
+        {"alpha", IR_ATTR_FLOAT, 0, alpha, NULL, 0, NULL}, {"beta", IR_ATTR_FLOAT, 0, beta, NULL, 0, NULL},
+        {0, 0, 0, 0, NULL, 0, NULL},
     };
     char what[96];
     snprintf(what, sizeof what, "Gemm %lldx%lldx%lld tA%d tB%d a%g b%g C%d", (long long)M,

@@ -5,6 +5,7 @@
 
 #include "harness.h"
 #include "ir.h"
+#include "node_attrs.h"
 #include "target.h"
 
 /* ---- tiny graph builder ------------------------------------------------- */
@@ -32,15 +33,6 @@ static uint32_t cst(struct ctx *c, enum ir_dtype dt, int rank, const int64_t *di
     return t;
 }
 
-/* attributes: name + int, float or string value */
-struct at {
-    const char *name;
-    int type; /* IR_ATTR_INT / FLOAT / STRING, 0 ends the list */
-    int64_t i;
-    double f;
-    const char *s;
-};
-
 /* Build node op(in...) with n_out outputs, infer it, and run it. Returns the
  * shape rule's status (the kernel's when inference passed); outs[k] receive
  * malloc'd output buffers and *ot the output tensor ids. */
@@ -48,25 +40,7 @@ static int run(struct ctx *c, enum ir_op op, int n_in, const uint32_t *in, int n
                const struct at *attrs, void **outs, uint32_t *ot)
 {
     uint32_t o[4];
-    for (int k = 0; k < n_out; k++) {
-        char name[32];
-        snprintf(name, sizeof name, "o%d", c->nt++);
-        o[k] = ir_tensor_new(c->g, name);
-    }
-    uint32_t id = ir_node_new(c->g, op, NULL, (uint32_t)n_in, in, (uint32_t)n_out, o);
-    struct ir_node *n = &c->g->n[id];
-    int na = 0;
-    while (attrs && attrs[na].type)
-        na++;
-    n->attr = ir_arena_alloc(c->g->arena, (size_t)(na + 1) * sizeof *n->attr);
-    n->n_attr = (uint32_t)na;
-    for (int k = 0; k < na; k++) {
-        n->attr[k].name = attrs[k].name;
-        n->attr[k].type = (enum ir_attr_type)attrs[k].type;
-        n->attr[k].i = attrs[k].i;
-        n->attr[k].f = attrs[k].f;
-        n->attr[k].s = attrs[k].s;
-    }
+    struct ir_node *n = node_build(c->g, &c->nt, op, n_in, in, n_out, attrs, o);
     memset(&c->d, 0, sizeof c->d);
     int st = ir_infer_node(c->g, n, &c->d);
     if (st)
@@ -220,7 +194,7 @@ TEST(int_div_mod_pow)
     for (int i = 0; i < 5; i++)
         CHECK_EQ(((int32_t *)o[0])[i], mod_want[i]);
     free(o[0]);
-    struct at fm[] = {{"fmod", IR_ATTR_INT, 1, 0, NULL}, {0}};
+    struct at fm[] = {{"fmod", IR_ATTR_INT, 1, 0, NULL, 0, NULL}, {0}};
     CHECK_EQ(run(&c, IR_OP_Mod, 2, in, 1, fm, o, NULL), ST_OK); /* C-style */
     int32_t fmod_want[5] = {-1, 1, 0, -1, 2};
     for (int i = 0; i < 5; i++)
@@ -334,12 +308,12 @@ TEST(activations)
     float gelu[3] = {-0.15865525393145707f, 0, 0.8413447460685429f};
     CHECK_TENSOR((float *)o[0], gelu, 3, 0, 1e-6);
     free(o[0]);
-    struct at tanh_at[] = {{"approximate", IR_ATTR_STRING, 0, 0, "tanh"}, {0}};
+    struct at tanh_at[] = {{"approximate", IR_ATTR_STRING, 0, 0, "tanh", 0, NULL}, {0}};
     CHECK_EQ(run(&c, IR_OP_Gelu, 1, in, 1, tanh_at, o, NULL), ST_OK);
     float gelu_t[3] = {-0.15880800939172324f, 0, 0.8411919906082768f};
     CHECK_TENSOR((float *)o[0], gelu_t, 3, 0, 1e-6);
     free(o[0]);
-    struct at bad[] = {{"approximate", IR_ATTR_STRING, 0, 0, "fast"}, {0}};
+    struct at bad[] = {{"approximate", IR_ATTR_STRING, 0, 0, "fast", 0, NULL}, {0}};
     CHECK_EQ(run(&c, IR_OP_Gelu, 1, in, 1, bad, o, NULL), ST_ERR_INVALID);
     CHECK_STR_CONTAINS(c.d.msg, "fast");
     CHECK_EQ(run(&c, IR_OP_HardSigmoid, 1, in, 1, NULL, o, NULL), ST_OK);
@@ -371,7 +345,7 @@ TEST(isinf_isnan)
     int64_t d[1] = {4};
     uint32_t in[1] = {cst(&c, IR_F64, 1, d, x)};
     void *o[1];
-    struct at neg_off[] = {{"detect_negative", IR_ATTR_INT, 0, 0, NULL}, {0}};
+    struct at neg_off[] = {{"detect_negative", IR_ATTR_INT, 0, 0, NULL, 0, NULL}, {0}};
     CHECK_EQ(run(&c, IR_OP_IsInf, 1, in, 1, neg_off, o, NULL), ST_OK);
     uint8_t *r = o[0];
     CHECK(r[0] == 1 && r[1] == 0 && r[2] == 0 && r[3] == 0);
@@ -391,25 +365,25 @@ TEST(cast_corners)
     int64_t d[1] = {3};
     uint32_t in[1] = {cst(&c, IR_F64, 1, d, x)};
     void *o[1];
-    struct at to_f16[] = {{"to", IR_ATTR_INT, IR_F16, 0, NULL}, {0}};
+    struct at to_f16[] = {{"to", IR_ATTR_INT, IR_F16, 0, NULL, 0, NULL}, {0}};
     CHECK_EQ(run(&c, IR_OP_Cast, 1, in, 1, to_f16, o, NULL), ST_OK);
     uint16_t *h = o[0];
     CHECK_EQ(h[0], 0x3C01);
     CHECK_EQ(h[1], 0x7BFF); /* 65519 rounds down to 65504 */
     free(o[0]);
-    struct at to_i32[] = {{"to", IR_ATTR_INT, IR_I32, 0, NULL}, {0}};
+    struct at to_i32[] = {{"to", IR_ATTR_INT, IR_I32, 0, NULL, 0, NULL}, {0}};
     CHECK_EQ(run(&c, IR_OP_Cast, 1, in, 1, to_i32, o, NULL), ST_OK);
     CHECK_EQ(((int32_t *)o[0])[2], -2);
     free(o[0]);
     uint64_t u = UINT64_MAX;
     uint32_t inu[1] = {cst(&c, IR_U64, 0, NULL, &u)};
-    struct at to_f32[] = {{"to", IR_ATTR_INT, IR_F32, 0, NULL}, {0}};
+    struct at to_f32[] = {{"to", IR_ATTR_INT, IR_F32, 0, NULL, 0, NULL}, {0}};
     CHECK_EQ(run(&c, IR_OP_Cast, 1, inu, 1, to_f32, o, NULL), ST_OK);
     CHECK_NEAR(*(float *)o[0], 18446744073709551616.0, 0);
     free(o[0]);
-    struct at to_str[] = {{"to", IR_ATTR_INT, IR_STRING, 0, NULL}, {0}};
+    struct at to_str[] = {{"to", IR_ATTR_INT, IR_STRING, 0, NULL, 0, NULL}, {0}};
     CHECK_EQ(run(&c, IR_OP_Cast, 1, in, 1, to_str, o, NULL), ST_ERR_UNSUPPORTED);
-    struct at to_f8[] = {{"to", IR_ATTR_INT, 17, 0, NULL}, {0}};
+    struct at to_f8[] = {{"to", IR_ATTR_INT, 17, 0, NULL, 0, NULL}, {0}};
     CHECK_EQ(run(&c, IR_OP_Cast, 1, in, 1, to_f8, o, NULL), ST_ERR_UNSUPPORTED);
     ir_graph_free(c.g);
 }
@@ -469,7 +443,7 @@ TEST(mod_float_needs_fmod)
     uint32_t in[2] = {cst(&c, IR_F32, 1, d, a), cst(&c, IR_F32, 1, d, b)};
     void *o[1];
     CHECK_EQ(run(&c, IR_OP_Mod, 2, in, 1, NULL, o, NULL), ST_ERR_INVALID);
-    struct at fm[] = {{"fmod", IR_ATTR_INT, 1, 0, NULL}, {0}};
+    struct at fm[] = {{"fmod", IR_ATTR_INT, 1, 0, NULL, 0, NULL}, {0}};
     CHECK_EQ(run(&c, IR_OP_Mod, 2, in, 1, fm, o, NULL), ST_OK);
     float want[2] = {-0.5f, 1};
     CHECK_TENSOR((float *)o[0], want, 2, 0, 0);

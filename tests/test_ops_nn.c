@@ -8,6 +8,7 @@
 
 #include "harness.h"
 #include "ir.h"
+#include "node_attrs.h"
 #include "target.h"
 
 /* ---- tiny graph builder ------------------------------------------------- */
@@ -49,16 +50,7 @@ static uint32_t f32(struct ctx *c, int rank, const int64_t *dims, const float *d
     return cst(c, IR_F32, rank, dims, data);
 }
 
-/* attribute: name + int, float, string or ints value; type 0 ends a list */
-struct at {
-    const char *name;
-    int type;
-    int64_t i;
-    double f;
-    const char *s;
-    int n;
-    const int64_t *ints;
-};
+/* attribute list entries (struct at, node_attrs.h) */
 
 #define AI(nm, v) {nm, IR_ATTR_INT, v, 0, NULL, 0, NULL}
 #define AF(nm, v) {nm, IR_ATTR_FLOAT, 0, v, NULL, 0, NULL}
@@ -73,29 +65,7 @@ static int run(struct ctx *c, enum ir_op op, int n_in, const uint32_t *in, int n
                const struct at *attrs)
 {
     uint32_t o[4];
-    for (int k = 0; k < n_out; k++) {
-        char name[32];
-        snprintf(name, sizeof name, "o%d", c->nt++);
-        o[k] = ir_tensor_new(c->g, name);
-    }
-    uint32_t id = ir_node_new(c->g, op, NULL, (uint32_t)n_in, in, (uint32_t)n_out, o);
-    struct ir_node *n = &c->g->n[id];
-    int na = 0;
-    while (attrs && attrs[na].type)
-        na++;
-    n->attr = ir_arena_alloc(c->g->arena, (size_t)(na + 1) * sizeof *n->attr);
-    n->n_attr = (uint32_t)na;
-    for (int k = 0; k < na; k++) {
-        struct ir_attr *a = &n->attr[k];
-        a->name = attrs[k].name;
-        a->type = (enum ir_attr_type)attrs[k].type;
-        a->i = attrs[k].i;
-        a->f = attrs[k].f;
-        a->s = attrs[k].s;
-        a->s_len = attrs[k].s ? strlen(attrs[k].s) : 0;
-        a->n = attrs[k].n;
-        a->ints = (int64_t *)attrs[k].ints;
-    }
+    struct ir_node *n = node_build(c->g, &c->nt, op, n_in, in, n_out, attrs, o);
     memset(&c->d, 0, sizeof c->d);
     int st = ir_infer_node(c->g, n, &c->d);
     if (st)
