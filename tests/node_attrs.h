@@ -1,5 +1,5 @@
 /* node_attrs.h — a node built from a test's input ids and attribute list, its outputs
- * new tensors o<N>; shared by the op tests (test_ops_elem.c, test_ops_nn.c) and the
+ * new tensors o<N>, and constants named t<N>; shared by the op tests (test_ops_elem.c, test_ops_nn.c) and the
  * cpu-target fixture. */
 #ifndef PDC_TEST_NODE_ATTRS_H
 #define PDC_TEST_NODE_ATTRS_H
@@ -39,6 +39,17 @@ static inline void node_set_attrs(struct ir_graph *g, struct ir_node *n, const s
         a->n = attrs[k].n;
         a->ints = (int64_t *)attrs[k].ints;
     }
+}
+
+/* a new constant tensor t<*nt> holding a copy of data */
+static inline uint32_t const_build(struct ir_graph *g, int *nt, enum ir_dtype dt, int rank,
+                                   const int64_t *dims, const void *data)
+{
+    char name[32];
+    snprintf(name, sizeof name, "t%d", (*nt)++);
+    uint32_t t = ir_tensor_new(g, name);
+    ir_tensor_set_const(g, t, dt, rank, dims, data);
+    return t;
 }
 
 /* op(in...) with n_out (<= 4) new output tensors named o<*nt>, o<*nt + 1>, ... and the

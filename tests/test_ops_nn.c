@@ -38,11 +38,7 @@ static void ctx_free(struct ctx *c)
 static uint32_t cst(struct ctx *c, enum ir_dtype dt, int rank, const int64_t *dims,
                     const void *data)
 {
-    char name[32];
-    snprintf(name, sizeof name, "t%d", c->nt++);
-    uint32_t t = ir_tensor_new(c->g, name);
-    ir_tensor_set_const(c->g, t, dt, rank, dims, data);
-    return t;
+    return const_build(c->g, &c->nt, dt, rank, dims, data);
 }
 
 static uint32_t f32(struct ctx *c, int rank, const int64_t *dims, const float *data)
